@@ -81,6 +81,7 @@ def lb_cc_fuzz_test(name, srcs, corpus, deps = [], copts = [], tags = [], **kwar
         deps = [lib, "//bazel:fuzz_corpus_main"],
         data = corpus,
         args = ["$(locations %s)" % c for c in corpus],
+        size = "small",
         tags = tags + ["fuzz"],
         **kwargs
     )
