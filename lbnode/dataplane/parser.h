@@ -1,0 +1,176 @@
+// Parse: the dataplane's packet parser. It reads an Ethernet frame once and
+// returns where every header the engine needs is and the few values it
+// decides on (addresses by offset, ports, flags, fragment and ICMP-error
+// facts), or why the frame must be dropped. It never reads past the frame,
+// never writes, allocates or throws, and does no checksum verification
+// (end hosts verify; the engine only updates checksums incrementally).
+//
+// What it accepts, and the rules it applies:
+//
+// * Ethernet II with at most one 802.1Q / 802.1ad tag. An EtherType other
+//   than IPv4/IPv6 (ARP, LLDP, a second VLAN tag, ...) is kNotIp: the frame
+//   is for the kernel, not a malformed packet.
+// * IPv4 (RFC 791). IHL < 5 is malformed. Options (IHL > 5) are allowed and
+//   skipped: a director forwards them untouched (DR/TUN) or rewrites only
+//   fixed-offset fields (NAT/FULLNAT), so it has no reason to refuse them.
+//   Total length must cover the header and fit in the frame; bytes after it
+//   are Ethernet padding and are ignored (l3_end marks the end).
+// * IPv6 (RFC 8200). Payload length must fit in the frame (jumbograms are
+//   not supported: a zero payload length leaves no room for the Hop-by-Hop
+//   header that would carry one, so such a packet drops as truncated).
+//   Extension headers (§4) are walked to the transport header: Hop-by-Hop
+//   (only directly after the IPv6 header, §4.1), Routing, Destination
+//   Options, Fragment, and the RFC 7045 ones sharing their format (Mobility
+//   135, HIP 139, Shim6 140). The walk is bounded: at most
+//   kMaxIpv6ExtensionHeaders headers and kMaxIpv6ExtensionBytes bytes of
+//   them, beyond which the packet drops (kIpv6ExtensionChainTooLong). Any
+//   other next header (including AH 51, ESP 50, No Next Header 59) is the
+//   "transport" protocol, with no ports.
+// * Fragments (IPv4 MF/offset, IPv6 Fragment header). A non-first fragment
+//   has no transport header: l4_offset = payload_offset = the fragment data,
+//   ports 0. A first fragment's transport header is parsed (and must be
+//   whole), but MakeFlowKey hashes every fragment on the 3-tuple so all
+//   pieces of a datagram go to one backend. An IPv6 atomic fragment (offset
+//   0, M 0; RFC 6946) is not a fragment.
+// * TCP (RFC 793): data offset >= 5 and within the datagram. UDP (RFC 768):
+//   length >= 8 and within the datagram (a shorter UDP length than the
+//   datagram is allowed, as Linux does: the rest is ignored); checksum 0 is
+//   dropped over IPv6 (RFC 8200 §8.1). ICMP over IPv4 and ICMPv6 over IPv6:
+//   at least 8 bytes.
+// * ICMP errors (ICMP Destination Unreachable, Time Exceeded, Parameter
+//   Problem; ICMPv6 Destination Unreachable, Packet Too Big, Time Exceeded,
+//   Parameter Problem): the quoted datagram's IP header (same family,
+//   extension headers walked the same way) and, unless it is a non-first
+//   fragment, its first 8 transport bytes (all RFC 792 guarantees) must be
+//   present; its ports go into inner_src_port/inner_dst_port so the engine
+//   can find the flow (MakeIcmpErrorFlowKey). The quoted datagram's own
+//   length fields are not checked: errors quote a prefix.
+//
+// Offsets are uint16_t, so frames over 65535 bytes are dropped.
+
+#ifndef ANYLB_LBNODE_DATAPLANE_PARSER_H_
+#define ANYLB_LBNODE_DATAPLANE_PARSER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <type_traits>
+
+#include "common/ip_address.h"
+#include "lbnode/dataplane/drop_reason.h"
+#include "lbnode/scheduler/flow_key.h"
+
+namespace anylb::dataplane {
+
+// Bounds on the IPv6 extension header walk (see the file comment).
+inline constexpr int kMaxIpv6ExtensionHeaders = 8;
+inline constexpr int kMaxIpv6ExtensionBytes = 256;
+
+// EtherTypes and IP protocol numbers the parser knows.
+inline constexpr uint16_t kEtherTypeIpv4 = 0x0800;
+inline constexpr uint16_t kEtherTypeIpv6 = 0x86dd;
+inline constexpr uint16_t kEtherTypeVlan = 0x8100;
+inline constexpr uint16_t kEtherTypeQinQ = 0x88a8;
+inline constexpr uint8_t kIpProtoIcmp = 1;
+inline constexpr uint8_t kIpProtoIpip = 4;
+inline constexpr uint8_t kIpProtoTcp = 6;
+inline constexpr uint8_t kIpProtoUdp = 17;
+inline constexpr uint8_t kIpProtoIpv6 = 41;
+inline constexpr uint8_t kIpProtoIcmpV6 = 58;
+
+// ParsedPacket is what Parse() found in a frame: offsets from the start of
+// the frame and a few decoded values. A plain value, cheap to copy; it does
+// not point into the frame, so it stays meaningful after the frame is
+// rewritten in place (as long as headers do not move).
+struct ParsedPacket {
+  // Layer 2.
+  uint16_t vlan_tci;    // 802.1Q TCI (PCP, DEI, VID) when has_vlan.
+  uint16_t ether_type;  // After the VLAN tag, host order.
+  // Layer 3.
+  uint16_t l3_offset;       // The IP header: 14, or 18 with a VLAN tag.
+  uint16_t l3_end;          // End of the IP datagram; later bytes are padding.
+  uint16_t l4_offset;       // Transport header (after IPv4 options / IPv6
+                            // extension headers); fragment data if non-first.
+  uint16_t payload_offset;  // After the transport header.
+  uint16_t payload_length;  // Transport payload bytes (UDP: by UDP length).
+  // Layer 4, host order; 0 where absent (non-first fragments, ICMP, others).
+  uint16_t src_port;
+  uint16_t dst_port;
+  // Fragments.
+  uint16_t fragment_offset;  // In bytes.
+  uint32_t fragment_id;      // IPv4 identification or IPv6 fragment id.
+  // ICMP errors: the quoted datagram, 0 when not an ICMP error.
+  uint16_t inner_l3_offset;  // Its IP header.
+  uint16_t inner_l4_offset;  // Its transport header; 0 if a non-first frag.
+  uint16_t inner_src_port;   // Its ports as written in it (host order).
+  uint16_t inner_dst_port;
+  IpFamily family;      // IPv4 or IPv6 (the quoted datagram's too).
+  uint8_t l4_protocol;  // Transport protocol (IPv6: after ext headers).
+  uint8_t ttl;          // IPv4 TTL or IPv6 hop limit.
+  uint8_t tcp_flags;    // TCP flags byte (FIN 0x01 ... CWR 0x80), else 0.
+  uint8_t icmp_type;    // ICMP/ICMPv6 type and code, else 0.
+  uint8_t icmp_code;
+  uint8_t inner_protocol;  // The quoted datagram's transport protocol.
+  bool has_vlan;
+  bool is_fragment;    // Any fragment, first or not.
+  bool is_icmp_error;  // inner_* fields are valid.
+
+  bool is_v4() const { return family == IpFamily::kV4; }
+  bool is_first_fragment() const { return is_fragment && fragment_offset == 0; }
+  // has_l4_header() is whether l4_offset holds a transport header.
+  bool has_l4_header() const { return !is_fragment || fragment_offset == 0; }
+  // Address offsets and size: IPv4 header + 12 / + 16, IPv6 + 8 / + 24.
+  uint16_t src_addr_offset() const { return l3_offset + (is_v4() ? 12 : 8); }
+  uint16_t dst_addr_offset() const { return l3_offset + (is_v4() ? 16 : 24); }
+  uint16_t addr_size() const { return is_v4() ? 4 : 16; }
+  uint16_t inner_src_addr_offset() const {
+    return inner_l3_offset + (is_v4() ? 12 : 8);
+  }
+  uint16_t inner_dst_addr_offset() const {
+    return inner_l3_offset + (is_v4() ? 16 : 24);
+  }
+
+  friend bool operator==(const ParsedPacket&, const ParsedPacket&) = default;
+};
+
+static_assert(std::is_trivially_copyable_v<ParsedPacket>);
+static_assert(sizeof(ParsedPacket) <= 48, "keep ParsedPacket small");
+
+// ParseVerdict is what to do with a frame.
+enum class ParseVerdict : uint8_t {
+  kOk,     // An IP packet: `packet` is valid.
+  kNotIp,  // Not IPv4/IPv6 (ARP, LLDP, ...): pass it to the kernel.
+  kDrop,   // Malformed: drop it and count `drop_reason`.
+};
+
+// ParseResult is Parse()'s answer. `packet` is zero-initialised and then
+// filled as far as parsing went (for kNotIp: the layer-2 fields).
+struct ParseResult {
+  ParseVerdict verdict;
+  DropReason drop_reason;  // kNone unless verdict == kDrop.
+  ParsedPacket packet;
+
+  bool ok() const { return verdict == ParseVerdict::kOk; }
+};
+
+// Parse parses the Ethernet frame `frame` by the rules in the file comment.
+ParseResult Parse(std::span<const uint8_t> frame);
+
+// MakeFlowKey returns the 5-tuple of the packet `parsed` describes in
+// `frame` (the frame Parse() saw). Fragments (first or not) get ports 0, the
+// 3-tuple, so all of a datagram's fragments hash alike.
+scheduler::FlowKey MakeFlowKey(std::span<const uint8_t> frame,
+                               const ParsedPacket& parsed);
+
+// MakeIcmpErrorFlowKey returns, for an ICMP error (parsed.is_icmp_error),
+// the key of the flow the error is about, in the direction the director
+// sees that flow: the quoted datagram was sent by the far side of the flow
+// (a backend answering from the VIP, say), so its source and destination
+// (addresses and ports) are swapped. A quoted non-first fragment gets ports
+// 0; ICMP inside ICMP gets ports 0.
+scheduler::FlowKey MakeIcmpErrorFlowKey(std::span<const uint8_t> frame,
+                                        const ParsedPacket& parsed);
+
+}  // namespace anylb::dataplane
+
+#endif  // ANYLB_LBNODE_DATAPLANE_PARSER_H_
