@@ -169,7 +169,10 @@ inline int L4ChecksumOffset(uint8_t protocol) {
 }
 
 // L4Checksum names a transport checksum field in a packet and its kind.
-// A default L4Checksum (null field, kNone) makes every update a no-op.
+// A default L4Checksum (null field, kNone) makes every update a no-op: use
+// it for a non-first fragment, which has no transport header. A first
+// fragment's checksum covers the whole reassembled datagram, but updates are
+// linear, so updating it for the changed words is still exact.
 struct L4Checksum {
   uint8_t* field = nullptr;
   L4ChecksumKind kind = L4ChecksumKind::kNone;

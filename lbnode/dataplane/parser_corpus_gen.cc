@@ -3,7 +3,11 @@
 // optionally all of them into a pcap file (--pcap_out) for tcpdump or
 // Wireshark.
 //
-//   bazel run //lbnode/dataplane:parser_corpus_gen -- --out_dir=$PWD/lbnode/dataplane/testdata/parser_corpus --pcap_out=/tmp/parser_fixtures.pcap
+//   bazel run //lbnode/dataplane:parser_corpus_gen -- --out_dir=DIR
+//       [--pcap_out=FILE]
+//
+// with DIR = $PWD/lbnode/dataplane/testdata/parser_corpus to regenerate the
+// committed corpus.
 
 #include <cstdio>
 #include <fstream>
