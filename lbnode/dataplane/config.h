@@ -1,0 +1,144 @@
+// Engine configuration: plain structs built once per snapshot on the
+// control path (from lb.v1 protos, elsewhere) and an immutable, validated
+// EngineSnapshot that every worker's Engine reads.
+//
+// Rules EngineSnapshot::Create enforces (INVALID_ARGUMENT unless noted):
+// * DR and TUN cannot map ports (the backend answers the client from the
+//   VIP:port directly): every backend port must equal the service port (0
+//   for an all-ports service).
+// * Families: DR backends have the VIP's family. TUN IPIP carries IPv4 in
+//   IPv4 (RFC 2003, protocol 4) and IPv6 in IPv6 (RFC 2473, next header 41),
+//   so the backend family must equal the VIP family. GUE (draft-ietf-
+//   intarea-gue, variant 1) carries either inner family over either outer
+//   family. The node's tunnel source of the backend's family must be set.
+// * NAT and FULLNAT are UNIMPLEMENTED ("NAT and FULLNAT modes are not
+//   implemented yet"): nothing half-works silently.
+// * Protocol is TCP or UDP; VIP:port:protocol unique;
+//   backend endpoints unique within a service; MTU in [576, 65535] (IPv4
+//   minimum datagram size, RFC 791), or [1280, ...] if any IPv6 is involved.
+
+#ifndef ANYLB_LBNODE_DATAPLANE_CONFIG_H_
+#define ANYLB_LBNODE_DATAPLANE_CONFIG_H_
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "common/ip_address.h"
+#include "lbnode/scheduler/scheduler.h"
+
+namespace anylb::dataplane {
+
+// Mac is an Ethernet address in wire order.
+using Mac = std::array<uint8_t, 6>;
+
+// ForwardingMode is how a service's packets reach the real server.
+enum class ForwardingMode : uint8_t {
+  kDr,       // Direct routing: destination MAC rewrite only.
+  kTun,      // IP-in-IP / IP6-in-IP6 / GUE encapsulation.
+  kNat,      // Not implemented yet (rejected by validation).
+  kFullNat,  // Not implemented yet (rejected by validation).
+};
+
+// TunnelType is the TUN encapsulation.
+enum class TunnelType : uint8_t {
+  kIpip,  // IPv4-in-IPv4 (RFC 2003) or IPv6-in-IPv6 (RFC 2473).
+  kGue,   // GUE variant 1 over UDP (draft-ietf-intarea-gue §4.1).
+};
+
+// kDefaultGuePort is the GUE UDP port (draft-ietf-intarea-gue §5).
+inline constexpr uint16_t kDefaultGuePort = 6080;
+
+// BackendConfig is one real server of a service.
+struct BackendConfig {
+  Endpoint endpoint;
+  uint32_t weight = 1;
+  // DR: the backend's MAC on the shared L2 segment. Unused by TUN, whose
+  // outer next hop comes from the NextHopResolver.
+  Mac mac{};
+  // ipvsadm -x / -y.
+  uint32_t upper_threshold = 0;
+  uint32_t lower_threshold = 0;
+};
+
+// ServiceConfig is one virtual service: VIP, port (0 = all ports),
+// protocol, scheduling and forwarding.
+struct ServiceConfig {
+  IpAddress vip;
+  uint16_t port = 0;
+  uint8_t protocol = 6;  // IANA: 6 TCP, 17 UDP.
+  scheduler::SchedulerConfig scheduler;
+  ForwardingMode mode = ForwardingMode::kDr;
+  TunnelType tunnel = TunnelType::kIpip;
+  uint16_t gue_port = kDefaultGuePort;
+  // Any order here; the snapshot stores them in canonical order (sorted by
+  // endpoint), the order schedulers index.
+  std::vector<BackendConfig> backends;
+};
+
+// NodeConfig is what the engine needs to know about this director.
+struct NodeConfig {
+  Mac mac{};                   // Source MAC of everything it transmits.
+  IpAddress tunnel_source_v4;  // Outer source of IPv4 tunnels (unset: none).
+  IpAddress tunnel_source_v6;  // Outer source of IPv6 tunnels (unset: none).
+  bool has_tunnel_source_v4 = false;
+  bool has_tunnel_source_v6 = false;
+  uint32_t mtu = 1500;     // IP MTU of the egress link.
+  uint8_t outer_ttl = 64;  // TTL / hop limit of outer tunnel headers.
+};
+
+// ServiceKey identifies a service: VIP, port and protocol. Padding-free so
+// it hashes by bytes.
+struct ServiceKey {
+  std::array<uint8_t, 16> address{};
+  uint16_t port = 0;
+  uint8_t protocol = 0;
+  IpFamily family = IpFamily::kV4;
+
+  friend bool operator==(const ServiceKey&, const ServiceKey&) = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const ServiceKey& k) {
+    return H::combine(std::move(h), k.address, k.port, k.protocol,
+                      static_cast<uint8_t>(k.family));
+  }
+};
+
+// EngineSnapshot is an immutable, validated configuration: node settings,
+// services with backends in canonical order, and the lookup index. Built on
+// the control path, shared read-only (shared_ptr<const>) by every worker.
+class EngineSnapshot {
+ public:
+  // Create validates `node` and `services` by the file comment's rules and
+  // builds the index.
+  static absl::StatusOr<std::shared_ptr<const EngineSnapshot>> Create(
+      NodeConfig node, std::vector<ServiceConfig> services);
+
+  const NodeConfig& node() const { return node_; }
+  const std::vector<ServiceConfig>& services() const { return services_; }
+
+  // Find returns the index of the service for (vip, port, protocol), trying
+  // the exact port first and then an all-ports (port 0) service; -1 when
+  // none. Never allocates.
+  int Find(const ServiceKey& key) const;
+  // IsVip: some service has this address (any port or protocol).
+  bool IsVip(const IpAddress& address) const { return vips_.contains(address); }
+
+  // MakeServiceKey builds a key from raw address bytes (4 or 16).
+  static ServiceKey MakeServiceKey(const uint8_t* address, IpFamily family,
+                                   uint16_t port, uint8_t protocol);
+
+ private:
+  EngineSnapshot() = default;
+  NodeConfig node_;
+  std::vector<ServiceConfig> services_;
+  absl::flat_hash_map<ServiceKey, int> index_;
+  absl::flat_hash_set<IpAddress> vips_;
+};
+
+}  // namespace anylb::dataplane
+
+#endif  // ANYLB_LBNODE_DATAPLANE_CONFIG_H_

@@ -1,0 +1,163 @@
+#include "lbnode/dataplane/config.h"
+
+#include <utility>
+#include <vector>
+
+#include "common/testing/status_matchers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace anylb::dataplane {
+namespace {
+
+using ::anylb::status_testing::IsOk;
+using ::anylb::status_testing::StatusIs;
+using ::testing::HasSubstr;
+
+IpAddress Ip(const char* text) { return IpAddress::Parse(text).value(); }
+
+NodeConfig Node() {
+  NodeConfig node;
+  node.mac = {0x02, 0, 0, 0, 0, 0xfe};
+  node.tunnel_source_v4 = Ip("192.0.2.254");
+  node.has_tunnel_source_v4 = true;
+  node.tunnel_source_v6 = Ip("2001:db8:ff::fe");
+  node.has_tunnel_source_v6 = true;
+  return node;
+}
+
+ServiceConfig Service(const char* vip, uint16_t port, ForwardingMode mode,
+                      std::vector<const char*> backends) {
+  ServiceConfig s;
+  s.vip = Ip(vip);
+  s.port = port;
+  s.protocol = 6;
+  s.mode = mode;
+  for (const char* b : backends) {
+    BackendConfig bc;
+    bc.endpoint = Endpoint(Ip(b), port);
+    s.backends.push_back(bc);
+  }
+  return s;
+}
+
+TEST(EngineSnapshot, SortsBackendsIntoCanonicalOrder) {
+  auto snap = EngineSnapshot::Create(
+      Node(), {Service("203.0.113.10", 80, ForwardingMode::kDr,
+                       {"192.0.2.30", "192.0.2.2", "192.0.2.10"})});
+  ASSERT_THAT(snap, IsOk());
+  const auto& b = (*snap)->services()[0].backends;
+  EXPECT_EQ(b[0].endpoint.address(), Ip("192.0.2.2"));
+  EXPECT_EQ(b[1].endpoint.address(), Ip("192.0.2.10"));
+  EXPECT_EQ(b[2].endpoint.address(), Ip("192.0.2.30"));
+}
+
+TEST(EngineSnapshot, DrOrTunBackendPortDifferentFromVipPortIsInvalid) {
+  for (ForwardingMode mode : {ForwardingMode::kDr, ForwardingMode::kTun}) {
+    ServiceConfig s = Service("203.0.113.10", 80, mode, {"192.0.2.2"});
+    s.backends[0].endpoint = Endpoint(Ip("192.0.2.2"), 8080);
+    EXPECT_THAT(EngineSnapshot::Create(Node(), {s}),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         HasSubstr("cannot map ports")));
+  }
+}
+
+TEST(EngineSnapshot, NatAndFullNatAreUnimplemented) {
+  for (ForwardingMode mode : {ForwardingMode::kNat, ForwardingMode::kFullNat}) {
+    EXPECT_THAT(
+        EngineSnapshot::Create(
+            Node(), {Service("203.0.113.10", 80, mode, {"192.0.2.2"})}),
+        StatusIs(absl::StatusCode::kUnimplemented,
+                 HasSubstr("NAT and FULLNAT modes are not implemented yet")));
+  }
+}
+
+TEST(EngineSnapshot, IpipNeedsTheVipFamilyGueTakesEither) {
+  ServiceConfig s =
+      Service("203.0.113.10", 80, ForwardingMode::kTun, {"2001:db8::2"});
+  s.tunnel = TunnelType::kIpip;
+  EXPECT_THAT(
+      EngineSnapshot::Create(Node(), {s}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("use GUE")));
+  s.tunnel = TunnelType::kGue;
+  EXPECT_THAT(EngineSnapshot::Create(Node(), {s}), IsOk());
+  ServiceConfig s6 =
+      Service("2001:db8:10::10", 80, ForwardingMode::kTun, {"192.0.2.2"});
+  s6.tunnel = TunnelType::kGue;
+  EXPECT_THAT(EngineSnapshot::Create(Node(), {s6}), IsOk());
+}
+
+TEST(EngineSnapshot, DrBackendOfTheOtherFamilyIsInvalid) {
+  EXPECT_THAT(EngineSnapshot::Create(
+                  Node(), {Service("203.0.113.10", 80, ForwardingMode::kDr,
+                                   {"2001:db8::2"})}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(EngineSnapshot, TunWithoutTunnelSourceOfTheBackendFamilyIsInvalid) {
+  NodeConfig node = Node();
+  node.has_tunnel_source_v6 = false;
+  EXPECT_THAT(EngineSnapshot::Create(
+                  node, {Service("2001:db8:10::10", 80, ForwardingMode::kTun,
+                                 {"2001:db8::2"})}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("no IPv6 tunnel source")));
+}
+
+TEST(EngineSnapshot, DuplicateServiceOrBackendIsInvalid) {
+  ServiceConfig s =
+      Service("203.0.113.10", 80, ForwardingMode::kDr, {"192.0.2.2"});
+  EXPECT_THAT(EngineSnapshot::Create(Node(), {s, s}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("duplicate service")));
+  s.backends.push_back(s.backends[0]);
+  EXPECT_THAT(
+      EngineSnapshot::Create(Node(), {s}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("duplicate")));
+}
+
+TEST(EngineSnapshot, ProtocolOtherThanTcpOrUdpIsInvalid) {
+  ServiceConfig s =
+      Service("203.0.113.10", 80, ForwardingMode::kDr, {"192.0.2.2"});
+  s.protocol = 1;
+  EXPECT_THAT(EngineSnapshot::Create(Node(), {s}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(EngineSnapshot, MtuOutOfRangeIsInvalid) {
+  NodeConfig node = Node();
+  node.mtu = 500;
+  EXPECT_THAT(EngineSnapshot::Create(node, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  node.mtu = 1000;
+  EXPECT_THAT(EngineSnapshot::Create(
+                  node, {Service("2001:db8:10::10", 80, ForwardingMode::kDr,
+                                 {"2001:db8::2"})}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("1280")));
+}
+
+TEST(EngineSnapshot, FindPrefersTheExactPortThenAllPorts) {
+  auto snap = EngineSnapshot::Create(
+      Node(), {Service("203.0.113.10", 80, ForwardingMode::kDr, {"192.0.2.2"}),
+               Service("203.0.113.10", 0, ForwardingMode::kDr, {"192.0.2.3"})});
+  ASSERT_THAT(snap, IsOk());
+  const uint8_t vip[4] = {203, 0, 113, 10};
+  const uint8_t other[4] = {203, 0, 113, 11};
+  EXPECT_EQ(
+      (*snap)->Find(EngineSnapshot::MakeServiceKey(vip, IpFamily::kV4, 80, 6)),
+      0);
+  EXPECT_EQ(
+      (*snap)->Find(EngineSnapshot::MakeServiceKey(vip, IpFamily::kV4, 443, 6)),
+      1);
+  EXPECT_EQ(
+      (*snap)->Find(EngineSnapshot::MakeServiceKey(vip, IpFamily::kV4, 80, 17)),
+      -1);
+  EXPECT_EQ((*snap)->Find(
+                EngineSnapshot::MakeServiceKey(other, IpFamily::kV4, 80, 6)),
+            -1);
+  EXPECT_TRUE((*snap)->IsVip(Ip("203.0.113.10")));
+  EXPECT_FALSE((*snap)->IsVip(Ip("203.0.113.11")));
+}
+
+}  // namespace
+}  // namespace anylb::dataplane

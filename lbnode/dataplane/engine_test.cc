@@ -1,0 +1,863 @@
+// Engine tests: table-driven packet fixtures {description, input frame,
+// expected verdict (+ drop reason), expected output frame}, IPv4 and IPv6,
+// plus stateful scenarios (flow stickiness across snapshots, fragments, ICMP
+// errors, MTU replies and their rate limit, counters, no allocation).
+//
+// Output frames are compared byte for byte with FrameEq and their checksums
+// verified by PacketBuilder's independent VerifyChecksums.
+//
+// Dumping the fixtures: with LB_PCAP_OUT=/path/file.pcap in the environment
+// every fixture's input frame and (when there is one) output frame are
+// written there, in order, for tcpdump/Wireshark:
+//   bazel test //lbnode/dataplane:engine_test
+//       --test_env=LB_PCAP_OUT=/tmp/engine_fixtures.pcap   (one line)
+// (or run bazel-bin/lbnode/dataplane/engine_test with the variable set).
+
+#include "lbnode/dataplane/engine.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <memory>
+#include <new>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/testing/status_matchers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "lbnode/dataplane/parser.h"
+#include "lbnode/dataplane/testing/packet_builder.h"
+#include "lbnode/dataplane/testing/pcap_writer.h"
+#include "lbnode/dataplane/testing/sample_frames.h"
+
+// Counting global allocation functions (as in flow_table_test): the
+// no-allocation test arms the counter around Process().
+namespace {
+std::atomic<bool> g_count_allocations{false};
+std::atomic<uint64_t> g_allocations{0};
+
+void* CountedAlloc(std::size_t size, std::size_t alignment) {
+  if (g_count_allocations.load(std::memory_order_relaxed)) {
+    g_allocations.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (size == 0) size = 1;
+  void* p = nullptr;
+  if (alignment <= alignof(std::max_align_t)) {
+    p = std::malloc(size);
+  } else {
+    p = std::aligned_alloc(alignment,
+                           (size + alignment - 1) / alignment * alignment);
+  }
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+}  // namespace
+
+void* operator new(std::size_t size) { return CountedAlloc(size, 1); }
+void* operator new[](std::size_t size) { return CountedAlloc(size, 1); }
+void* operator new(std::size_t size, std::align_val_t a) {
+  return CountedAlloc(size, static_cast<std::size_t>(a));
+}
+void* operator new[](std::size_t size, std::align_val_t a) {
+  return CountedAlloc(size, static_cast<std::size_t>(a));
+}
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+  try {
+    return CountedAlloc(size, 1);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
+  try {
+    return CountedAlloc(size, 1);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new(std::size_t size, std::align_val_t a,
+                   const std::nothrow_t&) noexcept {
+  try {
+    return CountedAlloc(size, static_cast<std::size_t>(a));
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t size, std::align_val_t a,
+                     const std::nothrow_t&) noexcept {
+  try {
+    return CountedAlloc(size, static_cast<std::size_t>(a));
+  } catch (...) {
+    return nullptr;
+  }
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::align_val_t,
+                     const std::nothrow_t&) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::align_val_t,
+                       const std::nothrow_t&) noexcept {
+  std::free(p);
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
+  std::free(p);
+}
+
+namespace anylb::dataplane {
+namespace {
+
+using ::anylb::dataplane_testing::FrameEq;
+using ::anylb::dataplane_testing::kAck;
+using ::anylb::dataplane_testing::kSyn;
+using ::anylb::dataplane_testing::PacketBuilder;
+using ::anylb::dataplane_testing::ParseMac;
+using ::anylb::dataplane_testing::VerifyChecksums;
+using ::anylb::status_testing::IsOk;
+
+constexpr char kRouterMac[] = "02:00:00:00:00:01";
+constexpr char kNodeMac[] = "02:00:00:00:00:fe";
+constexpr char kNextHopMac[] = "02:00:00:00:00:31";
+constexpr size_t kHeadroom = 256;
+constexpr size_t kBufferSize = 4096;
+const absl::Time kNow = absl::FromUnixSeconds(1700000000);
+
+IpAddress Ip(std::string_view text) { return IpAddress::Parse(text).value(); }
+
+// Addresses of one family (the tests' parameter).
+struct Family {
+  bool v6;
+  std::string vip, client, router, other_host, tunnel_source;
+  std::vector<std::string> backends;  // Same family as the VIP.
+};
+
+Family V4() {
+  return {false,
+          "203.0.113.10",
+          "198.51.100.1",
+          "198.51.100.99",
+          "203.0.113.99",
+          "192.0.2.254",
+          {"192.0.2.21", "192.0.2.22", "192.0.2.23", "192.0.2.24"}};
+}
+Family V6() {
+  return {
+      true,
+      "2001:db8:10::10",
+      "2001:db8:1::1",
+      "2001:db8:1::99",
+      "2001:db8:10::99",
+      "2001:db8:ff::fe",
+      {"2001:db8:2::21", "2001:db8:2::22", "2001:db8:2::23", "2001:db8:2::24"}};
+}
+const Family& FamilyOf(bool v6) {
+  static const Family v4 = V4();
+  static const Family v6f = V6();
+  return v6 ? v6f : v4;
+}
+
+std::string BackendMac(size_t i) {
+  return "02:00:00:00:00:2" + std::to_string(i + 1);
+}
+
+// FakeResolver resolves every address to kNextHopMac except `unresolved`.
+class FakeResolver : public NextHopResolver {
+ public:
+  bool Resolve(const IpAddress& dst, Mac* mac) override {
+    if (unresolved.count(dst) != 0) return false;
+    *mac = ParseMac(kNextHopMac);
+    return true;
+  }
+  std::set<IpAddress> unresolved;
+};
+
+NodeConfig Node() {
+  NodeConfig node;
+  node.mac = ParseMac(kNodeMac);
+  node.tunnel_source_v4 = Ip(V4().tunnel_source);
+  node.has_tunnel_source_v4 = true;
+  node.tunnel_source_v6 = Ip(V6().tunnel_source);
+  node.has_tunnel_source_v6 = true;
+  node.mtu = 1500;
+  return node;
+}
+
+// A service on `fam`'s VIP with its first `n` backends; `backend_family`
+// picks the backends' family (GUE may cross families).
+ServiceConfig Service(const Family& fam, uint16_t port, uint8_t protocol,
+                      ForwardingMode mode, TunnelType tunnel, size_t n = 1,
+                      const Family* backend_family = nullptr) {
+  const Family& bf = backend_family ? *backend_family : fam;
+  ServiceConfig s;
+  s.vip = Ip(fam.vip);
+  s.port = port;
+  s.protocol = protocol;
+  s.mode = mode;
+  s.tunnel = tunnel;
+  for (size_t i = 0; i < n; ++i) {
+    BackendConfig b;
+    b.endpoint = Endpoint(Ip(bf.backends[i]), port);
+    b.mac = ParseMac(BackendMac(i));
+    s.backends.push_back(b);
+  }
+  return s;
+}
+
+EngineOptions Options() {
+  EngineOptions o;
+  o.flow_table.capacity = 4096;
+  o.flow_table.seed = 42;
+  return o;
+}
+
+// Pcap dump of every fixture, written at the end when LB_PCAP_OUT is set.
+std::vector<std::vector<uint8_t>>& PcapFrames() {
+  static auto* frames = new std::vector<std::vector<uint8_t>>();
+  return *frames;
+}
+
+class PcapEnvironment : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    const char* path = std::getenv("LB_PCAP_OUT");
+    if (path == nullptr || *path == '\0') return;
+    absl::Status st = dataplane_testing::WritePcapFile(path, PcapFrames());
+    EXPECT_TRUE(st.ok()) << st;
+  }
+};
+const auto* const kPcapEnvironment =
+    ::testing::AddGlobalTestEnvironment(new PcapEnvironment);
+
+// Harness: an engine over a snapshot and a buffer with headroom.
+struct Harness {
+  explicit Harness(std::vector<ServiceConfig> services,
+                   NodeConfig node = Node(),
+                   EngineOptions options = Options()) {
+    auto snap = EngineSnapshot::Create(node, std::move(services));
+    EXPECT_THAT(snap, IsOk());
+    auto e = Engine::Create(*snap, &resolver, options);
+    EXPECT_THAT(e, IsOk());
+    engine = std::move(*e);
+  }
+  // Runs `frame` through Process; the output (for kTransmit) in `out`.
+  Verdict Run(const std::vector<uint8_t>& frame, absl::Time now = kNow,
+              size_t headroom = kHeadroom) {
+    buffer.assign(kBufferSize, 0xa5);
+    std::copy(frame.begin(), frame.end(), buffer.begin() + headroom);
+    Verdict v = engine->Process(buffer, headroom, frame.size(), now);
+    out.assign(buffer.begin() + v.offset, buffer.begin() + v.offset + v.length);
+    PcapFrames().push_back(frame);
+    if (v.action == Action::kTransmit) PcapFrames().push_back(out);
+    return v;
+  }
+  uint32_t FlowHash(const Family& fam, uint16_t sport, uint16_t dport,
+                    uint8_t proto) const {
+    return engine->flow_table().Hash(scheduler::FlowKey::Make(
+        Ip(fam.client), sport, Ip(fam.vip), dport, proto));
+  }
+  FakeResolver resolver;
+  std::unique_ptr<Engine> engine;
+  std::vector<uint8_t> buffer;
+  std::vector<uint8_t> out;
+};
+
+// PacketBuilder helpers. L3 appends the client's IP header and a TCP or UDP
+// header with a payload to `b`.
+PacketBuilder& ClientIp(PacketBuilder& b, const Family& fam) {
+  if (fam.v6) return b.Ipv6(fam.client, fam.vip).TrafficClass(0x28);
+  return b.Ipv4(fam.client, fam.vip).Tos(0x28);
+}
+PacketBuilder L4(PacketBuilder b, uint8_t proto, size_t payload = 5) {
+  if (proto == 6) {
+    b.Tcp(40000, 80).Flags(kSyn);
+  } else {
+    b.Udp(40000, 80);
+  }
+  return b.Payload(std::string(payload, 'x'));
+}
+PacketBuilder ClientPacket(PacketBuilder b, const Family& fam, uint8_t proto,
+                           size_t payload = 5) {
+  return L4(ClientIp(b, fam), proto, payload);
+}
+PacketBuilder FromRouter() { return PacketBuilder().Eth(kRouterMac, kNodeMac); }
+
+// Fixture is one row of the table.
+struct Fixture {
+  std::string name;
+  std::function<std::vector<ServiceConfig>()> services;
+  std::vector<uint8_t> input;
+  Action action;
+  DropReason drop_reason = DropReason::kNone;
+  // The expected output frame given the flow hash (TUN uses it), or null.
+  std::function<std::vector<uint8_t>(uint32_t flow_hash)> expected;
+  bool to_sender = false;
+  uint8_t proto = 6;
+};
+
+std::vector<Fixture> Fixtures(bool v6) {
+  const Family& fam = FamilyOf(v6);
+  const Family& other = FamilyOf(!v6);
+  std::vector<Fixture> f;
+  const char* tag = v6 ? "v6" : "v4";
+  auto name = [&](std::string s) { return s + "_" + tag; };
+
+  for (uint8_t proto : {uint8_t{6}, uint8_t{17}}) {
+    const std::string p = proto == 6 ? "tcp" : "udp";
+    // DR: MACs only.
+    f.push_back({name("dr_" + p),
+                 [=, &fam] {
+                   return std::vector<ServiceConfig>{Service(
+                       fam, 80, proto, ForwardingMode::kDr, TunnelType::kIpip)};
+                 },
+                 ClientPacket(FromRouter(), fam, proto).Build(),
+                 Action::kTransmit, DropReason::kNone,
+                 [=, &fam](uint32_t) {
+                   return ClientPacket(
+                              PacketBuilder().Eth(kNodeMac, BackendMac(0)), fam,
+                              proto)
+                       .Build();
+                 },
+                 false, proto});
+    // DR with an 802.1Q tag: the tag stays.
+    f.push_back({name("dr_vlan_" + p),
+                 [=, &fam] {
+                   return std::vector<ServiceConfig>{Service(
+                       fam, 80, proto, ForwardingMode::kDr, TunnelType::kIpip)};
+                 },
+                 ClientPacket(FromRouter().Vlan(100), fam, proto).Build(),
+                 Action::kTransmit, DropReason::kNone,
+                 [=, &fam](uint32_t) {
+                   PacketBuilder b;
+                   b.Eth(kNodeMac, BackendMac(0)).Vlan(100);
+                   return ClientPacket(b, fam, proto).Build();
+                 },
+                 false, proto});
+    // TUN IPIP (v4) / IP6IP6 (v6).
+    f.push_back(
+        {name("tun_ipip_" + p),
+         [=, &fam] {
+           return std::vector<ServiceConfig>{Service(
+               fam, 80, proto, ForwardingMode::kTun, TunnelType::kIpip)};
+         },
+         ClientPacket(FromRouter(), fam, proto).Build(), Action::kTransmit,
+         DropReason::kNone,
+         [=, &fam](uint32_t hash) {
+           PacketBuilder b;
+           b.Eth(kNodeMac, kNextHopMac);
+           if (fam.v6) {
+             b.Ipv6(fam.tunnel_source, fam.backends[0])
+                 .TrafficClass(0x28)
+                 .FlowLabel(hash & 0xfffff);
+           } else {
+             b.Ipv4(fam.tunnel_source, fam.backends[0])
+                 .Tos(0x28)
+                 .DontFragment();
+           }
+           return ClientPacket(b, fam, proto).Build();
+         },
+         false, proto});
+    // GUE over either outer family.
+    for (const Family* outer : {&fam, &other}) {
+      const std::string o = outer->v6 ? "over_v6" : "over_v4";
+      f.push_back({name("tun_gue_" + o + "_" + p),
+                   [=, &fam] {
+                     return std::vector<ServiceConfig>{
+                         Service(fam, 80, proto, ForwardingMode::kTun,
+                                 TunnelType::kGue, 1, outer)};
+                   },
+                   ClientPacket(FromRouter(), fam, proto).Build(),
+                   Action::kTransmit, DropReason::kNone,
+                   [=, &fam](uint32_t hash) {
+                     PacketBuilder b;
+                     b.Eth(kNodeMac, kNextHopMac);
+                     if (outer->v6) {
+                       b.Ipv6(outer->tunnel_source, outer->backends[0])
+                           .TrafficClass(0x28)
+                           .FlowLabel(hash & 0xfffff);
+                     } else {
+                       b.Ipv4(outer->tunnel_source, outer->backends[0])
+                           .Tos(0x28)
+                           .DontFragment();
+                     }
+                     b.Udp(static_cast<uint16_t>(49152 + hash % 16384),
+                           kDefaultGuePort);
+                     if (!outer->v6) b.UdpChecksumZero();
+                     b.Gue();
+                     return ClientPacket(b, fam, proto).Build();
+                   },
+                   false, proto});
+    }
+  }
+  auto dr = [&fam] {
+    return std::vector<ServiceConfig>{
+        Service(fam, 80, 6, ForwardingMode::kDr, TunnelType::kIpip)};
+  };
+  // Not for us.
+  f.push_back({name("non_vip_passes"), dr,
+               L4(
+                   [&] {
+                     PacketBuilder b = FromRouter();
+                     if (fam.v6) return b.Ipv6(fam.client, fam.other_host);
+                     return b.Ipv4(fam.client, fam.other_host);
+                   }(),
+                   6)
+                   .Build(),
+               Action::kPass});
+  f.push_back(
+      {name("arp_passes"), dr,
+       FromRouter().EtherType(0x0806).Payload(std::string(28, '\0')).Build(),
+       Action::kPass});
+  f.push_back({name("ping_to_vip_passes"), dr,
+               [&] {
+                 PacketBuilder b = FromRouter();
+                 if (fam.v6) {
+                   b.Ipv6(fam.client, fam.vip).IcmpV6(128, 0);
+                 } else {
+                   b.Ipv4(fam.client, fam.vip).IcmpV4(8, 0);
+                 }
+                 return b.IcmpRest(0x00010001).Build();
+               }(),
+               Action::kPass});
+  // VIP, but a port or protocol we do not serve.
+  f.push_back({name("vip_wrong_port_drops_no_service"), dr,
+               [&] {
+                 PacketBuilder b = FromRouter();
+                 ClientIp(b, fam).Tcp(40000, 443).Flags(kSyn);
+                 return b.Build();
+               }(),
+               Action::kDrop, DropReason::kNoService});
+  f.push_back({name("vip_wrong_protocol_drops_no_service"), dr,
+               ClientPacket(FromRouter(), fam, 17).Build(), Action::kDrop,
+               DropReason::kNoService});
+  // All-ports service takes any port.
+  f.push_back({name("all_ports_service_takes_any_port"),
+               [&fam] {
+                 return std::vector<ServiceConfig>{Service(
+                     fam, 0, 6, ForwardingMode::kDr, TunnelType::kIpip)};
+               },
+               ClientPacket(FromRouter(), fam, 6).Build(), Action::kTransmit,
+               DropReason::kNone,
+               [&fam](uint32_t) {
+                 return ClientPacket(
+                            PacketBuilder().Eth(kNodeMac, BackendMac(0)), fam,
+                            6)
+                     .Build();
+               }});
+  // No usable backend.
+  f.push_back({name("all_weights_zero_drops_no_backend"),
+               [&fam] {
+                 auto s = Service(fam, 80, 6, ForwardingMode::kDr,
+                                  TunnelType::kIpip, 2);
+                 for (auto& b : s.backends) b.weight = 0;
+                 return std::vector<ServiceConfig>{s};
+               },
+               ClientPacket(FromRouter(), fam, 6).Build(), Action::kDrop,
+               DropReason::kNoBackend});
+  f.push_back({name("no_backends_drops_no_backend"),
+               [&fam] {
+                 auto s = Service(fam, 80, 6, ForwardingMode::kDr,
+                                  TunnelType::kIpip, 0);
+                 return std::vector<ServiceConfig>{s};
+               },
+               ClientPacket(FromRouter(), fam, 6).Build(), Action::kDrop,
+               DropReason::kNoBackend});
+  // MTU: inner 1500 + 20/40 > 1500.
+  auto tun = [&fam] {
+    return std::vector<ServiceConfig>{
+        Service(fam, 80, 6, ForwardingMode::kTun, TunnelType::kIpip)};
+  };
+  const size_t big_payload = fam.v6 ? 1440 : 1460;
+  std::vector<uint8_t> big = [&] {
+    PacketBuilder b = FromRouter();
+    ClientIp(b, fam);
+    if (!fam.v6) b.DontFragment();
+    return L4(b, 6, big_payload).Build();
+  }();
+  f.push_back(
+      {name("tun_too_big_replies_icmp"), tun, big, Action::kTransmit,
+       DropReason::kNone,
+       [&fam, big](uint32_t) {
+         const size_t quote = fam.v6 ? 1232 : 548;
+         std::vector<uint8_t> q(big.begin() + 14, big.begin() + 14 + quote);
+         PacketBuilder b;
+         b.Eth(kNodeMac, kRouterMac);
+         if (fam.v6) {
+           b.Ipv6(fam.vip, fam.client)
+               .HopLimit(64)
+               .IcmpV6(2, 0)
+               .IcmpRest(1500 - 40);
+         } else {
+           b.Ipv4(fam.vip, fam.client).Ttl(64).IcmpV4(3, 4).IcmpRest(1500 - 20);
+         }
+         return b.Embed(q).Build();
+       },
+       true});
+  if (!fam.v6) {
+    f.push_back({name("tun_too_big_without_df_drops"), tun,
+                 [&] {
+                   PacketBuilder b = FromRouter();
+                   ClientIp(b, fam);
+                   return L4(b, 6, big_payload).Build();
+                 }(),
+                 Action::kDrop, DropReason::kMtuExceeded});
+  }
+  // The same size fits DR (no overhead).
+  f.push_back({name("dr_full_size_fits"), dr, big, Action::kTransmit,
+               DropReason::kNone, [&fam, big](uint32_t) {
+                 std::vector<uint8_t> e = big;
+                 auto node = ParseMac(kNodeMac);
+                 auto be = ParseMac(BackendMac(0));
+                 std::copy(be.begin(), be.end(), e.begin());
+                 std::copy(node.begin(), node.end(), e.begin() + 6);
+                 return e;
+               }});
+  // Unresolved next hop.
+  f.push_back({name("tun_unresolved_next_hop_drops_no_neighbor"),
+               [&fam] {
+                 auto s = Service(fam, 80, 6, ForwardingMode::kTun,
+                                  TunnelType::kIpip);
+                 // 2001:db8:2::99 / 192.0.2.99 is unresolved by the harness.
+                 s.backends[0].endpoint =
+                     Endpoint(Ip(fam.v6 ? "2001:db8:2::99" : "192.0.2.99"), 80);
+                 return std::vector<ServiceConfig>{s};
+               },
+               ClientPacket(FromRouter(), fam, 6).Build(), Action::kDrop,
+               DropReason::kNoNeighbor});
+  return f;
+}
+
+struct FixtureParam {
+  bool v6;
+  size_t index;
+};
+
+class EngineFixtureTest : public ::testing::TestWithParam<FixtureParam> {};
+
+TEST_P(EngineFixtureTest, ProducesTheExpectedVerdictAndFrame) {
+  const Fixture fx = Fixtures(GetParam().v6)[GetParam().index];
+  Harness h(fx.services());
+  h.resolver.unresolved = {Ip("192.0.2.99"), Ip("2001:db8:2::99")};
+  const Verdict v = h.Run(fx.input);
+  EXPECT_EQ(v.action, fx.action) << fx.name;
+  EXPECT_EQ(v.drop_reason, fx.drop_reason)
+      << DropReasonName(v.drop_reason) << " vs "
+      << DropReasonName(fx.drop_reason);
+  EXPECT_EQ(v.to_sender, fx.to_sender);
+  if (fx.action == Action::kDrop) {
+    EXPECT_EQ(h.engine->counters().drops_for(fx.drop_reason), 1u);
+    EXPECT_EQ(h.engine->counters().drop_packets, 1u);
+  }
+  if (fx.action == Action::kPass) {
+    EXPECT_EQ(h.engine->counters().pass_packets, 1u);
+    EXPECT_THAT(h.out, FrameEq(fx.input));  // Untouched.
+  }
+  if (fx.expected) {
+    const Family& fam = FamilyOf(GetParam().v6);
+    const uint32_t hash = h.FlowHash(fam, 40000, 80, fx.proto);
+    EXPECT_THAT(h.out, FrameEq(fx.expected(hash)));
+    EXPECT_THAT(VerifyChecksums(h.out), IsOk());
+  }
+}
+
+std::vector<FixtureParam> AllFixtures() {
+  std::vector<FixtureParam> out;
+  for (bool v6 : {false, true}) {
+    for (size_t i = 0; i < Fixtures(v6).size(); ++i) out.push_back({v6, i});
+  }
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, EngineFixtureTest, ::testing::ValuesIn(AllFixtures()),
+    [](const ::testing::TestParamInfo<FixtureParam>& info) {
+      return Fixtures(info.param.v6)[info.param.index].name;
+    });
+
+TEST(Engine, EveryMalformedSampleFrameDropsWithItsParserReason) {
+  Harness h({Service(V4(), 80, 6, ForwardingMode::kDr, TunnelType::kIpip)});
+  uint64_t drops = 0;
+  for (const auto& sample : dataplane_testing::MalformedSampleFrames()) {
+    const DropReason want = Parse(sample.frame).drop_reason;
+    ASSERT_NE(want, DropReason::kNone) << sample.name;
+    const uint64_t before = h.engine->counters().drops_for(want);
+    const Verdict v = h.Run(sample.frame);
+    EXPECT_EQ(v.action, Action::kDrop) << sample.name;
+    EXPECT_EQ(v.drop_reason, want) << sample.name;
+    EXPECT_EQ(h.engine->counters().drops_for(want), before + 1) << sample.name;
+    ++drops;
+  }
+  EXPECT_EQ(h.engine->counters().drop_packets, drops);
+  EXPECT_GT(drops, 0u);
+}
+
+class EngineFamilyTest : public ::testing::TestWithParam<bool> {
+ protected:
+  const Family& fam() const { return FamilyOf(GetParam()); }
+  // A TCP packet from client address index `c`, source port `sport`.
+  std::vector<uint8_t> From(int c, uint16_t sport, uint8_t flags) const {
+    PacketBuilder b = FromRouter();
+    const std::string client = fam().v6
+                                   ? "2001:db8:1::" + std::to_string(100 + c)
+                                   : "198.51.100." + std::to_string(100 + c);
+    if (fam().v6) {
+      b.Ipv6(client, fam().vip);
+    } else {
+      b.Ipv4(client, fam().vip);
+    }
+    return b.Tcp(sport, 80).Flags(flags).Build();
+  }
+  // Index of the backend whose MAC the DR output carries.
+  static int BackendOf(const std::vector<uint8_t>& out) {
+    for (int i = 0; i < 4; ++i) {
+      auto mac = ParseMac(BackendMac(i));
+      if (std::equal(mac.begin(), mac.end(), out.begin())) return i;
+    }
+    return -1;
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Families, EngineFamilyTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "V6" : "V4";
+                         });
+
+TEST_P(EngineFamilyTest, ExistingFlowKeepsItsBackendWhenItsWeightGoesToZero) {
+  std::vector<ServiceConfig> services = {
+      Service(fam(), 80, 6, ForwardingMode::kDr, TunnelType::kIpip, 4)};
+  Harness h(services);
+  std::map<int, int> backend_of_flow;
+  for (int c = 0; c < 64; ++c) {
+    ASSERT_EQ(h.Run(From(c, 1000, kSyn)).action, Action::kTransmit);
+    backend_of_flow[c] = BackendOf(h.out);
+    ASSERT_GE(backend_of_flow[c], 0);
+  }
+  const int chosen = backend_of_flow[0];
+  // Quiesce the chosen backend.
+  services[0].backends[chosen].weight = 0;
+  auto snap = EngineSnapshot::Create(Node(), services);
+  ASSERT_THAT(snap, IsOk());
+  ASSERT_THAT(h.engine->UpdateSnapshot(*snap), IsOk());
+  // Existing flows continue, on their backends.
+  for (int c = 0; c < 64; ++c) {
+    ASSERT_EQ(h.Run(From(c, 1000, kAck)).action, Action::kTransmit);
+    EXPECT_EQ(BackendOf(h.out), backend_of_flow[c]) << c;
+  }
+  // New flows avoid it.
+  for (int c = 0; c < 64; ++c) {
+    ASSERT_EQ(h.Run(From(c, 2000, kSyn)).action, Action::kTransmit);
+    EXPECT_NE(BackendOf(h.out), chosen) << c;
+  }
+  // Counts carried over: 64 flows on the old set plus 64 new ones.
+  uint64_t flows = 0;
+  for (const auto& b : h.engine->backends(0)) flows += b.active + b.inactive;
+  EXPECT_EQ(flows, 128u);
+  EXPECT_EQ(h.engine->counters().flows_rescheduled, 0u);
+}
+
+TEST_P(EngineFamilyTest, FlowWhoseBackendLeftIsRescheduled) {
+  std::vector<ServiceConfig> services = {
+      Service(fam(), 80, 6, ForwardingMode::kDr, TunnelType::kIpip, 4)};
+  Harness h(services);
+  ASSERT_EQ(h.Run(From(0, 1000, kSyn)).action, Action::kTransmit);
+  const int chosen = BackendOf(h.out);
+  services[0].backends.erase(services[0].backends.begin() + chosen);
+  auto snap = EngineSnapshot::Create(Node(), services);
+  ASSERT_THAT(snap, IsOk());
+  ASSERT_THAT(h.engine->UpdateSnapshot(*snap), IsOk());
+  ASSERT_EQ(h.Run(From(0, 1000, kAck)).action, Action::kTransmit);
+  EXPECT_NE(BackendOf(h.out), chosen);
+  EXPECT_EQ(h.engine->counters().flows_rescheduled, 1u);
+}
+
+TEST_P(EngineFamilyTest, FlowCountsFollowTcpStateAndTableRemovals) {
+  Harness h({Service(fam(), 80, 6, ForwardingMode::kDr, TunnelType::kIpip)});
+  h.Run(From(0, 1000, kSyn));
+  EXPECT_EQ(h.engine->backends(0)[0].inactive, 1u);
+  EXPECT_EQ(h.engine->backends(0)[0].active, 0u);
+  h.Run(From(0, 1000, kAck));  // SYN_RECV + ACK → ESTABLISHED.
+  EXPECT_EQ(h.engine->backends(0)[0].active, 1u);
+  EXPECT_EQ(h.engine->backends(0)[0].inactive, 0u);
+  EXPECT_EQ(h.engine->service_counters(0).packets, 2u);
+  EXPECT_EQ(h.engine->service_counters(0).new_flows, 1u);
+  EXPECT_EQ(h.engine->backend_counters(0, 0).packets, 2u);
+  // Expiry tells the engine, which uncounts the flow.
+  h.engine->flow_table().ExpireSome(kNow + absl::Hours(1), 100);
+  EXPECT_EQ(h.engine->backends(0)[0].active, 0u);
+  EXPECT_EQ(h.engine->backends(0)[0].inactive, 0u);
+}
+
+TEST_P(EngineFamilyTest, AllFragmentsOfADatagramGoToOneBackend) {
+  Harness h(
+      {Service(fam(), 53, 17, ForwardingMode::kDr, TunnelType::kIpip, 4)});
+  std::set<int> used;
+  for (int c = 0; c < 32; ++c) {
+    const std::string client = fam().v6
+                                   ? "2001:db8:1::" + std::to_string(100 + c)
+                                   : "198.51.100." + std::to_string(100 + c);
+    PacketBuilder first = FromRouter();
+    PacketBuilder later = FromRouter();
+    if (fam().v6) {
+      first.Ipv6(client, fam().vip).Fragment(0, true, 7000 + c);
+      later.Ipv6(client, fam().vip).Fragment(3, false, 7000 + c).NextHeader(17);
+    } else {
+      first.Ipv4(client, fam().vip).Id(7000 + c).MoreFragments();
+      later.Ipv4(client, fam().vip).Id(7000 + c).FragmentOffset(3).Protocol(17);
+    }
+    first.Udp(5353, 53).UdpLength(8 + 24 + 10).Payload(std::string(16, 'a'));
+    later.Payload(std::string(10, 'b'));
+    ASSERT_EQ(h.Run(first.Build()).action, Action::kTransmit) << c;
+    const int b = BackendOf(h.out);
+    ASSERT_EQ(h.Run(later.Build()).action, Action::kTransmit) << c;
+    EXPECT_EQ(BackendOf(h.out), b) << c;
+    used.insert(b);
+  }
+  EXPECT_GT(used.size(), 1u);  // The test would notice a constant answer.
+}
+
+TEST_P(EngineFamilyTest, LaterFragmentWithoutItsFirstDropsNoFlow) {
+  Harness h({Service(fam(), 53, 17, ForwardingMode::kDr, TunnelType::kIpip)});
+  PacketBuilder later = FromRouter();
+  if (fam().v6) {
+    later.Ipv6(fam().client, fam().vip).Fragment(3, false, 1).NextHeader(17);
+  } else {
+    later.Ipv4(fam().client, fam().vip).Id(1).FragmentOffset(3).Protocol(17);
+  }
+  const Verdict v = h.Run(later.Payload("later").Build());
+  EXPECT_EQ(v.action, Action::kDrop);
+  EXPECT_EQ(v.drop_reason, DropReason::kNoFlow);
+}
+
+// An ICMP error from a router between client and director, addressed to the
+// VIP, quoting a packet from the VIP:80 to the client:40000.
+std::vector<uint8_t> IcmpErrorAboutFlow(const Family& fam, uint16_t sport) {
+  PacketBuilder quoted;
+  if (fam.v6) {
+    quoted.Ipv6(fam.vip, fam.client);
+  } else {
+    quoted.Ipv4(fam.vip, fam.client);
+  }
+  const std::vector<uint8_t> q =
+      quoted.Tcp(80, sport).Flags(kAck).Payload("data").Build();
+  PacketBuilder b = FromRouter();
+  if (fam.v6) {
+    b.Ipv6(fam.router, fam.vip).IcmpV6(2, 0).IcmpRest(1400);
+  } else {
+    b.Ipv4(fam.router, fam.vip).IcmpV4(3, 4).IcmpRest(1400);
+  }
+  return b.Embed(q).Build();
+}
+
+TEST_P(EngineFamilyTest, IcmpErrorAboutAFlowGoesToTheFlowsBackend) {
+  Harness h({Service(fam(), 80, 6, ForwardingMode::kDr, TunnelType::kIpip, 4)});
+  for (uint16_t sport = 40000; sport < 40016; ++sport) {
+    PacketBuilder b = FromRouter();
+    ClientIp(b, fam()).Tcp(sport, 80).Flags(kSyn);
+    ASSERT_EQ(h.Run(b.Build()).action, Action::kTransmit);
+    const int backend = BackendOf(h.out);
+    const std::vector<uint8_t> err = IcmpErrorAboutFlow(fam(), sport);
+    const Verdict v = h.Run(err);
+    ASSERT_EQ(v.action, Action::kTransmit);
+    EXPECT_EQ(BackendOf(h.out), backend);
+    std::vector<uint8_t> expected = err;
+    auto be = ParseMac(BackendMac(backend));
+    auto node = ParseMac(kNodeMac);
+    std::copy(be.begin(), be.end(), expected.begin());
+    std::copy(node.begin(), node.end(), expected.begin() + 6);
+    EXPECT_THAT(h.out, FrameEq(expected));
+  }
+}
+
+TEST_P(EngineFamilyTest, IcmpErrorAboutNoKnownFlowDropsNoFlow) {
+  Harness h({Service(fam(), 80, 6, ForwardingMode::kDr, TunnelType::kIpip)});
+  const Verdict v = h.Run(IcmpErrorAboutFlow(fam(), 40000));
+  EXPECT_EQ(v.action, Action::kDrop);
+  EXPECT_EQ(v.drop_reason, DropReason::kNoFlow);
+  EXPECT_EQ(h.engine->flow_table().size(), 0u);  // Errors make no flows.
+}
+
+TEST_P(EngineFamilyTest, TooBigRepliesAreRateLimited) {
+  EngineOptions options = Options();
+  options.icmp_burst = 2;
+  options.icmp_rate_per_second = 1;
+  Harness h({Service(fam(), 80, 6, ForwardingMode::kTun, TunnelType::kIpip)},
+            Node(), options);
+  PacketBuilder b = FromRouter();
+  ClientIp(b, fam());
+  if (!fam().v6) b.DontFragment();
+  const std::vector<uint8_t> big = L4(b, 6, fam().v6 ? 1440 : 1460).Build();
+  EXPECT_TRUE(h.Run(big, kNow).to_sender);
+  EXPECT_TRUE(h.Run(big, kNow).to_sender);
+  Verdict v = h.Run(big, kNow);
+  EXPECT_EQ(v.action, Action::kDrop);
+  EXPECT_EQ(v.drop_reason, DropReason::kMtuExceeded);
+  EXPECT_EQ(h.engine->counters().icmp_too_big_sent, 2u);
+  EXPECT_EQ(h.engine->counters().icmp_too_big_suppressed, 1u);
+  EXPECT_EQ(h.engine->counters().drops_for(DropReason::kMtuExceeded), 3u);
+  v = h.Run(big, kNow + absl::Seconds(1));
+  EXPECT_EQ(v.action, Action::kTransmit);
+  EXPECT_TRUE(v.to_sender);
+  EXPECT_THAT(VerifyChecksums(h.out), IsOk());
+}
+
+TEST_P(EngineFamilyTest, TunWithoutHeadroomMovesTheFrameIntoTailroom) {
+  Harness h({Service(fam(), 80, 6, ForwardingMode::kTun, TunnelType::kGue)});
+  const std::vector<uint8_t> in = ClientPacket(FromRouter(), fam(), 6).Build();
+  Harness ref({Service(fam(), 80, 6, ForwardingMode::kTun, TunnelType::kGue)});
+  ASSERT_EQ(ref.Run(in).action, Action::kTransmit);
+  const Verdict v = h.Run(in, kNow, /*headroom=*/0);
+  ASSERT_EQ(v.action, Action::kTransmit);
+  EXPECT_THAT(h.out, FrameEq(ref.out));
+}
+
+TEST_P(EngineFamilyTest, FrameOutsideTheBufferDrops) {
+  Harness h({Service(fam(), 80, 6, ForwardingMode::kDr, TunnelType::kIpip)});
+  std::vector<uint8_t> buffer(64);
+  const Verdict v = h.engine->Process(buffer, 32, 64, kNow);
+  EXPECT_EQ(v.action, Action::kDrop);
+  EXPECT_EQ(v.drop_reason, DropReason::kTruncatedEthernet);
+}
+
+TEST_P(EngineFamilyTest, ProcessDoesNotAllocate) {
+  Harness h(
+      {Service(fam(), 80, 6, ForwardingMode::kTun, TunnelType::kGue, 4),
+       Service(fam(), 443, 6, ForwardingMode::kDr, TunnelType::kIpip, 4)});
+  std::vector<std::vector<uint8_t>> frames;
+  for (int c = 0; c < 16; ++c) frames.push_back(From(c, 1000, kSyn));
+  for (int c = 0; c < 16; ++c) frames.push_back(From(c, 1000, kAck));
+  frames.push_back(IcmpErrorAboutFlow(fam(), 1000));
+  for (const auto& s : dataplane_testing::MalformedSampleFrames()) {
+    frames.push_back(s.frame);
+  }
+  for (const auto& s : dataplane_testing::ValidSampleFrames()) {
+    frames.push_back(s.frame);
+  }
+  std::vector<uint8_t> buffer(kBufferSize);
+  g_allocations = 0;
+  g_count_allocations = true;
+  for (const auto& f : frames) {
+    std::copy(f.begin(), f.end(), buffer.begin() + kHeadroom);
+    (void)h.engine->Process(buffer, kHeadroom, f.size(), kNow);
+  }
+  g_count_allocations = false;
+  EXPECT_EQ(g_allocations.load(), 0u);
+  EXPECT_EQ(h.engine->counters().rx_packets, frames.size());
+}
+
+}  // namespace
+}  // namespace anylb::dataplane
