@@ -22,6 +22,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -29,6 +30,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "common/ip_address.h"
+#include "lbnode/scheduler/hash.h"
 #include "lbnode/scheduler/scheduler.h"
 
 namespace anylb::dataplane {
@@ -99,11 +101,18 @@ struct ServiceKey {
   uint8_t protocol = 0;
   IpFamily family = IpFamily::kV4;
 
-  friend bool operator==(const ServiceKey&, const ServiceKey&) = default;
-  template <typename H>
-  friend H AbslHashValue(H h, const ServiceKey& k) {
-    return H::combine(std::move(h), k.address, k.port, k.protocol,
-                      static_cast<uint8_t>(k.family));
+  friend bool operator==(const ServiceKey& a, const ServiceKey& b) {
+    return std::memcmp(&a, &b, sizeof(ServiceKey)) == 0;
+  }
+};
+static_assert(sizeof(ServiceKey) == 20, "ServiceKey must stay padding-free");
+
+// ServiceKeyHash hashes a ServiceKey's bytes in one Hash64 (cheaper on the
+// packet path than absl's field-by-field combine).
+struct ServiceKeyHash {
+  size_t operator()(const ServiceKey& k) const {
+    return static_cast<size_t>(scheduler::Hash64(
+        {reinterpret_cast<const uint8_t*>(&k), sizeof(k)}, 0x5e5c1e));
   }
 };
 
@@ -135,7 +144,7 @@ class EngineSnapshot {
   EngineSnapshot() = default;
   NodeConfig node_;
   std::vector<ServiceConfig> services_;
-  absl::flat_hash_map<ServiceKey, int> index_;
+  absl::flat_hash_map<ServiceKey, int, ServiceKeyHash> index_;
   absl::flat_hash_set<IpAddress> vips_;
 };
 
