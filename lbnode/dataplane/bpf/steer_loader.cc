@@ -398,8 +398,12 @@ absl::Status SteerProgram::DetachOne(const Attachment& attachment) {
   bpf_xdp_attach_opts opts = {};
   opts.sz = sizeof(opts);
   opts.old_prog_fd = program_fd_;
+  // libbpf logs the kernel's complaint when another program holds the slot;
+  // that is an expected case here.
+  libbpf_print_fn_t previous = libbpf_set_print(nullptr);
   int error =
       bpf_xdp_detach(attachment.ifindex, XdpModeFlag(attachment.mode), &opts);
+  libbpf_set_print(previous);
   // EEXIST: our program is no longer there; ENODEV: the interface is gone.
   if (error != 0 && error != -EEXIST && error != -ENODEV) {
     return ErrnoError(error, absl::StrCat("detaching XDP steering from ",
