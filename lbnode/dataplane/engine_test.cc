@@ -372,6 +372,30 @@ std::vector<Fixture> Fixtures(bool v6) {
            return ClientPacket(b, fam, proto).Build();
          },
          false, proto});
+    // TUN with an 802.1Q tag: the tag stays in front of the outer header.
+    f.push_back({name("tun_ipip_vlan_" + p),
+                 [=, &fam] {
+                   return std::vector<ServiceConfig>{
+                       Service(fam, 80, proto, ForwardingMode::kTun,
+                               TunnelType::kIpip)};
+                 },
+                 ClientPacket(FromRouter().Vlan(100, 3), fam, proto).Build(),
+                 Action::kTransmit, DropReason::kNone,
+                 [=, &fam](uint32_t hash) {
+                   PacketBuilder b;
+                   b.Eth(kNodeMac, kNextHopMac).Vlan(100, 3);
+                   if (fam.v6) {
+                     b.Ipv6(fam.tunnel_source, fam.backends[0])
+                         .TrafficClass(0x28)
+                         .FlowLabel(hash & 0xfffff);
+                   } else {
+                     b.Ipv4(fam.tunnel_source, fam.backends[0])
+                         .Tos(0x28)
+                         .DontFragment();
+                   }
+                   return ClientPacket(b, fam, proto).Build();
+                 },
+                 false, proto});
     // GUE over either outer family.
     for (const Family* outer : {&fam, &other}) {
       const std::string o = outer->v6 ? "over_v6" : "over_v4";
@@ -546,6 +570,10 @@ struct FixtureParam {
   bool v6;
   size_t index;
 };
+
+void PrintTo(const FixtureParam& p, std::ostream* os) {
+  *os << Fixtures(p.v6)[p.index].name;
+}
 
 class EngineFixtureTest : public ::testing::TestWithParam<FixtureParam> {};
 
@@ -781,6 +809,31 @@ TEST_P(EngineFamilyTest, IcmpErrorAboutAFlowGoesToTheFlowsBackend) {
     std::copy(node.begin(), node.end(), expected.begin() + 6);
     EXPECT_THAT(h.out, FrameEq(expected));
   }
+}
+
+TEST_P(EngineFamilyTest, IcmpErrorAboutATunFlowIsEncapsulatedToItsBackend) {
+  Harness h({Service(fam(), 80, 6, ForwardingMode::kTun, TunnelType::kGue)});
+  PacketBuilder syn = FromRouter();
+  ClientIp(syn, fam()).Tcp(40000, 80).Flags(kSyn);
+  ASSERT_EQ(h.Run(syn.Build()).action, Action::kTransmit);
+  const std::vector<uint8_t> err = IcmpErrorAboutFlow(fam(), 40000);
+  const Verdict v = h.Run(err);
+  ASSERT_EQ(v.action, Action::kTransmit);
+  // Outer headers around the unchanged ICMP error, with the flow's hash.
+  const uint32_t hash = h.FlowHash(fam(), 40000, 80, 6);
+  PacketBuilder b;
+  b.Eth(kNodeMac, kNextHopMac);
+  if (fam().v6) {
+    b.Ipv6(fam().tunnel_source, fam().backends[0]).FlowLabel(hash & 0xfffff);
+  } else {
+    b.Ipv4(fam().tunnel_source, fam().backends[0]).DontFragment();
+  }
+  b.Udp(static_cast<uint16_t>(49152 + hash % 16384), kDefaultGuePort);
+  if (!fam().v6) b.UdpChecksumZero();
+  // GUE variant 1 adds no bytes; the builder wants an IP layer after Gue().
+  b.Embed(std::vector<uint8_t>(err.begin() + 14, err.end()));
+  EXPECT_THAT(h.out, FrameEq(b.Build()));
+  EXPECT_THAT(VerifyChecksums(h.out), IsOk());
 }
 
 TEST_P(EngineFamilyTest, IcmpErrorAboutNoKnownFlowDropsNoFlow) {
