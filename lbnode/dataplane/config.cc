@@ -63,6 +63,15 @@ absl::Status ValidateService(const NodeConfig& node, ServiceConfig& s) {
             ": IPIP carries IPv4 in IPv4 and IPv6 in IPv6 only; use GUE for "
             "mixed families"));
       }
+      // An IPv6 client cannot lower its path MTU below 1280 (RFC 8200 §5),
+      // so the tunnel must carry 1280-byte inner packets.
+      const size_t overhead = (bf == IpFamily::kV4 ? 20 : 40) +
+                              (s.tunnel == TunnelType::kGue ? 8 : 0);
+      if (s.vip.is_v6() && node.mtu < 1280 + overhead) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, ": MTU ", node.mtu, " minus the tunnel overhead ", overhead,
+            " is below IPv6's minimum link MTU 1280 (RFC 8200 §5)"));
+      }
       if (bf == IpFamily::kV4 && !node.has_tunnel_source_v4) {
         return absl::InvalidArgumentError(
             absl::StrCat(where, ": no IPv4 tunnel source on this node"));

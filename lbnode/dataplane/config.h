@@ -15,7 +15,9 @@
 //   implemented yet"): nothing half-works silently.
 // * Protocol is TCP or UDP; VIP:port:protocol unique;
 //   backend endpoints unique within a service; MTU in [576, 65535] (IPv4
-//   minimum datagram size, RFC 791), or [1280, ...] if any IPv6 is involved.
+//   minimum datagram size, RFC 791), at least 1280 with an IPv6 VIP, and for
+//   TUN with an IPv6 VIP at least 1280 + the tunnel overhead (a client
+//   cannot go below 1280, RFC 8200 §5, so "packet too big" could not help).
 
 #ifndef ANYLB_LBNODE_DATAPLANE_CONFIG_H_
 #define ANYLB_LBNODE_DATAPLANE_CONFIG_H_

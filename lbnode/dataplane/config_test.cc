@@ -136,6 +136,18 @@ TEST(EngineSnapshot, MtuOutOfRangeIsInvalid) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("1280")));
 }
 
+TEST(EngineSnapshot, Ipv6TunnelMustCarry1280ByteInnerPackets) {
+  NodeConfig node = Node();
+  node.mtu = 1300;  // 1300 - 40 (IP6IP6) < 1280.
+  ServiceConfig s =
+      Service("2001:db8:10::10", 80, ForwardingMode::kTun, {"2001:db8::2"});
+  EXPECT_THAT(EngineSnapshot::Create(node, {s}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("minimum link MTU 1280")));
+  node.mtu = 1320;
+  EXPECT_THAT(EngineSnapshot::Create(node, {s}), IsOk());
+}
+
 TEST(EngineSnapshot, FindPrefersTheExactPortThenAllPorts) {
   auto snap = EngineSnapshot::Create(
       Node(), {Service("203.0.113.10", 80, ForwardingMode::kDr, {"192.0.2.2"}),
