@@ -287,20 +287,19 @@ Verdict Engine::Process(std::span<uint8_t> buffer, size_t headroom,
   }
   const bool later_fragment = !p.has_l4_header();
   const uint32_t hash = flows_->Hash(key);
-  FlowEntry* entry = nullptr;
+  // The flow first: a hit made in this snapshot names its service (the key
+  // holds VIP, port and protocol), which saves the service lookup; a later
+  // fragment has no port and can only be placed through its flow.
+  FlowEntry* entry = flows_->Lookup(key, hash, now);
   int service = -1;
-  if (later_fragment) {
-    // No port to find the service by: the first fragment's flow knows it.
-    entry = flows_->Lookup(key, hash, now);
-    if (entry != nullptr) {
-      const uint32_t s = entry->value().service;
-      if (static_cast<uint32_t>(entry->value().user >> 32) == epoch_ &&
-          s < runtimes_.size()) {
-        service = static_cast<int>(s);
-      } else {
-        flows_->Remove(entry);
-        entry = nullptr;
-      }
+  if (entry != nullptr) {
+    const scheduler::FlowValue& fv = entry->value();
+    if (static_cast<uint32_t>(fv.user >> 32) == epoch_ &&
+        fv.service < runtimes_.size()) {
+      service = static_cast<int>(fv.service);
+    } else if (later_fragment) {
+      flows_->Remove(entry);
+      entry = nullptr;
     }
   }
   if (service < 0) {
@@ -321,9 +320,6 @@ Verdict Engine::Process(std::span<uint8_t> buffer, size_t headroom,
   }
   ServiceRuntime& rt = runtimes_[service];
 
-  if (entry == nullptr && !later_fragment) {
-    entry = flows_->Lookup(key, hash, now);
-  }
   int backend = -1;
   if (entry != nullptr) {
     backend = CurrentBackend(*entry, service);

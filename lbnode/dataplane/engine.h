@@ -15,13 +15,16 @@
 //     MakeIcmpErrorFlowKey (the client → VIP flow the quoted packet belongs
 //     to). Non-error ICMP to a VIP (ping) → kPass: the kernel answers if the
 //     VIP is on a local interface.
-//  4. Service by (VIP, port, protocol), falling back to the all-ports
+//  4. Flow table lookup. A hit made under the current snapshot names its
+//     service (the key holds VIP, port and protocol), so the hit path skips
+//     the service lookup. Otherwise:
+//     service by (VIP, port, protocol), falling back to the all-ports
 //     service. None → kDrop(no_service): traffic to a VIP on a port we do
 //     not serve is dropped and counted, never handed to the kernel. A
 //     non-first fragment has no port: it is found through its flow (the
 //     first fragment created it); without one only an all-ports service can
 //     take it, else kDrop(no_flow).
-//  5. Flow table hit → the flow's backend; TCP state follows OnTcpSegment
+//  5. Flow hit → the flow's backend; TCP state follows OnTcpSegment
 //     with kClientToServerOnly (replies bypass the director). Miss → the
 //     service's scheduler picks (kDrop(no_backend) if none can take it), the
 //     flow is inserted (kDrop(flow_table_full) if the table refuses it, the
