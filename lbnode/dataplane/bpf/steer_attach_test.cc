@@ -29,6 +29,8 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -54,6 +56,9 @@ using ::testing::HasSubstr;
 constexpr char kVip[] = "203.0.113.10";
 constexpr char kClient[] = "198.51.100.7";
 constexpr char kNode[] = "192.0.2.2";
+constexpr char kVip6[] = "2001:db8:f::10";
+constexpr char kClient6[] = "2001:db8:c::7";
+constexpr char kNode6[] = "2001:db8::2";
 
 uint32_t ProgramId(int fd) {
   bpf_prog_info info = {};
@@ -95,18 +100,21 @@ class Xsk {
     reg.addr = reinterpret_cast<uint64_t>(xsk->umem_);
     reg.len = xsk->umem_size_;
     reg.chunk_size = kFrameSize;
-    if (setsockopt(xsk->fd_, SOL_XDP, XDP_UMEM_REG, &reg, sizeof(reg)) != 0)
+    if (setsockopt(xsk->fd_, SOL_XDP, XDP_UMEM_REG, &reg, sizeof(reg)) != 0) {
       return Errno("XDP_UMEM_REG");
+    }
     int size = kFrames;
     for (int option :
          {XDP_UMEM_FILL_RING, XDP_UMEM_COMPLETION_RING, XDP_RX_RING}) {
-      if (setsockopt(xsk->fd_, SOL_XDP, option, &size, sizeof(size)) != 0)
+      if (setsockopt(xsk->fd_, SOL_XDP, option, &size, sizeof(size)) != 0) {
         return Errno("setting an AF_XDP ring size");
+      }
     }
     xdp_mmap_offsets off = {};
     socklen_t off_len = sizeof(off);
-    if (getsockopt(xsk->fd_, SOL_XDP, XDP_MMAP_OFFSETS, &off, &off_len) != 0)
+    if (getsockopt(xsk->fd_, SOL_XDP, XDP_MMAP_OFFSETS, &off, &off_len) != 0) {
       return Errno("XDP_MMAP_OFFSETS");
+    }
     xsk->fill_size_ = off.fr.desc + kFrames * sizeof(uint64_t);
     xsk->fill_ =
         mmap(nullptr, xsk->fill_size_, PROT_READ | PROT_WRITE,
@@ -136,8 +144,9 @@ class Xsk {
     address.sxdp_queue_id = queue;
     address.sxdp_flags = XDP_COPY;
     if (bind(xsk->fd_, reinterpret_cast<sockaddr*>(&address),
-             sizeof(address)) != 0)
+             sizeof(address)) != 0) {
       return Errno("bind(AF_XDP)");
+    }
     return xsk;
   }
 
@@ -199,12 +208,15 @@ absl::Status SendRaw(const char* interface, const std::vector<uint8_t>& frame) {
 }
 
 std::vector<uint8_t> UdpTo(const char* dst, uint16_t port) {
-  return PacketBuilder()
-      .Eth("02:00:00:00:00:01", "02:00:00:00:00:02")
-      .Ipv4(kClient, dst)
-      .Udp(40000, port)
-      .Payload("steer me")
-      .Build();
+  PacketBuilder b;
+  b.Eth("02:00:00:00:00:01", "02:00:00:00:00:02");
+  std::string_view text(dst);
+  if (text.find(':') == std::string_view::npos) {
+    b.Ipv4(kClient, dst);
+  } else {
+    b.Ipv6(kClient6, dst);
+  }
+  return b.Udp(40000, port).Payload("steer me").Build();
 }
 
 std::string ModeName(SteerMode mode) {
@@ -298,8 +310,10 @@ TEST_P(SteerAttachTest, LeavesSomeoneElsesProgramAlone) {
 TEST_P(SteerAttachTest, VipFramesReachTheAfXdpSocketAndTheRestDoesNot) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<SteerProgram> steer,
                        SteerProgram::Load());
-  ASSERT_OK_AND_ASSIGN(IpAddress vip, IpAddress::Parse(kVip));
-  ASSERT_THAT(steer->AddVip(vip, 53, IPPROTO_UDP), IsOk());
+  for (const char* text : {kVip, kVip6}) {
+    ASSERT_OK_AND_ASSIGN(IpAddress vip, IpAddress::Parse(text));
+    ASSERT_THAT(steer->AddVip(vip, 53, IPPROTO_UDP), IsOk());
+  }
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Xsk> xsk, Xsk::Bind("str0", 0));
   uint32_t queue = 0;
   int xsk_fd = xsk->fd();
@@ -307,22 +321,27 @@ TEST_P(SteerAttachTest, VipFramesReachTheAfXdpSocketAndTheRestDoesNot) {
       << std::strerror(errno);
   ASSERT_THAT(steer->Attach("str0", GetParam()), IsOk());
 
-  // Not ours: the kernel gets it, the socket sees nothing.
-  std::vector<uint8_t> bgp_like = UdpTo(kNode, 179);
-  ASSERT_THAT(SendRaw("str1", bgp_like), IsOk());
-  EXPECT_EQ(xsk->Receive(200), std::nullopt);
+  // IPv4 and IPv6 (the IPv6 kernel path may also send its own ND/MLD
+  // frames out of str1; those are not steered either).
+  for (const auto& [vip, node] :
+       {std::pair{kVip, kNode}, std::pair{kVip6, kNode6}}) {
+    SCOPED_TRACE(vip);
+    // Not ours: the kernel gets it, the socket sees nothing.
+    ASSERT_THAT(SendRaw("str1", UdpTo(node, 179)), IsOk());
+    EXPECT_EQ(xsk->Receive(200), std::nullopt);
 
-  std::vector<uint8_t> frame = UdpTo(kVip, 53);
-  ASSERT_THAT(SendRaw("str1", frame), IsOk());
-  std::optional<std::vector<uint8_t>> got = xsk->Receive(2000);
-  ASSERT_TRUE(got.has_value()) << "the VIP frame did not reach the socket";
-  EXPECT_THAT(*got, FrameEq(frame));
+    std::vector<uint8_t> frame = UdpTo(vip, 53);
+    ASSERT_THAT(SendRaw("str1", frame), IsOk());
+    std::optional<std::vector<uint8_t>> got = xsk->Receive(2000);
+    ASSERT_TRUE(got.has_value()) << "the VIP frame did not reach the socket";
+    EXPECT_THAT(*got, FrameEq(frame));
+  }
 
   ASSERT_OK_AND_ASSIGN(SteerCounters counters, steer->ReadCounters());
-  EXPECT_EQ(counters[ANYLB_STEER_CNT_STEER_VIP], 1u) << counters.ToString();
+  EXPECT_EQ(counters[ANYLB_STEER_CNT_STEER_VIP], 2u) << counters.ToString();
   EXPECT_EQ(counters[ANYLB_STEER_CNT_STEER_NO_SOCKET], 0u)
       << counters.ToString();
-  EXPECT_GE(counters[ANYLB_STEER_CNT_PASS_NO_MATCH], 1u) << counters.ToString();
+  EXPECT_GE(counters[ANYLB_STEER_CNT_PASS_NO_MATCH], 2u) << counters.ToString();
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, SteerAttachTest,

@@ -184,7 +184,7 @@ absl::StatusOr<std::unique_ptr<SteerProgram>> SteerProgram::Load() {
 absl::Status SteerProgram::AddVip(const IpAddress& address, uint16_t port,
                                   uint8_t proto) {
   SteerVip vip{address, port, proto};
-  if (vips_.count(vip) != 0) return absl::OkStatus();
+  if (vips_.contains(vip)) return absl::OkStatus();
   std::string what = absl::StrCat("adding ", VipText(vip), " to the steer map");
   anylb_steer_l4_key key = L4Key(address, port, proto);
   anylb_steer_value value = {};
@@ -213,7 +213,7 @@ absl::Status SteerProgram::RemoveVip(const IpAddress& address, uint16_t port,
   SteerVip vip{address, port, proto};
   std::string what =
       absl::StrCat("removing ", VipText(vip), " from the steer map");
-  if (vips_.count(vip) == 0) {
+  if (!vips_.contains(vip)) {
     return absl::NotFoundError(absl::StrCat(what, ": not there"));
   }
   anylb_steer_l4_key key = L4Key(address, port, proto);
@@ -247,7 +247,7 @@ absl::Status SteerProgram::ReplaceVips(const std::set<SteerVip>& vips) {
   }
   std::vector<SteerVip> stale;
   for (const SteerVip& vip : vips_) {
-    if (vips.count(vip) == 0) stale.push_back(vip);
+    if (!vips.contains(vip)) stale.push_back(vip);
   }
   for (const SteerVip& vip : stale) {
     absl::Status status = RemoveVip(vip.address, vip.port, vip.proto);
@@ -255,6 +255,10 @@ absl::Status SteerProgram::ReplaceVips(const std::set<SteerVip>& vips) {
   }
   return first;
 }
+
+// The map and detach methods change kernel state this object owns, through
+// file descriptors: they are not const even though no member changes.
+// NOLINTBEGIN(readability-make-member-function-const)
 
 absl::Status SteerProgram::AddLocalAddress(const IpAddress& address) {
   anylb_steer_addr_key key = AddrKey(address);
@@ -303,6 +307,8 @@ absl::Status SteerProgram::RemoveNatBackend(const Endpoint& backend,
   }
   return absl::OkStatus();
 }
+
+// NOLINTEND(readability-make-member-function-const)
 
 absl::Status SteerProgram::Attach(std::string_view interface, SteerMode mode) {
   std::string what =
@@ -393,6 +399,7 @@ absl::Status SteerProgram::DetachAll() {
   return first;
 }
 
+// NOLINTNEXTLINE(readability-make-member-function-const)
 absl::Status SteerProgram::DetachOne(const Attachment& attachment) {
   // Only our program: old_prog_fd makes the kernel check it is still ours.
   bpf_xdp_attach_opts opts = {};

@@ -476,7 +476,7 @@ class SteerMapTest : public ::testing::TestWithParam<Family> {
     steer_ = *std::move(steer);
   }
 
-  const Plan& plan() const { return PlanFor(GetParam()); }
+  static const Plan& plan() { return PlanFor(GetParam()); }
 
   // Decision runs `frame` and returns the names of the counters that went
   // up, steer_no_socket left out.
