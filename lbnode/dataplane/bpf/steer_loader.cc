@@ -270,6 +270,7 @@ absl::Status SteerProgram::AddLocalAddress(const IpAddress& address) {
                                     " to the steer map"),
                        ANYLB_STEER_MAX_LOCALS);
   }
+  locals_.insert(address);
   return absl::OkStatus();
 }
 
@@ -280,6 +281,7 @@ absl::Status SteerProgram::RemoveLocalAddress(const IpAddress& address) {
         error, absl::StrCat("removing local address ", address.ToString(),
                             " from the steer map"));
   }
+  locals_.erase(address);
   return absl::OkStatus();
 }
 
@@ -294,6 +296,7 @@ absl::Status SteerProgram::AddNatBackend(const Endpoint& backend,
                                     " proto ", proto, " to the steer map"),
                        ANYLB_STEER_MAX_NAT_BACKENDS);
   }
+  nat_backends_.insert({backend, proto});
   return absl::OkStatus();
 }
 
@@ -305,7 +308,44 @@ absl::Status SteerProgram::RemoveNatBackend(const Endpoint& backend,
                       absl::StrCat("removing NAT backend ", backend.ToString(),
                                    " proto ", proto, " from the steer map"));
   }
+  nat_backends_.erase({backend, proto});
   return absl::OkStatus();
+}
+
+absl::Status SteerProgram::ReplaceLocalAddresses(
+    const std::set<IpAddress>& addresses) {
+  absl::Status first;
+  for (const IpAddress& address : addresses) {
+    absl::Status status = AddLocalAddress(address);
+    if (first.ok()) first = status;
+  }
+  std::vector<IpAddress> stale;
+  for (const IpAddress& address : locals_) {
+    if (!addresses.contains(address)) stale.push_back(address);
+  }
+  for (const IpAddress& address : stale) {
+    absl::Status status = RemoveLocalAddress(address);
+    if (first.ok()) first = status;
+  }
+  return first;
+}
+
+absl::Status SteerProgram::ReplaceNatBackends(
+    const std::set<SteerNatBackend>& backends) {
+  absl::Status first;
+  for (const SteerNatBackend& entry : backends) {
+    absl::Status status = AddNatBackend(entry.backend, entry.proto);
+    if (first.ok()) first = status;
+  }
+  std::vector<SteerNatBackend> stale;
+  for (const SteerNatBackend& entry : nat_backends_) {
+    if (!backends.contains(entry)) stale.push_back(entry);
+  }
+  for (const SteerNatBackend& entry : stale) {
+    absl::Status status = RemoveNatBackend(entry.backend, entry.proto);
+    if (first.ok()) first = status;
+  }
+  return first;
 }
 
 // NOLINTEND(readability-make-member-function-const)

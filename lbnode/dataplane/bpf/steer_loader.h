@@ -61,6 +61,18 @@ struct SteerVip {
                                           const SteerVip&) = default;
 };
 
+// SteerNatBackend is one entry of the NAT-backend map: a real server of a
+// NAT-mode service, by the source of its replies. Port 0 means every port.
+struct SteerNatBackend {
+  Endpoint backend;
+  uint8_t proto = 0;  // IPPROTO_TCP or IPPROTO_UDP.
+
+  friend bool operator==(const SteerNatBackend&,
+                         const SteerNatBackend&) = default;
+  friend std::strong_ordering operator<=>(const SteerNatBackend&,
+                                          const SteerNatBackend&) = default;
+};
+
 // SteerCounters is one snapshot of the program's counters, summed over CPUs
 // and indexed by anylb_steer_counter (steer_structs.h explains each).
 struct SteerCounters {
@@ -121,6 +133,17 @@ class SteerProgram {
   absl::Status AddNatBackend(const Endpoint& backend, uint8_t proto);
   absl::Status RemoveNatBackend(const Endpoint& backend, uint8_t proto);
 
+  // ReplaceLocalAddresses and ReplaceNatBackends are ReplaceVips for the
+  // other two maps: add the new entries, then remove the stale ones.
+  absl::Status ReplaceLocalAddresses(const std::set<IpAddress>& addresses);
+  absl::Status ReplaceNatBackends(const std::set<SteerNatBackend>& backends);
+
+  // The local addresses and NAT backends this object has installed.
+  const std::set<IpAddress>& local_addresses() const { return locals_; }
+  const std::set<SteerNatBackend>& nat_backends() const {
+    return nat_backends_;
+  }
+
   // Attach attaches the program to `interface` in the calling thread's
   // network namespace. A steering program a previous SteerProgram left
   // behind (a process killed before its destructor ran) is replaced;
@@ -176,6 +199,8 @@ class SteerProgram {
   // How many entries of vips_ have each address: steer_vip_addrs holds the
   // addresses with a nonzero count.
   std::map<IpAddress, uint32_t> vip_address_counts_;
+  std::set<IpAddress> locals_;
+  std::set<SteerNatBackend> nat_backends_;
   std::vector<Attachment> attachments_;
 };
 

@@ -579,6 +579,29 @@ TEST_P(SteerMapTest, LocalAddressesAndNatBackendsCanBeWithdrawn) {
               StatusIs(absl::StatusCode::kNotFound, HasSubstr(plan().backend)));
 }
 
+TEST_P(SteerMapTest, ReplaceLocalAddressesAndNatBackendsInstallTheSnapshot) {
+  const Family f = GetParam();
+  const Plan& other = f == Family::kV4 ? kV6 : kV4;
+  std::vector<uint8_t> to_local =
+      Tcp(f, plan().backend, plan().local, 80, 40000);
+  std::vector<uint8_t> reply =
+      Tcp(f, plan().backend, plan().client, kBackendPort, 40000);
+  SteerNatBackend backend{Endpoint(Ip(plan().backend), kBackendPort),
+                          IPPROTO_TCP};
+  SteerNatBackend other_backend{Endpoint(Ip(other.backend), kBackendPort),
+                                IPPROTO_TCP};
+  ASSERT_THAT(steer_->ReplaceLocalAddresses({Ip(plan().local)}), IsOk());
+  ASSERT_THAT(steer_->ReplaceNatBackends({backend}), IsOk());
+  EXPECT_EQ(Decision(to_local), "steer_local");
+  EXPECT_EQ(Decision(reply), "steer_nat_reply");
+  ASSERT_THAT(steer_->ReplaceLocalAddresses({Ip(other.local)}), IsOk());
+  ASSERT_THAT(steer_->ReplaceNatBackends({other_backend}), IsOk());
+  EXPECT_EQ(Decision(to_local), "pass_no_match");
+  EXPECT_EQ(Decision(reply), "pass_no_match");
+  EXPECT_EQ(steer_->local_addresses(), std::set<IpAddress>{Ip(other.local)});
+  EXPECT_EQ(steer_->nat_backends(), std::set<SteerNatBackend>{other_backend});
+}
+
 TEST_P(SteerMapTest, APortZeroBackendMatchesEverySourcePort) {
   const Family f = GetParam();
   ASSERT_THAT(
