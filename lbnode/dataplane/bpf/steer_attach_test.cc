@@ -19,6 +19,7 @@
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -385,6 +386,38 @@ TEST(SteerTestRun, WithASocketOnTheQueueAVipFrameIsRedirected) {
     EXPECT_EQ(counters[ANYLB_STEER_CNT_STEER_NO_SOCKET], 0u);
   }
   inside.reset();
+}
+
+TEST(SteerLoad, WithoutPrivilegesTheErrorSaysWhy) {
+  ASSERT_EQ(geteuid(), 0u) << "needs root to drop privileges from";
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(fds[0]);
+    // Becoming nobody drops every capability.
+    std::string message = "setuid failed";
+    if (setgid(65534) == 0 && setuid(65534) == 0) {
+      absl::StatusOr<std::unique_ptr<SteerProgram>> steer =
+          SteerProgram::Load();
+      message = steer.ok() ? "loaded" : steer.status().ToString();
+    }
+    (void)!write(fds[1], message.data(), message.size());
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string message;
+  char buffer[256];
+  ssize_t n;
+  while ((n = read(fds[0], buffer, sizeof(buffer))) > 0) {
+    message.append(buffer, static_cast<size_t>(n));
+  }
+  close(fds[0]);
+  waitpid(child, nullptr, 0);
+  EXPECT_THAT(message, ::testing::AllOf(
+                           HasSubstr("PERMISSION_DENIED"),
+                           HasSubstr("Operation not permitted (need root?)")));
 }
 
 }  // namespace
