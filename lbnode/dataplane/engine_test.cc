@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/testing/allocation_counter.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -33,92 +34,6 @@
 #include "lbnode/dataplane/testing/packet_builder.h"
 #include "lbnode/dataplane/testing/pcap_writer.h"
 #include "lbnode/dataplane/testing/sample_frames.h"
-
-// Counting global allocation functions (as in flow_table_test): the
-// no-allocation test arms the counter around Process().
-namespace {
-std::atomic<bool> g_count_allocations{false};
-std::atomic<uint64_t> g_allocations{0};
-
-void* CountedAlloc(std::size_t size, std::size_t alignment) {
-  if (g_count_allocations.load(std::memory_order_relaxed)) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-  }
-  if (size == 0) size = 1;
-  void* p = nullptr;
-  if (alignment <= alignof(std::max_align_t)) {
-    p = std::malloc(size);
-  } else {
-    p = std::aligned_alloc(alignment,
-                           (size + alignment - 1) / alignment * alignment);
-  }
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
-}
-}  // namespace
-
-void* operator new(std::size_t size) { return CountedAlloc(size, 1); }
-void* operator new[](std::size_t size) { return CountedAlloc(size, 1); }
-void* operator new(std::size_t size, std::align_val_t a) {
-  return CountedAlloc(size, static_cast<std::size_t>(a));
-}
-void* operator new[](std::size_t size, std::align_val_t a) {
-  return CountedAlloc(size, static_cast<std::size_t>(a));
-}
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-  try {
-    return CountedAlloc(size, 1);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
-  try {
-    return CountedAlloc(size, 1);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new(std::size_t size, std::align_val_t a,
-                   const std::nothrow_t&) noexcept {
-  try {
-    return CountedAlloc(size, static_cast<std::size_t>(a));
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t size, std::align_val_t a,
-                     const std::nothrow_t&) noexcept {
-  try {
-    return CountedAlloc(size, static_cast<std::size_t>(a));
-  } catch (...) {
-    return nullptr;
-  }
-}
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::align_val_t,
-                     const std::nothrow_t&) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::align_val_t,
-                       const std::nothrow_t&) noexcept {
-  std::free(p);
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
-  std::free(p);
-}
 
 namespace anylb::dataplane {
 namespace {
@@ -901,14 +816,13 @@ TEST_P(EngineFamilyTest, ProcessDoesNotAllocate) {
     frames.push_back(s.frame);
   }
   std::vector<uint8_t> buffer(kBufferSize);
-  g_allocations = 0;
-  g_count_allocations = true;
+  alloc_testing::StartCountingAllocations();
   for (const auto& f : frames) {
     std::copy(f.begin(), f.end(), buffer.begin() + kHeadroom);
     (void)h.engine->Process(buffer, kHeadroom, f.size(), kNow);
   }
-  g_count_allocations = false;
-  EXPECT_EQ(g_allocations.load(), 0u);
+  const uint64_t allocations = alloc_testing::StopCountingAllocations();
+  EXPECT_EQ(allocations, 0u);
   EXPECT_EQ(h.engine->counters().rx_packets, frames.size());
 }
 

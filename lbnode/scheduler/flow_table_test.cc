@@ -13,99 +13,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/testing/allocation_counter.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lbnode/scheduler/flow_key.h"
 #include "lbnode/scheduler/flow_state.h"
-
-// Counting global allocation functions: the no-allocation test arms the
-// counter around packet-path calls. Everything else allocates as usual.
-namespace {
-std::atomic<bool> g_count_allocations{false};
-std::atomic<uint64_t> g_allocations{0};
-
-void* CountedAlloc(std::size_t size, std::size_t alignment) {
-  if (g_count_allocations.load(std::memory_order_relaxed)) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-  }
-  if (size == 0) size = 1;
-  void* p = nullptr;
-  if (alignment <= alignof(std::max_align_t)) {
-    p = std::malloc(size);
-  } else {
-    p = std::aligned_alloc(alignment,
-                           (size + alignment - 1) / alignment * alignment);
-  }
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
-}
-}  // namespace
-
-void* operator new(std::size_t size) { return CountedAlloc(size, 1); }
-void* operator new[](std::size_t size) { return CountedAlloc(size, 1); }
-void* operator new(std::size_t size, std::align_val_t a) {
-  return CountedAlloc(size, static_cast<std::size_t>(a));
-}
-void* operator new[](std::size_t size, std::align_val_t a) {
-  return CountedAlloc(size, static_cast<std::size_t>(a));
-}
-// The nothrow forms too: sanitizer runtimes define their own, which would
-// otherwise pair their allocation with our free().
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-  try {
-    return CountedAlloc(size, 1);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
-  try {
-    return CountedAlloc(size, 1);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new(std::size_t size, std::align_val_t a,
-                   const std::nothrow_t&) noexcept {
-  try {
-    return CountedAlloc(size, static_cast<std::size_t>(a));
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t size, std::align_val_t a,
-                     const std::nothrow_t&) noexcept {
-  try {
-    return CountedAlloc(size, static_cast<std::size_t>(a));
-  } catch (...) {
-    return nullptr;
-  }
-}
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::align_val_t,
-                     const std::nothrow_t&) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::align_val_t,
-                       const std::nothrow_t&) noexcept {
-  std::free(p);
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
-  std::free(p);
-}
 
 namespace anylb::scheduler {
 namespace {
@@ -1184,12 +1097,11 @@ struct CountingSink {
 void* volatile g_escape = nullptr;
 
 TEST(FlowTableAllocation, CounterSeesAllocations) {
-  g_allocations = 0;
-  g_count_allocations = true;
+  alloc_testing::StartCountingAllocations();
   g_escape = new int(1);
-  g_count_allocations = false;
+  const uint64_t allocations = alloc_testing::StopCountingAllocations();
   delete static_cast<int*>(g_escape);
-  EXPECT_EQ(g_allocations.load(), 1u);
+  EXPECT_EQ(allocations, 1u);
 }
 
 TEST(FlowTableAllocation, NothingAllocatesAfterCreate) {
@@ -1201,8 +1113,7 @@ TEST(FlowTableAllocation, NothingAllocatesAfterCreate) {
   std::vector<FlowKey> keys;
   for (uint32_t i = 0; i < 5000; ++i) keys.push_back(Key(i, i % 2));
 
-  g_allocations = 0;
-  g_count_allocations = true;
+  alloc_testing::StartCountingAllocations();
   absl::Time now = kT0;
   uint64_t found = 0;
   for (int round = 0; round < 20; ++round) {
@@ -1224,8 +1135,8 @@ TEST(FlowTableAllocation, NothingAllocatesAfterCreate) {
       if (i % 64 == 0) table->ExpireSome(now, 16);
     }
   }
-  g_count_allocations = false;
-  EXPECT_EQ(g_allocations.load(), 0u);
+  const uint64_t allocations = alloc_testing::StopCountingAllocations();
+  EXPECT_EQ(allocations, 0u);
   // The loop did real work: hits, evictions, expirations.
   EXPECT_GT(found, 0u);
   EXPECT_GT(sink.removed, 0u);

@@ -17,24 +17,10 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "common/testing/allocation_counter.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-
-// Counts heap allocations while `g_counting` is set, to check that Pick()
-// (and the cache updates behind it) never allocates.
-namespace {
-std::atomic<bool> g_counting{false};
-std::atomic<int> g_allocations{0};
-}  // namespace
-
-void* operator new(std::size_t size) {
-  if (g_counting.load(std::memory_order_relaxed)) ++g_allocations;
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace anylb::scheduler {
 
@@ -276,14 +262,13 @@ TEST_P(EveryIpvsScheduler, PickNeverAllocates) {
     std::vector<FlowKey> flows;
     for (uint32_t i = 0; i < 500; ++i) flows.push_back(NthFlow(family, i));
     int picked = 0;
-    g_allocations = 0;
-    g_counting = true;
+    alloc_testing::StartCountingAllocations();
     for (uint32_t i = 0; i < flows.size(); ++i) {
       backends[i % 5].active = i % 7;  // loads move, choices change
       if (s->Pick(flows[i], backends, kT0 + absl::Hours(i)) >= 0) ++picked;
     }
-    g_counting = false;
-    EXPECT_EQ(g_allocations.load(), 0);
+    const uint64_t allocations = alloc_testing::StopCountingAllocations();
+    EXPECT_EQ(allocations, 0u);
     EXPECT_GT(picked, 0);
   }
 }

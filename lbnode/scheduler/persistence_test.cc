@@ -14,25 +14,11 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "common/testing/allocation_counter.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lbnode/scheduler/internal/lru_hash_map.h"
-
-// Counts heap allocations while `g_counting` is set, to check that Pick()
-// (and the cache updates behind it) never allocates.
-namespace {
-std::atomic<bool> g_counting{false};
-std::atomic<int> g_allocations{0};
-}  // namespace
-
-void* operator new(std::size_t size) {
-  if (g_counting.load(std::memory_order_relaxed)) ++g_allocations;
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace anylb::scheduler {
 namespace {
@@ -147,9 +133,9 @@ TEST(PersistenceTable, RemembersAClientsRealServerUntilTheTimeout) {
   const PersistencePolicy policy = Policy(absl::Seconds(300));
   const IpAddress client = Ip("192.0.2.10");
   EXPECT_EQ(table->Lookup(kService, policy, client, kT0), std::nullopt);
-  table->Insert(kService, policy, client, Ep("10.0.0.2:80"), kT0);
+  table->Insert(kService, policy, client, Ep("198.51.100.2:80"), kT0);
   EXPECT_THAT(table->Lookup(kService, policy, client, kT0 + absl::Seconds(1)),
-              Optional(Ep("10.0.0.2:80")));
+              Optional(Ep("198.51.100.2:80")));
   EXPECT_EQ(table->stats().hits, 1u);
   EXPECT_EQ(table->stats().misses, 1u);
   EXPECT_EQ(table->stats().inserts, 1u);
@@ -159,10 +145,10 @@ TEST(PersistenceTable, EntryExpiresExactlyAtItsTimeout) {
   auto table = Table();
   const PersistencePolicy policy = Policy(absl::Seconds(300));
   const IpAddress client = Ip("192.0.2.10");
-  table->Insert(kService, policy, client, Ep("10.0.0.2:80"), kT0);
+  table->Insert(kService, policy, client, Ep("198.51.100.2:80"), kT0);
   // Lookups refresh, so probe two entries: one just before, one at expiry.
   const IpAddress other = Ip("192.0.2.11");
-  table->Insert(kService, policy, other, Ep("10.0.0.3:80"), kT0);
+  table->Insert(kService, policy, other, Ep("198.51.100.3:80"), kT0);
   EXPECT_TRUE(table
                   ->Lookup(kService, policy, client,
                            kT0 + absl::Seconds(300) - absl::Nanoseconds(1))
@@ -194,10 +180,10 @@ TEST(PersistenceTable, InsertReplacesTheRealServerOfAnExistingEntry) {
   auto table = Table();
   const PersistencePolicy policy = Policy();
   const IpAddress client = Ip("192.0.2.10");
-  table->Insert(kService, policy, client, Ep("10.0.0.2:80"), kT0);
-  table->Insert(kService, policy, client, Ep("10.0.0.3:80"), kT0);
+  table->Insert(kService, policy, client, Ep("198.51.100.2:80"), kT0);
+  table->Insert(kService, policy, client, Ep("198.51.100.3:80"), kT0);
   EXPECT_THAT(table->Lookup(kService, policy, client, kT0),
-              Optional(Ep("10.0.0.3:80")));
+              Optional(Ep("198.51.100.3:80")));
   EXPECT_EQ(table->size(), 1u);
   EXPECT_EQ(table->stats().updates, 1u);
 }
@@ -206,11 +192,11 @@ TEST(PersistenceTable, ServicesDoNotShareEntries) {
   auto table = Table();
   const PersistencePolicy policy = Policy();
   const IpAddress client = Ip("192.0.2.10");
-  table->Insert(1, policy, client, Ep("10.0.0.2:80"), kT0);
+  table->Insert(1, policy, client, Ep("198.51.100.2:80"), kT0);
   EXPECT_EQ(table->Lookup(2, policy, client, kT0), std::nullopt);
-  table->Insert(2, policy, client, Ep("10.0.0.9:443"), kT0);
+  table->Insert(2, policy, client, Ep("198.51.100.9:443"), kT0);
   EXPECT_THAT(table->Lookup(1, policy, client, kT0),
-              Optional(Ep("10.0.0.2:80")));
+              Optional(Ep("198.51.100.2:80")));
   EXPECT_EQ(table->EraseService(1), 1u);
   EXPECT_EQ(table->Lookup(1, policy, client, kT0), std::nullopt);
   EXPECT_TRUE(table->Lookup(2, policy, client, kT0).has_value());
@@ -219,7 +205,7 @@ TEST(PersistenceTable, ServicesDoNotShareEntries) {
 TEST(PersistenceTable, EraseForgetsOneClientNetwork) {
   auto table = Table();
   const PersistencePolicy policy = Policy(absl::Seconds(300), 24, 0);
-  table->Insert(kService, policy, Ip("192.0.2.10"), Ep("10.0.0.2:80"), kT0);
+  table->Insert(kService, policy, Ip("192.0.2.10"), Ep("198.51.100.2:80"), kT0);
   EXPECT_TRUE(table->Erase(kService, policy, Ip("192.0.2.99")));  // same /24
   EXPECT_FALSE(table->Erase(kService, policy, Ip("192.0.2.10")));
   EXPECT_EQ(table->size(), 0u);
@@ -260,9 +246,9 @@ TEST_P(PersistenceGrouping, ClientsOfOneNetworkShareARealServer) {
   auto table = Table();
   const PersistencePolicy policy =
       Policy(absl::Seconds(300), c.v4_prefix, c.v6_prefix);
-  table->Insert(kService, policy, Ip(c.first), Ep("10.0.0.2:80"), kT0);
+  table->Insert(kService, policy, Ip(c.first), Ep("198.51.100.2:80"), kT0);
   EXPECT_THAT(table->Lookup(kService, policy, Ip(c.same_network), kT0),
-              Optional(Ep("10.0.0.2:80")));
+              Optional(Ep("198.51.100.2:80")));
   EXPECT_EQ(table->Lookup(kService, policy, Ip(c.other_network), kT0),
             std::nullopt);
 }
@@ -271,7 +257,9 @@ TEST(PersistenceTable, IpV4AndIpV6ClientsNeverCollide) {
   auto table = Table();
   const PersistencePolicy policy = Policy(absl::Seconds(300), 1, 1);
   // Both mask to "all zeros" of their family.
-  table->Insert(kService, policy, Ip("10.0.0.1"), Ep("10.0.0.2:80"), kT0);
+  // (10.0.0.1: no documentation-range IPv4 address has a zero top bit; it is
+  // only data here, nothing is sent.)
+  table->Insert(kService, policy, Ip("10.0.0.1"), Ep("198.51.100.2:80"), kT0);
   EXPECT_EQ(table->Lookup(kService, policy, Ip("::1"), kT0), std::nullopt);
 }
 
@@ -280,10 +268,10 @@ TEST(PersistenceTable, IpV4AndIpV6ClientsNeverCollide) {
 TEST(PersistenceTable, FullTableEvictsTheLeastRecentlyUsed) {
   auto table = Table(2);
   const PersistencePolicy policy = Policy();
-  table->Insert(kService, policy, Ip("192.0.2.1"), Ep("10.0.0.1:80"), kT0);
-  table->Insert(kService, policy, Ip("192.0.2.2"), Ep("10.0.0.2:80"), kT0);
+  table->Insert(kService, policy, Ip("192.0.2.1"), Ep("198.51.100.1:80"), kT0);
+  table->Insert(kService, policy, Ip("192.0.2.2"), Ep("198.51.100.2:80"), kT0);
   ASSERT_TRUE(table->Lookup(kService, policy, Ip("192.0.2.1"), kT0));
-  table->Insert(kService, policy, Ip("192.0.2.3"), Ep("10.0.0.3:80"), kT0);
+  table->Insert(kService, policy, Ip("192.0.2.3"), Ep("198.51.100.3:80"), kT0);
   EXPECT_EQ(table->size(), 2u);
   EXPECT_EQ(table->stats().evictions, 1u);
   EXPECT_TRUE(table->Lookup(kService, policy, Ip("192.0.2.1"), kT0));
@@ -296,10 +284,10 @@ TEST(PersistenceTable, FullTableReclaimsAnExpiredEntryBeforeEvicting) {
   const PersistencePolicy long_lived = Policy(absl::Hours(1));
   const PersistencePolicy short_lived = Policy(absl::Seconds(10));
   // Oldest first: a live one-hour entry, then an expired 10s one.
-  table->Insert(1, long_lived, Ip("192.0.2.1"), Ep("10.0.0.1:80"), kT0);
-  table->Insert(2, short_lived, Ip("192.0.2.2"), Ep("10.0.0.2:80"), kT0);
-  table->Insert(1, long_lived, Ip("192.0.2.3"), Ep("10.0.0.3:80"), kT0);
-  table->Insert(1, long_lived, Ip("192.0.2.4"), Ep("10.0.0.4:80"),
+  table->Insert(1, long_lived, Ip("192.0.2.1"), Ep("198.51.100.1:80"), kT0);
+  table->Insert(2, short_lived, Ip("192.0.2.2"), Ep("198.51.100.2:80"), kT0);
+  table->Insert(1, long_lived, Ip("192.0.2.3"), Ep("198.51.100.3:80"), kT0);
+  table->Insert(1, long_lived, Ip("192.0.2.4"), Ep("198.51.100.4:80"),
                 kT0 + absl::Minutes(1));
   EXPECT_EQ(table->stats().expired, 1u);
   EXPECT_EQ(table->stats().evictions, 0u);
@@ -312,19 +300,18 @@ TEST(PersistenceTable, FullTableReclaimsAnExpiredEntryBeforeEvicting) {
 TEST(PersistenceTable, LookupAndInsertNeverAllocate) {
   auto table = Table(16);
   const PersistencePolicy policy = Policy(absl::Hours(1), 24, 64);
-  g_allocations = 0;
-  g_counting = true;
+  alloc_testing::StartCountingAllocations();
   for (uint32_t i = 0; i < 2000; ++i) {
     const absl::Time now = kT0 + absl::Seconds(i);
     const IpAddress client =
         i % 2 ? IpAddress::FromV4(0xc0000000u + i * 256) : Ip("2001:db8::1");
     if (!table->Lookup(kService, policy, client, now)) {
-      table->Insert(kService, policy, client, Ep("10.0.0.1:80"), now);
+      table->Insert(kService, policy, client, Ep("198.51.100.1:80"), now);
     }
     table->Erase(kService, policy, IpAddress::FromV4(0xc0000000u + i * 128));
   }
-  g_counting = false;
-  EXPECT_EQ(g_allocations.load(), 0);
+  const uint64_t allocations = alloc_testing::StopCountingAllocations();
+  EXPECT_EQ(allocations, 0u);
   EXPECT_GT(table->stats().evictions, 0u);
 }
 
@@ -333,7 +320,7 @@ TEST(PersistenceTable, ManyClientsStayWithinCapacity) {
   const PersistencePolicy policy = Policy();
   for (uint32_t i = 0; i < 1000; ++i) {
     const IpAddress client = IpAddress::FromV4(0xc0000000u + i);
-    table->Insert(kService, policy, client, Ep("10.0.0.1:80"), kT0);
+    table->Insert(kService, policy, client, Ep("198.51.100.1:80"), kT0);
     ASSERT_TRUE(table->Lookup(kService, policy, client, kT0)) << i;
   }
   EXPECT_EQ(table->size(), 100u);
@@ -350,30 +337,32 @@ TEST(PersistenceTable, ManyClientsStayWithinCapacity) {
 
 std::vector<SchedBackend> ThreeBackends() {
   std::vector<SchedBackend> backends(3);
-  backends[0].endpoint = Ep("10.0.0.1:80");
-  backends[1].endpoint = Ep("10.0.0.2:80");
-  backends[2].endpoint = Ep("10.0.0.3:80");
+  backends[0].endpoint = Ep("198.51.100.1:80");
+  backends[1].endpoint = Ep("198.51.100.2:80");
+  backends[2].endpoint = Ep("198.51.100.3:80");
   for (auto& b : backends) b.weight = 1;
   return backends;
 }
 
 TEST(PersistentBackendIndex, FindsTheRememberedRealServerByEndpoint) {
   auto backends = ThreeBackends();
-  EXPECT_EQ(PersistentBackendIndex(backends, Ep("10.0.0.3:80")), 2);
+  EXPECT_EQ(PersistentBackendIndex(backends, Ep("198.51.100.3:80")), 2);
   // After a snapshot change the index moves; the endpoint does not.
   backends.erase(backends.begin());
-  EXPECT_EQ(PersistentBackendIndex(backends, Ep("10.0.0.3:80")), 1);
-  EXPECT_EQ(PersistentBackendIndex(backends, Ep("10.0.0.1:80")), kNoBackend);
-  EXPECT_EQ(PersistentBackendIndex(backends, Ep("10.0.0.3:81")), kNoBackend);
+  EXPECT_EQ(PersistentBackendIndex(backends, Ep("198.51.100.3:80")), 1);
+  EXPECT_EQ(PersistentBackendIndex(backends, Ep("198.51.100.1:80")),
+            kNoBackend);
+  EXPECT_EQ(PersistentBackendIndex(backends, Ep("198.51.100.3:81")),
+            kNoBackend);
 }
 
 TEST(PersistentBackendIndex, KeepsQuiescedAndOverloadedRealServersAsIpvsDoes) {
   auto backends = ThreeBackends();
   backends[0].weight = 0;
   backends[1].overloaded = true;
-  EXPECT_EQ(PersistentBackendIndex(backends, Ep("10.0.0.1:80")), 0);
-  EXPECT_EQ(PersistentBackendIndex(backends, Ep("10.0.0.2:80")), 1);
-  EXPECT_EQ(PersistentBackendIndex(backends, Ep("10.0.0.1:80"),
+  EXPECT_EQ(PersistentBackendIndex(backends, Ep("198.51.100.1:80")), 0);
+  EXPECT_EQ(PersistentBackendIndex(backends, Ep("198.51.100.2:80")), 1);
+  EXPECT_EQ(PersistentBackendIndex(backends, Ep("198.51.100.1:80"),
                                    /*expire_quiescent=*/true),
             kNoBackend);
 }
@@ -381,11 +370,12 @@ TEST(PersistentBackendIndex, KeepsQuiescedAndOverloadedRealServersAsIpvsDoes) {
 TEST(PersistentBackendIndex, DropsARealServerThisNodeCannotReach) {
   auto backends = ThreeBackends();
   backends[2].available = false;
-  EXPECT_EQ(PersistentBackendIndex(backends, Ep("10.0.0.3:80")), kNoBackend);
+  EXPECT_EQ(PersistentBackendIndex(backends, Ep("198.51.100.3:80")),
+            kNoBackend);
 }
 
 TEST(PersistentBackendIndex, EmptySetHasNothing) {
-  EXPECT_EQ(PersistentBackendIndex({}, Ep("10.0.0.3:80")), kNoBackend);
+  EXPECT_EQ(PersistentBackendIndex({}, Ep("198.51.100.3:80")), kNoBackend);
 }
 
 // --- The fixed-capacity LRU map under the table ---
