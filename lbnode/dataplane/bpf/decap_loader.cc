@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "common/status_macros.h"
+#include "lbnode/dataplane/bpf/bpf_object_util.h"
 #include "lbnode/dataplane/bpf/decap_embed.h"
 
 namespace anylb::dataplane::bpf {
@@ -36,27 +37,6 @@ constexpr std::string_view kCounterNames[] = {
 };
 static_assert(std::size(kCounterNames) == ANYLB_DECAP_CNT_MAX);
 
-absl::string_view ToAbsl(std::string_view text) {
-  return {text.data(), text.size()};
-}
-
-// Quote returns `text` in double quotes, for interface names in messages.
-std::string Quote(std::string_view text) {
-  return absl::StrCat("\"", ToAbsl(text), "\"");
-}
-
-// ErrnoError turns a libbpf/kernel error (a negative or positive errno) into
-// a status: "<what>: <errno text>", plus a hint for permission errors.
-absl::Status ErrnoError(int error, std::string_view what) {
-  error = std::abs(error);
-  char buffer[128];
-  // GNU strerror_r returns the message, maybe not in `buffer`.
-  const char* text = strerror_r(error, buffer, sizeof(buffer));
-  std::string message = absl::StrCat(ToAbsl(what), ": ", text);
-  if (error == EPERM || error == EACCES) message += " (need root?)";
-  return {absl::ErrnoToStatusCode(error), message};
-}
-
 std::string ModeText(DecapMode mode) {
   return mode == DecapMode::kTc ? "tc" : "XDP";
 }
@@ -64,19 +44,6 @@ std::string ModeText(DecapMode mode) {
 uint32_t XdpModeFlag(DecapMode mode) {
   return mode == DecapMode::kXdpNative ? XDP_FLAGS_DRV_MODE
                                        : XDP_FLAGS_SKB_MODE;
-}
-
-// ProgramName returns the name of the loaded BPF program with id `id`, or
-// "" if it is gone (or cannot be read).
-std::string ProgramName(uint32_t id) {
-  int fd = bpf_prog_get_fd_by_id(id);
-  if (fd < 0) return "";
-  bpf_prog_info info = {};
-  uint32_t length = sizeof(info);
-  std::string name;
-  if (bpf_obj_get_info_by_fd(fd, &info, &length) == 0) name = info.name;
-  close(fd);
-  return name;
 }
 
 // TcFilterProgramId returns the id of the program in our tc filter slot on
@@ -161,41 +128,18 @@ DecapProgram::~DecapProgram() {
 }
 
 absl::StatusOr<std::unique_ptr<DecapProgram>> DecapProgram::Load() {
-  std::span<const unsigned char> bytes = ::anylb::bpf::DecapObject();
-  bpf_object_open_opts opts = {};
-  opts.sz = sizeof(opts);
-  opts.object_name = "anylb_decap";
-  bpf_object* object = bpf_object__open_mem(bytes.data(), bytes.size(), &opts);
-  if (object == nullptr) {
-    return ErrnoError(errno, "opening the embedded decap BPF object");
-  }
-  // From here on `object` is closed on every path.
-  std::unique_ptr<bpf_object, void (*)(bpf_object*)> owner(object,
-                                                           bpf_object__close);
-  if (int error = bpf_object__load(object); error != 0) {
-    return ErrnoError(error, "loading the decap BPF programs");
-  }
-  auto program_fd = [&](const char* name) -> absl::StatusOr<int> {
-    bpf_program* program = bpf_object__find_program_by_name(object, name);
-    if (program == nullptr) {
-      return absl::InternalError(
-          absl::StrCat("decap BPF object has no program ", name));
-    }
-    return bpf_program__fd(program);
-  };
-  auto map_fd = [&](const char* name) -> absl::StatusOr<int> {
-    bpf_map* map = bpf_object__find_map_by_name(object, name);
-    if (map == nullptr) {
-      return absl::InternalError(
-          absl::StrCat("decap BPF object has no map ", name));
-    }
-    return bpf_map__fd(map);
-  };
-  ASSIGN_OR_RETURN(int xdp_fd, program_fd(ANYLB_DECAP_PROG_XDP));
-  ASSIGN_OR_RETURN(int tc_fd, program_fd(ANYLB_DECAP_PROG_TC));
-  ASSIGN_OR_RETURN(int dsts_fd, map_fd(ANYLB_DECAP_MAP_DSTS));
-  ASSIGN_OR_RETURN(int gue_ports_fd, map_fd(ANYLB_DECAP_MAP_GUE_PORTS));
-  ASSIGN_OR_RETURN(int counters_fd, map_fd(ANYLB_DECAP_MAP_COUNTERS));
+  ASSIGN_OR_RETURN(
+      BpfObjectPtr owner,
+      OpenAndLoadEmbedded(::anylb::bpf::DecapObject(), "anylb_decap", "decap"));
+  bpf_object* object = owner.get();
+  ASSIGN_OR_RETURN(int xdp_fd,
+                   ProgramFd(object, ANYLB_DECAP_PROG_XDP, "decap"));
+  ASSIGN_OR_RETURN(int tc_fd, ProgramFd(object, ANYLB_DECAP_PROG_TC, "decap"));
+  ASSIGN_OR_RETURN(int dsts_fd, MapFd(object, ANYLB_DECAP_MAP_DSTS, "decap"));
+  ASSIGN_OR_RETURN(int gue_ports_fd,
+                   MapFd(object, ANYLB_DECAP_MAP_GUE_PORTS, "decap"));
+  ASSIGN_OR_RETURN(int counters_fd,
+                   MapFd(object, ANYLB_DECAP_MAP_COUNTERS, "decap"));
   return std::unique_ptr<DecapProgram>(new DecapProgram(
       owner.release(), xdp_fd, tc_fd, dsts_fd, gue_ports_fd, counters_fd));
 }

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "common/status_macros.h"
+#include "lbnode/dataplane/bpf/bpf_object_util.h"
 #include "lbnode/dataplane/bpf/steer_embed.h"
 
 namespace anylb::dataplane::bpf {
@@ -30,27 +31,6 @@ constexpr std::string_view kCounterNames[] = {
 #undef ANYLB_STEER_COUNTER_NAME_
 };
 static_assert(std::size(kCounterNames) == ANYLB_STEER_CNT_MAX);
-
-absl::string_view ToAbsl(std::string_view text) {
-  return {text.data(), text.size()};
-}
-
-// Quote returns `text` in double quotes, for interface names in messages.
-std::string Quote(std::string_view text) {
-  return absl::StrCat("\"", ToAbsl(text), "\"");
-}
-
-// ErrnoError turns a libbpf/kernel error (a negative or positive errno) into
-// a status: "<what>: <errno text>", plus a hint for permission errors.
-absl::Status ErrnoError(int error, std::string_view what) {
-  error = std::abs(error);
-  char buffer[128];
-  // GNU strerror_r returns the message, maybe not in `buffer`.
-  const char* text = strerror_r(error, buffer, sizeof(buffer));
-  std::string message = absl::StrCat(ToAbsl(what), ": ", text);
-  if (error == EPERM || error == EACCES) message += " (need root?)";
-  return {absl::ErrnoToStatusCode(error), message};
-}
 
 // UpdateError is ErrnoError for a map update, with the map's capacity when
 // it is full.
@@ -65,19 +45,6 @@ absl::Status UpdateError(int error, const std::string& what, int capacity) {
 uint32_t XdpModeFlag(SteerMode mode) {
   return mode == SteerMode::kXdpNative ? XDP_FLAGS_DRV_MODE
                                        : XDP_FLAGS_SKB_MODE;
-}
-
-// ProgramName returns the name of the loaded BPF program with id `id`, or
-// "" if it is gone (or cannot be read).
-std::string ProgramName(uint32_t id) {
-  int fd = bpf_prog_get_fd_by_id(id);
-  if (fd < 0) return "";
-  bpf_prog_info info = {};
-  uint32_t length = sizeof(info);
-  std::string name;
-  if (bpf_obj_get_info_by_fd(fd, &info, &length) == 0) name = info.name;
-  close(fd);
-  return name;
 }
 
 uint8_t Family(const IpAddress& address) {
@@ -142,42 +109,22 @@ SteerProgram::~SteerProgram() {
 }
 
 absl::StatusOr<std::unique_ptr<SteerProgram>> SteerProgram::Load() {
-  std::span<const unsigned char> bytes = ::anylb::bpf::SteerObject();
-  bpf_object_open_opts opts = {};
-  opts.sz = sizeof(opts);
-  opts.object_name = "anylb_steer";
-  bpf_object* object = bpf_object__open_mem(bytes.data(), bytes.size(), &opts);
-  if (object == nullptr) {
-    return ErrnoError(errno, "opening the embedded steering BPF object");
-  }
-  // From here on `object` is closed on every path.
-  std::unique_ptr<bpf_object, void (*)(bpf_object*)> owner(object,
-                                                           bpf_object__close);
-  if (int error = bpf_object__load(object); error != 0) {
-    return ErrnoError(error, "loading the steering BPF program");
-  }
-  auto map_fd = [&](const char* name) -> absl::StatusOr<int> {
-    bpf_map* map = bpf_object__find_map_by_name(object, name);
-    if (map == nullptr) {
-      return absl::InternalError(
-          absl::StrCat("steering BPF object has no map ", name));
-    }
-    return bpf_map__fd(map);
-  };
-  bpf_program* program =
-      bpf_object__find_program_by_name(object, ANYLB_STEER_PROG_XDP);
-  if (program == nullptr) {
-    return absl::InternalError(absl::StrCat(
-        "steering BPF object has no program ", ANYLB_STEER_PROG_XDP));
-  }
+  constexpr std::string_view kWhat = "steering";
+  ASSIGN_OR_RETURN(
+      BpfObjectPtr owner,
+      OpenAndLoadEmbedded(::anylb::bpf::SteerObject(), "anylb_steer", kWhat));
+  bpf_object* object = owner.get();
   Fds fds;
-  fds.program = bpf_program__fd(program);
-  ASSIGN_OR_RETURN(fds.vips, map_fd(ANYLB_STEER_MAP_VIPS));
-  ASSIGN_OR_RETURN(fds.vip_addrs, map_fd(ANYLB_STEER_MAP_VIP_ADDRS));
-  ASSIGN_OR_RETURN(fds.locals, map_fd(ANYLB_STEER_MAP_LOCALS));
-  ASSIGN_OR_RETURN(fds.nat_backends, map_fd(ANYLB_STEER_MAP_NAT_BACKENDS));
-  ASSIGN_OR_RETURN(fds.xsks, map_fd(ANYLB_STEER_MAP_XSKS));
-  ASSIGN_OR_RETURN(fds.counters, map_fd(ANYLB_STEER_MAP_COUNTERS));
+  ASSIGN_OR_RETURN(fds.program, ProgramFd(object, ANYLB_STEER_PROG_XDP, kWhat));
+  ASSIGN_OR_RETURN(fds.vips, MapFd(object, ANYLB_STEER_MAP_VIPS, kWhat));
+  ASSIGN_OR_RETURN(fds.vip_addrs,
+                   MapFd(object, ANYLB_STEER_MAP_VIP_ADDRS, kWhat));
+  ASSIGN_OR_RETURN(fds.locals, MapFd(object, ANYLB_STEER_MAP_LOCALS, kWhat));
+  ASSIGN_OR_RETURN(fds.nat_backends,
+                   MapFd(object, ANYLB_STEER_MAP_NAT_BACKENDS, kWhat));
+  ASSIGN_OR_RETURN(fds.xsks, MapFd(object, ANYLB_STEER_MAP_XSKS, kWhat));
+  ASSIGN_OR_RETURN(fds.counters,
+                   MapFd(object, ANYLB_STEER_MAP_COUNTERS, kWhat));
   return std::unique_ptr<SteerProgram>(new SteerProgram(owner.release(), fds));
 }
 

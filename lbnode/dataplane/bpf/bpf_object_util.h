@@ -1,0 +1,57 @@
+// Helpers the BPF program loaders (decap, steer) share: one place that turns
+// libbpf's errno returns into absl::Status and opens embedded objects.
+
+#ifndef ANYLB_LBNODE_DATAPLANE_BPF_BPF_OBJECT_UTIL_H_
+#define ANYLB_LBNODE_DATAPLANE_BPF_BPF_OBJECT_UTIL_H_
+
+#include <bpf/libbpf.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace anylb::dataplane::bpf {
+
+// ToAbsl views a std::string_view as Debian abseil's own string_view.
+inline absl::string_view ToAbsl(std::string_view text) {
+  return {text.data(), text.size()};
+}
+
+// Quote returns `text` in double quotes, for interface names in messages.
+std::string Quote(std::string_view text);
+
+// ErrnoError turns a libbpf/kernel error (a negative or positive errno) into
+// a status: "<what>: <errno text>", plus a hint for permission errors.
+absl::Status ErrnoError(int error, std::string_view what);
+
+// ProgramName returns the name of the loaded BPF program with id `id`, or
+// "" if it is gone (or cannot be read).
+std::string ProgramName(uint32_t id);
+
+// BpfObjectPtr owns a libbpf object; it closes it (and so unloads what no
+// attachment holds) when it goes.
+using BpfObjectPtr = std::unique_ptr<bpf_object, void (*)(bpf_object*)>;
+
+// OpenAndLoadEmbedded opens an object embedded by lb_bpf_program and loads
+// its programs and maps into the kernel. `what` names it in errors
+// ("decap" → "loading the decap BPF object: Operation not permitted ...").
+absl::StatusOr<BpfObjectPtr> OpenAndLoadEmbedded(
+    std::span<const unsigned char> bytes, const char* object_name,
+    std::string_view what);
+
+// ProgramFd and MapFd find a loaded program or map by name; a missing one is
+// INTERNAL (the object and its C++ loader disagree).
+absl::StatusOr<int> ProgramFd(bpf_object* object, const char* name,
+                              std::string_view what);
+absl::StatusOr<int> MapFd(bpf_object* object, const char* name,
+                          std::string_view what);
+
+}  // namespace anylb::dataplane::bpf
+
+#endif  // ANYLB_LBNODE_DATAPLANE_BPF_BPF_OBJECT_UTIL_H_
