@@ -14,10 +14,11 @@ PACKAGES=(
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   # AF_XDP dataplane and BPF.
   libxdp-dev libbpf-dev xdp-tools bpftool
-  # Netlink, controller store, TLS.
-  libmnl-dev libsqlite3-dev libssl-dev
-  # Network namespaces for integration tests.
-  iproute2
+  # Netlink, controller store, TLS, lbnode's config file and /metrics.
+  libmnl-dev libsqlite3-dev libssl-dev libyaml-cpp-dev libcpp-httplib-dev
+  # Integration tests and benchmarks: namespaces, real HTTP servers and
+  # clients, nftables (the DNAT baseline), trafgen (netsniff-ng).
+  iproute2 nginx-light curl nftables netsniff-ng
 )
 
 missing=()
