@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -33,6 +34,7 @@
 #include "absl/status/statusor.h"
 #include "common/ip_address.h"
 #include "lbnode/scheduler/hash.h"
+#include "lbnode/scheduler/persistence.h"
 #include "lbnode/scheduler/scheduler.h"
 
 namespace anylb::dataplane {
@@ -61,8 +63,9 @@ inline constexpr uint16_t kDefaultGuePort = 6080;
 struct BackendConfig {
   Endpoint endpoint;
   uint32_t weight = 1;
-  // DR: the backend's MAC on the shared L2 segment. Unused by TUN, whose
-  // outer next hop comes from the NextHopResolver.
+  // DR: the backend's MAC on the shared L2 segment, or all zeros to take
+  // it from the NextHopResolver (the neighbour table). Unused by TUN, NAT
+  // and FULLNAT, whose next hop always comes from the NextHopResolver.
   Mac mac{};
   // ipvsadm -x / -y.
   uint32_t upper_threshold = 0;
@@ -79,6 +82,9 @@ struct ServiceConfig {
   ForwardingMode mode = ForwardingMode::kDr;
   TunnelType tunnel = TunnelType::kIpip;
   uint16_t gue_port = kDefaultGuePort;
+  // ipvsadm -p/-M: clients of one network stick to one real server.
+  // Unset: no persistence.
+  std::optional<scheduler::PersistencePolicy> persistence;
   // Any order here; the snapshot stores them in canonical order (sorted by
   // endpoint), the order schedulers index.
   std::vector<BackendConfig> backends;
@@ -93,6 +99,12 @@ struct NodeConfig {
   bool has_tunnel_source_v6 = false;
   uint32_t mtu = 1500;     // IP MTU of the egress link.
   uint8_t outer_ttl = 64;  // TTL / hop limit of outer tunnel headers.
+  // FULLNAT: this node's local addresses (source of packets to real
+  // servers; replies come back to them), and the source-port range
+  // allocated on each.
+  std::vector<IpAddress> local_addresses;
+  uint16_t local_port_min = 1024;
+  uint16_t local_port_max = 65535;
 };
 
 // ServiceKey identifies a service: VIP, port and protocol. Padding-free so
