@@ -1,0 +1,344 @@
+#include "lbnode/dataplane/xsk/worker.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <utility>
+
+#include "absl/status/status.h"
+
+namespace anylb::dataplane::xsk {
+namespace {
+
+// RingEntries: entries between a ring's consumer and producer, read from
+// the indices the kernel and we share.
+uint32_t RingEntries(const uint32_t* producer, const uint32_t* consumer) {
+  return __atomic_load_n(producer, __ATOMIC_ACQUIRE) -
+         __atomic_load_n(consumer, __ATOMIC_ACQUIRE);
+}
+
+}  // namespace
+
+Worker::Worker(uint32_t queue, std::unique_ptr<Umem> umem,
+               std::unique_ptr<XskSocket> rx_socket,
+               std::unique_ptr<XskSocket> tx_socket,
+               std::unique_ptr<Engine> engine, WorkerOptions options)
+    : queue_(queue),
+      options_(std::move(options)),
+      umem_(std::move(umem)),
+      rx_socket_(std::move(rx_socket)),
+      tx_socket_(std::move(tx_socket)),
+      tx_(tx_socket_ != nullptr ? tx_socket_.get() : rx_socket_.get()),
+      engine_(std::move(engine)),
+      parked_(options_.park_capacity) {
+  options_.batch_size = std::clamp<uint32_t>(options_.batch_size, 1, kMaxBatch);
+  tx_staged_.resize(size_t{options_.batch_size} + options_.park_capacity);
+  if (options_.neighbor_generation != nullptr) {
+    seen_generation_ =
+        options_.neighbor_generation->load(std::memory_order_acquire);
+  }
+}
+
+Worker::~Worker() { Stop(); }
+
+void Worker::Start() {
+  last_progress_ns_.store(absl::ToUnixNanos(absl::Now()),
+                          std::memory_order_relaxed);
+  thread_ = std::thread([this] { Run(); });
+}
+
+void Worker::Stop() {
+  stop_.store(true, std::memory_order_release);
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::PostSnapshot(std::shared_ptr<const EngineSnapshot> snapshot) {
+  {
+    std::lock_guard<std::mutex> lock(snapshot_mu_);
+    posted_ = std::move(snapshot);
+  }
+  snapshot_posted_.store(true, std::memory_order_release);
+}
+
+WorkerStats Worker::Stats() const {
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  return stats_;
+}
+
+void Worker::Run() {
+  while (!stop_.load(std::memory_order_acquire)) RunOnce(absl::Now());
+  Drain();
+}
+
+void Worker::RunOnce(absl::Time now) {
+  last_progress_ns_.store(absl::ToUnixNanos(now), std::memory_order_relaxed);
+  if (snapshot_posted_.load(std::memory_order_acquire)) AdoptSnapshot();
+  if (options_.before_batch) options_.before_batch();
+  CompleteTx();
+  RetryParked(now);
+  Refill();
+  uint32_t received = ReceiveBatch(now);
+  FlushTx();
+  if (received == 0) Wait();
+  if (now - last_publish_ >= options_.stats_interval) Publish(now, false);
+}
+
+void Worker::AdoptSnapshot() {
+  std::shared_ptr<const EngineSnapshot> snapshot;
+  {
+    std::lock_guard<std::mutex> lock(snapshot_mu_);
+    snapshot = std::move(posted_);
+    posted_ = nullptr;
+    snapshot_posted_.store(false, std::memory_order_relaxed);
+  }
+  if (snapshot == nullptr) return;
+  absl::Status status = engine_->UpdateSnapshot(std::move(snapshot));
+  if (status.ok()) {
+    ++counters_.snapshot_swaps;
+  } else {
+    ++counters_.snapshot_errors;
+    last_snapshot_error_ = status.ToString();
+  }
+}
+
+void Worker::Refill() {
+  xsk_ring_prod* fill = rx_socket_->fill();
+  uint32_t free = umem_->free_count();
+  uint32_t room = xsk_prod_nb_free(fill, free);
+  if (room >= fill->size && free == 0) ++counters_.fill_empty;
+  uint32_t n = std::min(room, free);
+  if (n == 0) return;
+  uint32_t idx = 0;
+  if (xsk_ring_prod__reserve(fill, n, &idx) != n) return;
+  for (uint32_t i = 0; i < n; ++i) {
+    *xsk_ring_prod__fill_addr(fill, idx + i) = umem_->PopFree();
+  }
+  xsk_ring_prod__submit(fill, n);
+  fill_outstanding_ += n;
+}
+
+void Worker::CompleteTx() {
+  xsk_ring_cons* completion = tx_->completion();
+  uint32_t idx = 0;
+  uint32_t n = xsk_ring_cons__peek(completion, completion->size, &idx);
+  if (n == 0) return;
+  for (uint32_t i = 0; i < n; ++i) {
+    umem_->PushFree(*xsk_ring_cons__comp_addr(completion, idx + i));
+  }
+  xsk_ring_cons__release(completion, n);
+  tx_outstanding_ -= n;
+}
+
+uint32_t Worker::ReceiveBatch(absl::Time now) {
+  xsk_ring_cons* rx = rx_socket_->rx();
+  uint32_t idx = 0;
+  uint32_t n = xsk_ring_cons__peek(rx, options_.batch_size, &idx);
+  if (n == 0) return 0;
+  ++counters_.batches;
+  fill_outstanding_ -= n;
+  for (uint32_t i = 0; i < n; ++i) {
+    if (i + 1 < n) {
+      __builtin_prefetch(
+          umem_->Data(xsk_ring_cons__rx_desc(rx, idx + i + 1)->addr));
+    }
+    const xdp_desc* desc = xsk_ring_cons__rx_desc(rx, idx + i);
+    ++counters_.rx_packets;
+    counters_.rx_bytes += desc->len;
+    Handle(desc->addr, desc->len, now, nullptr);
+  }
+  xsk_ring_cons__release(rx, n);
+  return n;
+}
+
+void Worker::Handle(uint64_t addr, uint32_t length, absl::Time now,
+                    const ParkedFrame* parked) {
+  const uint64_t base = umem_->ChunkBase(addr);
+  const Verdict verdict =
+      engine_->Process(umem_->Chunk(addr), addr - base, length, now);
+  switch (verdict.action) {
+    case Action::kTransmit:
+      if (parked != nullptr) ++counters_.parked_forwarded;
+      StageTx(base + verdict.offset, verdict.length);
+      return;
+    case Action::kPass:
+      ++counters_.pass_unavailable;
+      umem_->PushFree(addr);
+      return;
+    case Action::kDrop:
+      break;
+  }
+  if (verdict.drop_reason != DropReason::kNoNeighbor) {
+    ++counters_.dropped;
+    umem_->PushFree(addr);
+    return;
+  }
+  // The engine left the bytes unchanged: wait for the neighbour.
+  ParkedFrame frame{addr, length, parked != nullptr ? parked->parked_at : now};
+  if (parked_.Push(frame)) {
+    if (parked == nullptr) ++counters_.parked;
+  } else {
+    ++counters_.neighbor_wait_overflow;
+    umem_->PushFree(addr);
+  }
+}
+
+void Worker::RetryParked(absl::Time now) {
+  if (parked_.empty()) return;
+  bool due = now - last_retry_ >= options_.park_retry_interval;
+  if (options_.neighbor_generation != nullptr) {
+    uint64_t generation =
+        options_.neighbor_generation->load(std::memory_order_acquire);
+    if (generation != seen_generation_) {
+      seen_generation_ = generation;
+      due = true;
+    }
+  }
+  if (due) last_retry_ = now;
+  // Each parked frame once, oldest first; a frame that still waits goes to
+  // the back with its original time.
+  for (size_t n = parked_.size(); n > 0; --n) {
+    ParkedFrame frame;
+    parked_.Pop(&frame);
+    if (now - frame.parked_at >= options_.park_timeout) {
+      ++counters_.neighbor_wait_timeout;
+      umem_->PushFree(frame.addr);
+    } else if (due) {
+      Handle(frame.addr, frame.length, now, &frame);
+    } else {
+      parked_.Push(frame);
+    }
+  }
+}
+
+void Worker::StageTx(uint64_t addr, uint32_t length) {
+  // Room is guaranteed: at most one stage per RX descriptor or parked
+  // frame, and FlushTx empties the stage every iteration.
+  xdp_desc& desc = tx_staged_[tx_count_++];
+  desc.addr = addr;
+  desc.len = length;
+  desc.options = 0;
+}
+
+void Worker::FlushTx() {
+  if (tx_count_ == 0) return;
+  xsk_ring_prod* tx = tx_->tx();
+  uint32_t n = tx_count_;
+  uint32_t idx = 0;
+  if (xsk_ring_prod__reserve(tx, n, &idx) != n) {
+    // Make room: collect completions, nudge the kernel, take what fits.
+    Kick(*tx_);
+    CompleteTx();
+    n = std::min(n, xsk_prod_nb_free(tx, n));
+    if (n > 0 && xsk_ring_prod__reserve(tx, n, &idx) != n) n = 0;
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    *xsk_ring_prod__tx_desc(tx, idx + i) = tx_staged_[i];
+    counters_.tx_bytes += tx_staged_[i].len;
+  }
+  for (uint32_t i = n; i < tx_count_; ++i) {
+    ++counters_.tx_ring_full;
+    umem_->PushFree(tx_staged_[i].addr);
+  }
+  tx_count_ = 0;
+  if (n == 0) return;
+  xsk_ring_prod__submit(tx, n);
+  counters_.tx_packets += n;
+  tx_outstanding_ += n;
+  Kick(*tx_);
+}
+
+void Worker::Kick(XskSocket& socket) {
+  if (!xsk_ring_prod__needs_wakeup(socket.tx())) return;
+  if (sendto(socket.fd(), nullptr, 0, MSG_DONTWAIT, nullptr, 0) >= 0) return;
+  // Busy or out of buffers: the frames stay on the ring for the next kick.
+  if (errno == EAGAIN || errno == EBUSY || errno == ENOBUFS ||
+      errno == ENETDOWN) {
+    return;
+  }
+  ++counters_.tx_kick_errors;
+}
+
+void Worker::Wait() {
+  ++counters_.polls;
+  if (tx_outstanding_ > 0) Kick(*tx_);
+  if (options_.busy_poll) {
+    // Drives the socket's busy poll (SO_PREFER_BUSY_POLL) without sleeping.
+    recvfrom(rx_socket_->fd(), nullptr, 0, MSG_DONTWAIT, nullptr, nullptr);
+    return;
+  }
+  // Frames still in flight on TX: come back soon to complete them.
+  int timeout_ms =
+      tx_outstanding_ > 0
+          ? 1
+          : static_cast<int>(absl::ToInt64Milliseconds(options_.poll_timeout));
+  pollfd p = {rx_socket_->fd(), POLLIN, 0};
+  poll(&p, 1, timeout_ms);
+}
+
+void Worker::Drain() {
+  // Frames the kernel delivered after the last batch.
+  xsk_ring_cons* rx = rx_socket_->rx();
+  uint32_t idx = 0;
+  uint32_t n = xsk_ring_cons__peek(rx, rx->size, &idx);
+  for (uint32_t i = 0; i < n; ++i) {
+    umem_->PushFree(xsk_ring_cons__rx_desc(rx, idx + i)->addr);
+  }
+  if (n > 0) xsk_ring_cons__release(rx, n);
+  fill_outstanding_ -= n;
+  counters_.rx_discarded_at_stop += n;
+  ParkedFrame frame;
+  while (parked_.Pop(&frame)) {
+    ++counters_.neighbor_wait_stopped;
+    umem_->PushFree(frame.addr);
+  }
+  const absl::Time deadline = absl::Now() + options_.drain_timeout;
+  while (true) {
+    CompleteTx();
+    if (tx_outstanding_ == 0 || absl::Now() >= deadline) break;
+    Kick(*tx_);
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  Publish(absl::Now(), true);
+}
+
+FrameCounts Worker::CountFrames() {
+  FrameCounts counts;
+  counts.total = umem_->frame_count();
+  counts.free = umem_->free_count();
+  const xsk_ring_prod* fill = rx_socket_->fill();
+  counts.fill = RingEntries(fill->producer, fill->consumer);
+  const xsk_ring_cons* rx = rx_socket_->rx();
+  counts.rx = RingEntries(rx->producer, rx->consumer);
+  counts.tx_in_flight = tx_outstanding_;
+  counts.parked = parked_.size();
+  return counts;
+}
+
+void Worker::Publish(absl::Time now, bool stopped) {
+  last_publish_ = now;
+  WorkerStats stats;
+  stats.queue = queue_;
+  stats.published = now;
+  stats.worker = counters_;
+  stats.engine = engine_->counters();
+  const auto& services = engine_->snapshot().services();
+  stats.services.reserve(services.size());
+  stats.backends.resize(services.size());
+  for (size_t s = 0; s < services.size(); ++s) {
+    stats.services.push_back(engine_->service_counters(s));
+    for (size_t b = 0; b < services[s].backends.size(); ++b) {
+      stats.backends[s].push_back(engine_->backend_counters(s, b));
+    }
+  }
+  absl::StatusOr<XskKernelStats> kernel = rx_socket_->KernelStats();
+  if (kernel.ok()) stats.kernel = *kernel;
+  stats.frames = CountFrames();
+  stats.last_snapshot_error = last_snapshot_error_;
+  stats.stopped = stopped;
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  stats_ = std::move(stats);
+}
+
+}  // namespace anylb::dataplane::xsk
