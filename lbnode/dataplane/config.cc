@@ -17,11 +17,9 @@ std::string Describe(const ServiceConfig& s) {
 }
 
 absl::Status ValidateService(const NodeConfig& node, ServiceConfig& s) {
-  if (s.mode == ForwardingMode::kNat || s.mode == ForwardingMode::kFullNat) {
-    return absl::UnimplementedError(absl::StrCat(
-        Describe(s), ": NAT and FULLNAT modes are not implemented yet"));
-  }
-  if (s.mode != ForwardingMode::kDr && s.mode != ForwardingMode::kTun) {
+  const bool nat =
+      s.mode == ForwardingMode::kNat || s.mode == ForwardingMode::kFullNat;
+  if (!nat && s.mode != ForwardingMode::kDr && s.mode != ForwardingMode::kTun) {
     return absl::InvalidArgumentError(
         absl::StrCat(Describe(s), ": unknown forwarding mode"));
   }
@@ -46,12 +44,28 @@ absl::Status ValidateService(const NodeConfig& node, ServiceConfig& s) {
     if (i > 0 && s.backends[i - 1].endpoint == b.endpoint) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": duplicate"));
     }
+    const IpFamily bf = b.endpoint.address().family();
+    if (nat) {
+      if (bf != s.vip.family()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where,
+                         ": NAT and FULLNAT backends must have the VIP's "
+                         "family (no NAT64)"));
+      }
+      if (s.mode == ForwardingMode::kFullNat &&
+          std::none_of(node.local_addresses.begin(), node.local_addresses.end(),
+                       [bf](const IpAddress& a) { return a.family() == bf; })) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, ": FULLNAT needs a local address of the backend's family ",
+            bf == IpFamily::kV4 ? "(IPv4)" : "(IPv6)", " in local_addresses"));
+      }
+      continue;  // Port mapping allowed; the rules below are DR/TUN's.
+    }
     if (b.endpoint.port() != s.port) {
       return absl::InvalidArgumentError(absl::StrCat(
           where, ": DR and TUN cannot map ports; backend port ",
           b.endpoint.port(), " differs from the service port ", s.port));
     }
-    const IpFamily bf = b.endpoint.address().family();
     if (s.mode == ForwardingMode::kDr && bf != s.vip.family()) {
       return absl::InvalidArgumentError(
           absl::StrCat(where, ": DR backend family differs from the VIP's"));
@@ -113,7 +127,18 @@ absl::StatusOr<std::shared_ptr<const EngineSnapshot>> EngineSnapshot::Create(
   if (node.outer_ttl == 0) {
     return absl::InvalidArgumentError("outer TTL 0");
   }
+  if (node.local_port_min == 0 || node.local_port_min > node.local_port_max) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "local_port_min ", node.local_port_min, " / local_port_max ",
+        node.local_port_max, ": need 1 <= local_port_min <= local_port_max"));
+  }
   std::shared_ptr<EngineSnapshot> snap(new EngineSnapshot());
+  for (const IpAddress& a : node.local_addresses) {
+    if (!snap->locals_.insert(a).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("local_addresses: duplicate ", a.ToString()));
+    }
+  }
   snap->node_ = node;
   for (size_t i = 0; i < services.size(); ++i) {
     ServiceConfig& s = services[i];
@@ -129,9 +154,30 @@ absl::StatusOr<std::shared_ptr<const EngineSnapshot>> EngineSnapshot::Create(
           absl::StrCat(Describe(s), ": duplicate service"));
     }
     snap->vips_.insert(s.vip);
+    if (snap->locals_.contains(s.vip)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(Describe(s), ": the VIP is also in local_addresses"));
+    }
+    if (s.mode == ForwardingMode::kFullNat) snap->has_fullnat_ = true;
+    if (s.mode == ForwardingMode::kNat) {
+      for (const BackendConfig& b : s.backends) {
+        const IpAddress& a = b.endpoint.address();
+        snap->nat_sources_.insert(MakeServiceKey(
+            a.bytes().data(), a.family(), b.endpoint.port(), s.protocol));
+      }
+    }
   }
   snap->services_ = std::move(services);
   return std::shared_ptr<const EngineSnapshot>(std::move(snap));
+}
+
+bool EngineSnapshot::IsNatBackendSource(const uint8_t* address, IpFamily family,
+                                        uint16_t port, uint8_t protocol) const {
+  if (nat_sources_.empty()) return false;
+  ServiceKey key = MakeServiceKey(address, family, port, protocol);
+  if (nat_sources_.contains(key)) return true;
+  key.port = 0;
+  return nat_sources_.contains(key);
 }
 
 int EngineSnapshot::Find(const ServiceKey& key) const {

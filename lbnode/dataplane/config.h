@@ -11,8 +11,12 @@
 //   so the backend family must equal the VIP family. GUE (draft-ietf-
 //   intarea-gue, variant 1) carries either inner family over either outer
 //   family. The node's tunnel source of the backend's family must be set.
-// * NAT and FULLNAT are UNIMPLEMENTED ("NAT and FULLNAT modes are not
-//   implemented yet"): nothing half-works silently.
+// * NAT and FULLNAT may map ports: a backend port of 0 means "the client's
+//   destination port" (useful in an all-ports service). Their backends have
+//   the VIP's family (no NAT64). FULLNAT needs a local address of every
+//   backend family in NodeConfig::local_addresses.
+// * Local addresses: unique, not a VIP; 1 <= local_port_min <= local_port_max
+//   (Engine::Create also checks that each worker gets at least one port).
 // * Protocol is TCP or UDP; VIP:port:protocol unique;
 //   backend endpoints unique within a service; MTU in [576, 65535] (IPv4
 //   minimum datagram size, RFC 791), at least 1280 with an IPv6 VIP, and for
@@ -46,8 +50,8 @@ using Mac = std::array<uint8_t, 6>;
 enum class ForwardingMode : uint8_t {
   kDr,       // Direct routing: destination MAC rewrite only.
   kTun,      // IP-in-IP / IP6-in-IP6 / GUE encapsulation.
-  kNat,      // Not implemented yet (rejected by validation).
-  kFullNat,  // Not implemented yet (rejected by validation).
+  kNat,      // Destination NAT; replies return through the director.
+  kFullNat,  // Source + destination NAT from the node's local addresses.
 };
 
 // TunnelType is the TUN encapsulation.
@@ -66,6 +70,8 @@ struct BackendConfig {
   // DR: the backend's MAC on the shared L2 segment, or all zeros to take
   // it from the NextHopResolver (the neighbour table). Unused by TUN, NAT
   // and FULLNAT, whose next hop always comes from the NextHopResolver.
+  // The endpoint's port: DR/TUN: the service port; NAT/FULLNAT: the port
+  // the backend listens on, 0 = the client's destination port.
   Mac mac{};
   // ipvsadm -x / -y.
   uint32_t upper_threshold = 0;
@@ -149,6 +155,18 @@ class EngineSnapshot {
   int Find(const ServiceKey& key) const;
   // IsVip: some service has this address (any port or protocol).
   bool IsVip(const IpAddress& address) const { return vips_.contains(address); }
+  // IsLocalAddress: `address` is one of node().local_addresses (FULLNAT).
+  bool IsLocalAddress(const IpAddress& address) const {
+    return locals_.contains(address);
+  }
+  // IsNatBackendSource: (address, port, protocol) is the source a NAT-mode
+  // backend answers from (its endpoint; any port for a backend port 0): a
+  // frame with this source that matches no flow is a reply without a flow,
+  // not the kernel's traffic. Never allocates.
+  bool IsNatBackendSource(const uint8_t* address, IpFamily family,
+                          uint16_t port, uint8_t protocol) const;
+  // HasFullNat: some service uses FULLNAT.
+  bool HasFullNat() const { return has_fullnat_; }
 
   // MakeServiceKey builds a key from raw address bytes (4 or 16).
   static ServiceKey MakeServiceKey(const uint8_t* address, IpFamily family,
@@ -160,6 +178,11 @@ class EngineSnapshot {
   std::vector<ServiceConfig> services_;
   absl::flat_hash_map<ServiceKey, int, ServiceKeyHash> index_;
   absl::flat_hash_set<IpAddress> vips_;
+  absl::flat_hash_set<IpAddress> locals_;
+  // NAT backend sources, as ServiceKeys (address, port, protocol; port 0 for
+  // "any port").
+  absl::flat_hash_set<ServiceKey, ServiceKeyHash> nat_sources_;
+  bool has_fullnat_ = false;
 };
 
 }  // namespace anylb::dataplane

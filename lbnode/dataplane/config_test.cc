@@ -62,14 +62,85 @@ TEST(EngineSnapshot, DrOrTunBackendPortDifferentFromVipPortIsInvalid) {
   }
 }
 
-TEST(EngineSnapshot, NatAndFullNatAreUnimplemented) {
+TEST(EngineSnapshot, NatAndFullNatMayMapPorts) {
+  NodeConfig node = Node();
+  node.local_addresses = {Ip("192.0.2.250")};
   for (ForwardingMode mode : {ForwardingMode::kNat, ForwardingMode::kFullNat}) {
-    EXPECT_THAT(
-        EngineSnapshot::Create(
-            Node(), {Service("203.0.113.10", 80, mode, {"192.0.2.2"})}),
-        StatusIs(absl::StatusCode::kUnimplemented,
-                 HasSubstr("NAT and FULLNAT modes are not implemented yet")));
+    ServiceConfig s = Service("203.0.113.10", 80, mode, {"192.0.2.2"});
+    s.backends[0].endpoint = Endpoint(Ip("192.0.2.2"), 8080);
+    EXPECT_THAT(EngineSnapshot::Create(node, {s}), IsOk());
   }
+}
+
+TEST(EngineSnapshot, NatBackendOfTheOtherFamilyIsInvalid) {
+  NodeConfig node = Node();
+  node.local_addresses = {Ip("192.0.2.250"), Ip("2001:db8::250")};
+  for (ForwardingMode mode : {ForwardingMode::kNat, ForwardingMode::kFullNat}) {
+    EXPECT_THAT(EngineSnapshot::Create(
+                    node, {Service("203.0.113.10", 80, mode, {"2001:db8::2"})}),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         HasSubstr("must have the VIP's family (no NAT64)")));
+  }
+}
+
+TEST(EngineSnapshot, FullNatNeedsALocalAddressOfTheBackendFamily) {
+  NodeConfig node = Node();
+  node.local_addresses = {Ip("2001:db8::250")};
+  EXPECT_THAT(
+      EngineSnapshot::Create(
+          node, {Service("203.0.113.10", 80, ForwardingMode::kFullNat,
+                         {"192.0.2.2"})}),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr("service 203.0.113.10:80/tcp backend 192.0.2.2:80: "
+                         "FULLNAT needs a local address of the backend's "
+                         "family (IPv4) in local_addresses")));
+  // NAT needs none.
+  EXPECT_THAT(EngineSnapshot::Create(
+                  node, {Service("203.0.113.10", 80, ForwardingMode::kNat,
+                                 {"192.0.2.2"})}),
+              IsOk());
+}
+
+TEST(EngineSnapshot, LocalAddressesAndPortRangeAreChecked) {
+  NodeConfig node = Node();
+  node.local_addresses = {Ip("192.0.2.250"), Ip("192.0.2.250")};
+  EXPECT_THAT(EngineSnapshot::Create(node, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("local_addresses: duplicate 192.0.2.250")));
+  node.local_addresses = {Ip("203.0.113.10")};
+  EXPECT_THAT(EngineSnapshot::Create(
+                  node, {Service("203.0.113.10", 80, ForwardingMode::kDr, {})}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("the VIP is also in local_addresses")));
+  node = Node();
+  node.local_port_min = 2000;
+  node.local_port_max = 1999;
+  EXPECT_THAT(EngineSnapshot::Create(node, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("local_port_min <= local_port_max")));
+  node.local_port_min = 0;
+  EXPECT_THAT(EngineSnapshot::Create(node, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(EngineSnapshot, KnowsLocalAddressesAndNatBackendSources) {
+  NodeConfig node = Node();
+  node.local_addresses = {Ip("192.0.2.250")};
+  ServiceConfig nat =
+      Service("203.0.113.10", 80, ForwardingMode::kNat, {"192.0.2.2"});
+  nat.backends[0].endpoint = Endpoint(Ip("192.0.2.2"), 8080);
+  ServiceConfig any =
+      Service("203.0.113.10", 0, ForwardingMode::kNat, {"192.0.2.3"});
+  auto snap = EngineSnapshot::Create(node, {nat, any});
+  ASSERT_THAT(snap, IsOk());
+  EXPECT_TRUE((*snap)->IsLocalAddress(Ip("192.0.2.250")));
+  EXPECT_FALSE((*snap)->IsLocalAddress(Ip("192.0.2.2")));
+  const uint8_t b2[4] = {192, 0, 2, 2};
+  const uint8_t b3[4] = {192, 0, 2, 3};
+  EXPECT_TRUE((*snap)->IsNatBackendSource(b2, IpFamily::kV4, 8080, 6));
+  EXPECT_FALSE((*snap)->IsNatBackendSource(b2, IpFamily::kV4, 80, 6));
+  EXPECT_FALSE((*snap)->IsNatBackendSource(b2, IpFamily::kV4, 8080, 17));
+  EXPECT_TRUE((*snap)->IsNatBackendSource(b3, IpFamily::kV4, 12345, 6));
 }
 
 TEST(EngineSnapshot, IpipNeedsTheVipFamilyGueTakesEither) {

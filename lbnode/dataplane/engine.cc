@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -43,8 +44,95 @@ uint32_t EndpointTag(const Endpoint& endpoint) {
   return static_cast<uint32_t>(scheduler::HashEndpoint(endpoint, 0));
 }
 
-uint64_t MakeUser(uint32_t epoch, uint32_t tag) {
-  return uint64_t{epoch} << 32 | tag;
+// FlowValue::user of every entry: kind (2 bits) | epoch (30 bits) | low 32
+// bits: the backend's EndpointTag (plain DR/TUN flows) or the NatLink index
+// (NAT/FULLNAT forward and reply entries, whose tag is in the link).
+enum EntryKind : uint32_t { kPlain = 0, kNatForward = 1, kNatReply = 2 };
+constexpr uint32_t kEpochMask = (uint32_t{1} << 30) - 1;
+
+uint64_t MakeUser(EntryKind kind, uint32_t epoch, uint32_t low) {
+  return uint64_t{kind} << 62 | uint64_t{epoch & kEpochMask} << 32 | low;
+}
+EntryKind KindOf(const scheduler::FlowValue& v) {
+  return static_cast<EntryKind>(v.user >> 62);
+}
+uint32_t EpochOf(const scheduler::FlowValue& v) {
+  return static_cast<uint32_t>(v.user >> 32) & kEpochMask;
+}
+uint32_t LowOf(const scheduler::FlowValue& v) {
+  return static_cast<uint32_t>(v.user);
+}
+
+bool IsNatMode(ForwardingMode mode) {
+  return mode == ForwardingMode::kNat || mode == ForwardingMode::kFullNat;
+}
+
+// L4Of names the TCP/UDP checksum of the packet, or none (other protocols,
+// non-first fragments).
+L4Checksum L4Of(uint8_t* frame, const ParsedPacket& p) {
+  const int offset = L4ChecksumOffset(p.l4_protocol);
+  if (offset < 0 || !p.has_l4_header()) return {};
+  return {frame + p.l4_offset + offset,
+          L4ChecksumKindFor(p.l4_protocol, !p.is_v4())};
+}
+
+// SetAddress writes `value` (4 or 16 bytes by the packet's family) over the
+// address at `address` of the IP header `ip`, updating the IPv4 header
+// checksum and `l4` through the pseudo-header.
+void SetAddress(const ParsedPacket& p, uint8_t* ip, uint8_t* address,
+                const uint8_t* value, L4Checksum l4) {
+  if (p.is_v4()) {
+    RewriteIpv4Address(ip, address, std::span<const uint8_t, 4>(value, 4), l4);
+  } else {
+    RewriteIpv6Address(address, std::span<const uint8_t, 16>(value, 16), l4);
+  }
+}
+
+void DecrementTtl(const ParsedPacket& p, uint8_t* ip) {
+  if (p.is_v4()) {
+    DecrementIpv4Ttl(ip);
+  } else {
+    --ip[7];  // Hop limit; IPv6 has no header checksum.
+  }
+}
+
+// RewriteIcmpError translates an ICMP error and the datagram it quotes:
+// each non-null address replaces the outer source / destination or the
+// quoted source / destination (the quoted port with it). The quoted IPv4
+// header checksum is updated incrementally; the ICMP checksum is
+// recomputed over the message (with the IPv6 pseudo-header for ICMPv6).
+void RewriteIcmpError(uint8_t* f, const ParsedPacket& p,
+                      const uint8_t* outer_src, const uint8_t* outer_dst,
+                      const uint8_t* quoted_src, uint16_t quoted_src_port,
+                      const uint8_t* quoted_dst, uint16_t quoted_dst_port) {
+  uint8_t* const ip = f + p.l3_offset;
+  uint8_t* const inner = f + p.inner_l3_offset;
+  const bool ports =
+      p.inner_l4_offset != 0 &&
+      (p.inner_protocol == kIpProtoTcp || p.inner_protocol == kIpProtoUdp);
+  if (outer_src != nullptr) {
+    SetAddress(p, ip, f + p.src_addr_offset(), outer_src, {});
+  }
+  if (outer_dst != nullptr) {
+    SetAddress(p, ip, f + p.dst_addr_offset(), outer_dst, {});
+  }
+  if (quoted_src != nullptr) {
+    SetAddress(p, inner, f + p.inner_src_addr_offset(), quoted_src, {});
+    if (ports) StoreBe16(f + p.inner_l4_offset, quoted_src_port);
+  }
+  if (quoted_dst != nullptr) {
+    SetAddress(p, inner, f + p.inner_dst_addr_offset(), quoted_dst, {});
+    if (ports) StoreBe16(f + p.inner_l4_offset + 2, quoted_dst_port);
+  }
+  uint8_t* const icmp = f + p.l4_offset;
+  const size_t len = p.l3_end - p.l4_offset;
+  StoreBe16(icmp + 2, 0);
+  const uint64_t initial =
+      p.is_v4()
+          ? 0
+          : PseudoHeaderSumV6(f + p.src_addr_offset(), f + p.dst_addr_offset(),
+                              kIpProtoIcmpV6, static_cast<uint32_t>(len));
+  StoreBe16(icmp + 2, InternetChecksum({icmp, len}, initial));
 }
 
 // MakeRoom makes sure `need` bytes of headroom are in front of the first
@@ -64,9 +152,26 @@ bool MakeRoom(std::span<uint8_t> buffer, size_t* headroom, size_t used,
 struct Engine::ServiceRuntime {
   std::vector<SchedBackend> backends;
   std::vector<uint32_t> tags;  // EndpointTag of each backend.
+  // DR: 1 where BackendConfig::mac is all zeros (ask the resolver).
+  std::vector<uint8_t> resolve_mac;
   std::unique_ptr<scheduler::Scheduler> scheduler;
   TrafficCounters counters;
   std::vector<TrafficCounters> backend_counters;
+  // The PersistenceTable's service id: a hash of (VIP, port, protocol),
+  // stable across snapshots.
+  uint32_t persistence_id = 0;
+};
+
+// NatLink ties a NAT/FULLNAT flow's forward and reply entries together
+// (see engine.h, "Reply lookup").
+struct Engine::NatLink {
+  FlowEntry* forward = nullptr;
+  FlowEntry* reply = nullptr;
+  uint32_t tag = 0;  // EndpointTag of the backend.
+  LocalPortLease lease;
+  bool has_lease = false;  // FULLNAT.
+  bool in_use = false;
+  uint8_t protocol = 0;
 };
 
 Engine::Engine(std::shared_ptr<const EngineSnapshot> snapshot,
@@ -93,12 +198,28 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(
   if (!(options.icmp_rate_per_second >= 0) || !(options.icmp_burst >= 0)) {
     return absl::InvalidArgumentError("negative ICMP rate or burst");
   }
+  const NodeConfig& node = snapshot->node();
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<LocalPortAllocator> ports,
+      LocalPortAllocator::Create(node.local_port_min, node.local_port_max,
+                                 options.worker_index, options.worker_count));
+  ports->SetAddresses(node.local_addresses);
   std::unique_ptr<Engine> engine(
       new Engine(std::move(snapshot), resolver, options));
+  engine->ports_ = std::move(ports);
   scheduler::FlowTableOptions table_options = options.flow_table;
   table_options.on_removed = &Engine::OnFlowRemoved;
   table_options.on_removed_context = engine.get();
   ASSIGN_OR_RETURN(engine->flows_, scheduler::FlowTable::Create(table_options));
+  ASSIGN_OR_RETURN(engine->persistence_, scheduler::PersistenceTable::Create(
+                                             options.persistence_capacity));
+  // Each NAT/FULLNAT flow takes two table entries.
+  const size_t links = engine->flows_->capacity() / 2 + 1;
+  engine->links_.resize(links);
+  engine->free_links_.reserve(links);
+  for (size_t i = links; i > 0; --i) {
+    engine->free_links_.push_back(static_cast<uint32_t>(i - 1));
+  }
   ASSIGN_OR_RETURN(engine->runtimes_,
                    engine->BuildRuntimes(*engine->snapshot_));
   return engine;
@@ -112,6 +233,10 @@ absl::StatusOr<std::vector<Engine::ServiceRuntime>> Engine::BuildRuntimes(
     ServiceRuntime& rt = out[i];
     rt.backends.resize(s.backends.size());
     rt.tags.resize(s.backends.size());
+    rt.resolve_mac.resize(s.backends.size());
+    const ServiceKey skey = EngineSnapshot::MakeServiceKey(
+        s.vip.bytes().data(), s.vip.family(), s.port, s.protocol);
+    rt.persistence_id = static_cast<uint32_t>(ServiceKeyHash()(skey));
     rt.backend_counters.resize(s.backends.size());
     for (size_t b = 0; b < s.backends.size(); ++b) {
       rt.backends[b].endpoint = s.backends[b].endpoint;
@@ -119,6 +244,7 @@ absl::StatusOr<std::vector<Engine::ServiceRuntime>> Engine::BuildRuntimes(
       rt.backends[b].upper_threshold = s.backends[b].upper_threshold;
       rt.backends[b].lower_threshold = s.backends[b].lower_threshold;
       rt.tags[b] = EndpointTag(s.backends[b].endpoint);
+      rt.resolve_mac[b] = s.backends[b].mac == Mac{} ? 1 : 0;
     }
     // Carry this worker's counts over from the same service's same backend.
     if (!runtimes_.empty() && snapshot_ != nullptr) {
@@ -149,10 +275,28 @@ absl::Status Engine::UpdateSnapshot(
   if (snapshot == nullptr) return absl::InvalidArgumentError("null snapshot");
   ASSIGN_OR_RETURN(std::vector<ServiceRuntime> runtimes,
                    BuildRuntimes(*snapshot));
+  DrainPending();
   runtimes_ = std::move(runtimes);
   snapshot_ = std::move(snapshot);
-  ++epoch_;
+  ports_->SetAddresses(snapshot_->node().local_addresses);
+  epoch_ = (epoch_ + 1) & kEpochMask;
+  if (epoch_ == 0) epoch_ = 1;
   return absl::OkStatus();
+}
+
+size_t Engine::ExpireSome(absl::Time now, size_t max_entries) {
+  DrainPending();
+  size_t removed = 0;
+  while (removed < max_entries) {
+    // Each expired entry queues at most one partner: keep the queue safe.
+    const size_t chunk = std::min(max_entries - removed, kMaxPending / 2);
+    const size_t before = flows_->size();
+    const size_t n = flows_->ExpireSome(now, chunk);
+    DrainPending();
+    removed += before - flows_->size();
+    if (n < chunk) break;
+  }
+  return removed;
 }
 
 const TrafficCounters& Engine::service_counters(size_t service) const {
@@ -176,15 +320,43 @@ size_t Engine::TunnelOverhead(const ServiceConfig& service,
   return n;
 }
 
+uint32_t Engine::EntryTag(const FlowEntry& entry) const {
+  const scheduler::FlowValue& v = entry.value();
+  if (KindOf(v) == kPlain) return LowOf(v);
+  const uint32_t link = LowOf(v);
+  return link < links_.size() ? links_[link].tag : 0;
+}
+
+int Engine::ServiceOf(const FlowEntry& forward) const {
+  const scheduler::FlowValue& v = forward.value();
+  if (EpochOf(v) == epoch_ && v.service < runtimes_.size()) {
+    return static_cast<int>(v.service);
+  }
+  // A flow from an older snapshot: find its service again by its key.
+  const FlowKey& k = forward.key();
+  const int service = snapshot_->Find(EngineSnapshot::MakeServiceKey(
+      k.dst.data(), k.family, k.dst_port, k.protocol));
+  return service < static_cast<int>(runtimes_.size()) ? service : -1;
+}
+
+bool Engine::EntryFitsMode(const FlowEntry& entry, int service) const {
+  const ForwardingMode mode = snapshot_->services()[service].mode;
+  const scheduler::FlowValue& v = entry.value();
+  if (KindOf(v) == kPlain) return !IsNatMode(mode);
+  const uint32_t link = LowOf(v);
+  if (link >= links_.size()) return false;
+  return links_[link].has_lease ? mode == ForwardingMode::kFullNat
+                                : mode == ForwardingMode::kNat;
+}
+
 int Engine::CurrentBackend(const FlowEntry& entry, int service) const {
   const scheduler::FlowValue& v = entry.value();
-  const uint32_t epoch = static_cast<uint32_t>(v.user >> 32);
-  if (epoch == epoch_) {
+  if (EpochOf(v) == epoch_) {
     return v.service == static_cast<uint32_t>(service)
                ? static_cast<int>(v.backend)
                : -1;
   }
-  const uint32_t tag = static_cast<uint32_t>(v.user);
+  const uint32_t tag = EntryTag(entry);
   const ServiceRuntime& rt = runtimes_[service];
   if (v.backend < rt.tags.size() && rt.tags[v.backend] == tag) {
     return static_cast<int>(v.backend);
@@ -195,31 +367,82 @@ int Engine::CurrentBackend(const FlowEntry& entry, int service) const {
   return -1;
 }
 
+void Engine::ApplyActivityChange(int service, int backend,
+                                 ActivityChange change) {
+  if (change == ActivityChange::kNone) return;
+  SchedBackend& sb = runtimes_[service].backends[backend];
+  if (change == ActivityChange::kBecameActive) {
+    if (sb.inactive > 0) --sb.inactive;
+    ++sb.active;
+  } else {
+    if (sb.active > 0) --sb.active;
+    ++sb.inactive;
+  }
+  sb.UpdateOverload();
+}
+
+void Engine::QueuePending(FlowEntry* entry) {
+  if (pending_count_ == kMaxPending) {
+    ++counters_.nat_orphans;
+    return;
+  }
+  pending_[pending_count_++] = entry;
+}
+
+void Engine::PurgePending(const FlowEntry* entry) {
+  for (size_t i = 0; i < pending_count_; ++i) {
+    if (pending_[i] == entry) {
+      pending_[i] = pending_[--pending_count_];
+      return;
+    }
+  }
+}
+
+void Engine::DrainPending() {
+  while (pending_count_ > 0) {
+    FlowEntry* const entry = pending_[--pending_count_];
+    flows_->Remove(entry);  // Its callback finds its link released.
+  }
+}
+
 void Engine::OnFlowRemoved(void* context, const FlowEntry& entry,
                            scheduler::RemovalReason /*reason*/) {
   Engine* self = static_cast<Engine*>(context);
   const scheduler::FlowValue& v = entry.value();
-  int service = -1;
-  if (static_cast<uint32_t>(v.user >> 32) == self->epoch_) {
-    service = static_cast<int>(v.service);
-  } else {
-    // A flow from an older snapshot: find its service again by its key.
-    const FlowKey& k = entry.key();
-    service = self->snapshot_->Find(EngineSnapshot::MakeServiceKey(
-        k.dst.data(), k.family, k.dst_port, k.protocol));
+  const FlowEntry* forward = &entry;
+  NatLink* link = nullptr;
+  if (KindOf(v) != kPlain) {
+    const uint32_t index = LowOf(v);
+    if (index >= self->links_.size()) return;
+    link = &self->links_[index];
+    if (!link->in_use || (link->forward != &entry && link->reply != &entry)) {
+      // The partner of a flow already handled (or an orphan).
+      self->PurgePending(&entry);
+      return;
+    }
+    forward = link->forward;
   }
-  if (service < 0 || static_cast<size_t>(service) >= self->runtimes_.size()) {
-    return;
+  const int service = self->ServiceOf(*forward);
+  if (service >= 0) {
+    const int b = self->CurrentBackend(*forward, service);
+    if (b >= 0) {  // Else the backend left; its counts went with it.
+      SchedBackend& backend = self->runtimes_[service].backends[b];
+      if (scheduler::IsActive(forward->state())) {
+        if (backend.active > 0) --backend.active;
+      } else {
+        if (backend.inactive > 0) --backend.inactive;
+      }
+      backend.UpdateOverload();
+    }
   }
-  const int b = self->CurrentBackend(entry, service);
-  if (b < 0) return;  // The backend left; its counts went with it.
-  SchedBackend& backend = self->runtimes_[service].backends[b];
-  if (scheduler::IsActive(entry.state())) {
-    if (backend.active > 0) --backend.active;
-  } else {
-    if (backend.inactive > 0) --backend.inactive;
-  }
-  backend.UpdateOverload();
+  if (link == nullptr) return;
+  if (link->has_lease) self->ports_->Release(link->lease, link->protocol);
+  FlowEntry* const partner =
+      link->forward == &entry ? link->reply : link->forward;
+  if (partner != nullptr) self->QueuePending(partner);
+  const uint32_t index = static_cast<uint32_t>(link - self->links_.data());
+  *link = NatLink{};
+  self->free_links_.push_back(index);  // Capacity reserved: no allocation.
 }
 
 Verdict Engine::Drop(DropReason reason, size_t headroom, size_t frame_len) {
@@ -249,6 +472,7 @@ bool Engine::TakeIcmpToken(absl::Time now) {
 
 Verdict Engine::Process(std::span<uint8_t> buffer, size_t headroom,
                         size_t frame_len, absl::Time now) {
+  if (pending_count_ != 0) DrainPending();
   ++counters_.rx_packets;
   if (headroom > buffer.size() || frame_len > buffer.size() - headroom) {
     return Drop(DropReason::kTruncatedEthernet, 0, 0);
@@ -291,14 +515,18 @@ Verdict Engine::Process(std::span<uint8_t> buffer, size_t headroom,
   // holds VIP, port and protocol), which saves the service lookup; a later
   // fragment has no port and can only be placed through its flow.
   FlowEntry* entry = flows_->Lookup(key, hash, now);
+  if (pending_count_ != 0) DrainPending();  // Lookup expired a NAT entry.
+  if (entry != nullptr && KindOf(entry->value()) == kNatReply) {
+    return Reply(buffer, headroom, frame_len, p, entry, now);
+  }
   int service = -1;
   if (entry != nullptr) {
     const scheduler::FlowValue& fv = entry->value();
-    if (static_cast<uint32_t>(fv.user >> 32) == epoch_ &&
-        fv.service < runtimes_.size()) {
+    if (EpochOf(fv) == epoch_ && fv.service < runtimes_.size()) {
       service = static_cast<int>(fv.service);
     } else if (later_fragment) {
       flows_->Remove(entry);
+      DrainPending();
       entry = nullptr;
     }
   }
@@ -307,11 +535,20 @@ Verdict Engine::Process(std::span<uint8_t> buffer, size_t headroom,
         key.dst.data(), key.family, port, key.protocol));
   }
   if (service < 0) {
+    const uint8_t* const outer_dst = frame.data() + p.dst_addr_offset();
     const IpAddress dst =
-        p.is_v4() ? IpAddress::FromV4Bytes(
-                        std::span<const uint8_t, 4>(key.dst.data(), 4))
-                  : IpAddress::FromV6Bytes(key.dst);
+        p.is_v4()
+            ? IpAddress::FromV4Bytes(std::span<const uint8_t, 4>(outer_dst, 4))
+            : IpAddress::FromV6Bytes(
+                  std::span<const uint8_t, 16>(outer_dst, 16));
     if (!snap.IsVip(dst)) {
+      // A NAT/FULLNAT reply (or an ICMP error about one) without a flow is
+      // ours to drop; anything else is the kernel's.
+      if (snap.IsLocalAddress(dst) ||
+          snap.IsNatBackendSource(key.src.data(), key.family, key.src_port,
+                                  key.protocol)) {
+        return Drop(DropReason::kNoFlow, headroom, frame_len);
+      }
       ++counters_.pass_packets;
       return pass;
     }
@@ -319,65 +556,97 @@ Verdict Engine::Process(std::span<uint8_t> buffer, size_t headroom,
                 headroom, frame_len);
   }
   ServiceRuntime& rt = runtimes_[service];
+  const ServiceConfig& s = snap.services()[service];
+  const bool nat = IsNatMode(s.mode);
+  if (nat) {
+    if (p.is_fragment) {
+      return Drop(DropReason::kFragmentNotSupported, headroom, frame_len);
+    }
+    if (p.ttl <= 1) return Drop(DropReason::kTtlExceeded, headroom, frame_len);
+  }
+  const TcpDirection direction =
+      nat ? TcpDirection::kClientToServer : TcpDirection::kClientToServerOnly;
 
   int backend = -1;
   if (entry != nullptr) {
-    backend = CurrentBackend(*entry, service);
+    backend =
+        EntryFitsMode(*entry, service) ? CurrentBackend(*entry, service) : -1;
     if (backend < 0) {
       // The backend left the service (or the flow belongs to another
-      // service after a snapshot change): reschedule.
+      // service or mode after a snapshot change): reschedule.
       ++counters_.flows_rescheduled;
       flows_->Remove(entry);
+      DrainPending();
       entry = nullptr;
     } else {
       scheduler::FlowValue& value = entry->value();
       value.service = static_cast<uint32_t>(service);
       value.backend = static_cast<uint32_t>(backend);
-      value.user = MakeUser(epoch_, rt.tags[backend]);
+      value.user = KindOf(value) == kPlain
+                       ? MakeUser(kPlain, epoch_, rt.tags[backend])
+                       : MakeUser(kNatForward, epoch_, LowOf(value));
       ActivityChange change = ActivityChange::kNone;
       if (key.protocol == kIpProtoTcp && !p.is_fragment && !p.is_icmp_error) {
-        change = flows_->OnTcpSegment(entry, p.tcp_flags,
-                                      TcpDirection::kClientToServerOnly, now);
+        change = flows_->OnTcpSegment(entry, p.tcp_flags, direction, now);
       } else {
         flows_->Touch(entry, now);
       }
-      if (change != ActivityChange::kNone) {
-        SchedBackend& sb = rt.backends[backend];
-        if (change == ActivityChange::kBecameActive) {
-          if (sb.inactive > 0) --sb.inactive;
-          ++sb.active;
-        } else {
-          if (sb.active > 0) --sb.active;
-          ++sb.inactive;
-        }
-        sb.UpdateOverload();
+      if (nat) {  // The reply entry keeps the forward's state and age.
+        FlowEntry* const reply = links_[LowOf(value)].reply;
+        if (reply != nullptr) flows_->SetState(reply, entry->state(), now);
       }
+      ApplyActivityChange(service, backend, change);
     }
   }
   if (entry == nullptr) {
     if (p.is_icmp_error) return Drop(DropReason::kNoFlow, headroom, frame_len);
-    backend = rt.scheduler->Pick(key, rt.backends, now);
-    if (backend < 0) return Drop(DropReason::kNoBackend, headroom, frame_len);
+    if (s.persistence.has_value()) {
+      const std::optional<Endpoint> remembered = persistence_->Lookup(
+          rt.persistence_id, *s.persistence, key.src_address(), now);
+      if (remembered.has_value()) {
+        backend = scheduler::PersistentBackendIndex(rt.backends, *remembered);
+        if (backend >= 0) ++counters_.persistence_hits;
+      }
+    }
+    if (backend < 0) {
+      backend = rt.scheduler->Pick(key, rt.backends, now);
+      if (backend < 0) {
+        return Drop(DropReason::kNoBackend, headroom, frame_len);
+      }
+      if (s.persistence.has_value()) {
+        persistence_->Insert(rt.persistence_id, *s.persistence,
+                             key.src_address(), rt.backends[backend].endpoint,
+                             now);
+      }
+    }
     const FlowState state =
         p.is_fragment
             ? FlowState::kOther
-            : scheduler::InitialFlowState(key.protocol, p.tcp_flags,
-                                          TcpDirection::kClientToServerOnly);
-    scheduler::FlowValue value;
-    value.service = static_cast<uint32_t>(service);
-    value.backend = static_cast<uint32_t>(backend);
-    value.user = MakeUser(epoch_, rt.tags[backend]);
-    const scheduler::InsertResult ins = flows_->Insert(key, value, state, now);
-    if (!ins.inserted()) {
-      return Drop(DropReason::kFlowTableFull, headroom, frame_len);
-    }
-    SchedBackend& sb = rt.backends[backend];
-    if (scheduler::IsActive(state)) {
-      ++sb.active;
+            : scheduler::InitialFlowState(key.protocol, p.tcp_flags, direction);
+    if (nat) {
+      DropReason reason = DropReason::kNone;
+      entry = InsertNatFlow(key, service, backend, state, now, &reason);
+      if (entry == nullptr) return Drop(reason, headroom, frame_len);
     } else {
-      ++sb.inactive;
+      scheduler::FlowValue value;
+      value.service = static_cast<uint32_t>(service);
+      value.backend = static_cast<uint32_t>(backend);
+      value.user = MakeUser(kPlain, epoch_, rt.tags[backend]);
+      const scheduler::InsertResult ins =
+          flows_->Insert(key, value, state, now);
+      if (pending_count_ != 0) DrainPending();
+      if (!ins.inserted()) {
+        return Drop(DropReason::kFlowTableFull, headroom, frame_len);
+      }
+      entry = ins.entry;
+      SchedBackend& sb = rt.backends[backend];
+      if (scheduler::IsActive(state)) {
+        ++sb.active;
+      } else {
+        ++sb.inactive;
+      }
+      sb.UpdateOverload();
     }
-    sb.UpdateOverload();
     ++rt.counters.new_flows;
     ++rt.backend_counters[backend].new_flows;
   }
@@ -385,7 +654,233 @@ Verdict Engine::Process(std::span<uint8_t> buffer, size_t headroom,
   rt.counters.bytes += frame_len;
   ++rt.backend_counters[backend].packets;
   rt.backend_counters[backend].bytes += frame_len;
+  if (nat) {
+    return ForwardNat(buffer, headroom, frame_len, p, key, *entry, service,
+                      backend);
+  }
   return Forward(buffer, headroom, frame_len, p, service, backend, hash, now);
+}
+
+FlowEntry* Engine::InsertNatFlow(const FlowKey& key, int service, int backend,
+                                 FlowState state, absl::Time now,
+                                 DropReason* drop) {
+  const ServiceConfig& s = snapshot_->services()[service];
+  const BackendConfig& b = s.backends[backend];
+  ServiceRuntime& rt = runtimes_[service];
+  *drop = DropReason::kFlowTableFull;
+  if (free_links_.empty()) return nullptr;
+  NatLink link;
+  link.tag = rt.tags[backend];
+  link.protocol = key.protocol;
+  if (s.mode == ForwardingMode::kFullNat) {
+    if (!ports_->Allocate(key.family, key.protocol, &link.lease)) {
+      *drop = DropReason::kNoLocalPort;
+      return nullptr;
+    }
+    link.has_lease = true;
+  }
+  link.in_use = true;
+  const uint32_t index = free_links_.back();
+  free_links_.pop_back();
+  // The reply as it will arrive: backend:bport → client:cport (NAT) or →
+  // local:lport (FULLNAT).
+  FlowKey reply_key;
+  reply_key.family = key.family;
+  reply_key.protocol = key.protocol;
+  const std::span<const uint8_t> backend_address = b.endpoint.address().bytes();
+  std::memcpy(reply_key.src.data(), backend_address.data(),
+              backend_address.size());
+  reply_key.src_port =
+      b.endpoint.port() != 0 ? b.endpoint.port() : key.dst_port;
+  if (link.has_lease) {
+    const std::span<const uint8_t> local =
+        ports_->address(link.lease.pool).bytes();
+    std::memcpy(reply_key.dst.data(), local.data(), local.size());
+    reply_key.dst_port = link.lease.port;
+  } else {
+    reply_key.dst = key.src;
+    reply_key.dst_port = key.src_port;
+  }
+  links_[index] = link;
+
+  scheduler::FlowValue value;
+  value.service = static_cast<uint32_t>(service);
+  value.backend = static_cast<uint32_t>(backend);
+  value.user = MakeUser(kNatForward, epoch_, index);
+  const scheduler::InsertResult fwd = flows_->Insert(key, value, state, now);
+  if (!fwd.inserted()) {
+    if (link.has_lease) ports_->Release(link.lease, link.protocol);
+    links_[index] = NatLink{};
+    free_links_.push_back(index);
+    DrainPending();
+    return nullptr;
+  }
+  links_[index].forward = fwd.entry;
+  SchedBackend& sb = rt.backends[backend];
+  if (scheduler::IsActive(state)) {
+    ++sb.active;
+  } else {
+    ++sb.inactive;
+  }
+  sb.UpdateOverload();
+
+  value.user = MakeUser(kNatReply, epoch_, index);
+  const scheduler::InsertResult rep =
+      flows_->Insert(reply_key, value, state, now);
+  if (!links_[index].in_use || links_[index].forward != fwd.entry) {
+    // Making room for the reply evicted the forward entry itself (a tiny
+    // table): its callback released the link.
+    if (rep.inserted()) flows_->Remove(rep.entry);
+    DrainPending();
+    return nullptr;
+  }
+  if (!rep.inserted()) {
+    if (rep.status == scheduler::InsertStatus::kAlreadyPresent) {
+      ++counters_.nat_reply_conflicts;
+    }
+    flows_->Remove(fwd.entry);  // Releases the link, lease and count.
+    DrainPending();
+    return nullptr;
+  }
+  links_[index].reply = rep.entry;
+  DrainPending();
+  if (!links_[index].in_use) return nullptr;
+  *drop = DropReason::kNone;
+  return fwd.entry;
+}
+
+Verdict Engine::ForwardNat(std::span<uint8_t> buffer, size_t headroom,
+                           size_t frame_len, const ParsedPacket& p,
+                           const FlowKey& key, const FlowEntry& entry,
+                           int service, int backend) {
+  const EngineSnapshot& snap = *snapshot_;
+  const ServiceConfig& s = snap.services()[service];
+  const BackendConfig& b = s.backends[backend];
+  const IpAddress& backend_address = b.endpoint.address();
+  Mac next_hop;
+  if (!resolver_->Resolve(backend_address, &next_hop)) {
+    return Drop(DropReason::kNoNeighbor, headroom, frame_len);
+  }
+  const uint16_t backend_port =
+      b.endpoint.port() != 0 ? b.endpoint.port() : key.dst_port;
+  const uint8_t* local = nullptr;
+  uint16_t local_port = 0;
+  if (s.mode == ForwardingMode::kFullNat) {
+    const NatLink& link = links_[LowOf(entry.value())];
+    local = ports_->address(link.lease.pool).bytes().data();
+    local_port = link.lease.port;
+  }
+  uint8_t* const f = buffer.data() + headroom;
+  uint8_t* const ip = f + p.l3_offset;
+  if (p.is_icmp_error) {
+    // The quoted packet is VIP:vport → client:cport (our translation of
+    // the backend's packet): make it the backend's own again.
+    RewriteIcmpError(f, p, local, backend_address.bytes().data(),
+                     backend_address.bytes().data(), backend_port, local,
+                     local_port);
+  } else {
+    const L4Checksum l4 = L4Of(f, p);
+    uint8_t* const ports = f + p.l4_offset;
+    SetAddress(p, ip, f + p.dst_addr_offset(), backend_address.bytes().data(),
+               l4);
+    RewritePort(ports + 2, backend_port, l4);
+    if (local != nullptr) {
+      SetAddress(p, ip, f + p.src_addr_offset(), local, l4);
+      RewritePort(ports, local_port, l4);
+    }
+  }
+  DecrementTtl(p, ip);
+  std::memcpy(f, next_hop.data(), 6);
+  std::memcpy(f + 6, snap.node().mac.data(), 6);
+  Verdict v;
+  v.action = Action::kTransmit;
+  v.offset = static_cast<uint32_t>(headroom);
+  v.length = static_cast<uint32_t>(frame_len);
+  ++counters_.tx_packets;
+  counters_.tx_bytes += frame_len;
+  return v;
+}
+
+Verdict Engine::Reply(std::span<uint8_t> buffer, size_t headroom,
+                      size_t frame_len, const ParsedPacket& p, FlowEntry* entry,
+                      absl::Time now) {
+  const uint32_t index = LowOf(entry->value());
+  if (index >= links_.size() || !links_[index].in_use ||
+      links_[index].reply != entry) {
+    flows_->Remove(entry);  // An orphan (see EngineCounters::nat_orphans).
+    DrainPending();
+    return Drop(DropReason::kNoFlow, headroom, frame_len);
+  }
+  const NatLink& link = links_[index];
+  FlowEntry* const forward = link.forward;
+  const int service = ServiceOf(*forward);
+  const int backend = service >= 0 && EntryFitsMode(*forward, service)
+                          ? CurrentBackend(*forward, service)
+                          : -1;
+  if (backend < 0) {
+    // The backend (or the service) is gone: so is the flow.
+    flows_->Remove(forward);
+    DrainPending();
+    return Drop(DropReason::kNoFlow, headroom, frame_len);
+  }
+  const ServiceConfig& s = snapshot_->services()[service];
+  if (p.is_fragment) {
+    return Drop(DropReason::kFragmentNotSupported, headroom, frame_len);
+  }
+  if (p.ttl <= 1) return Drop(DropReason::kTtlExceeded, headroom, frame_len);
+  const FlowKey& fk = forward->key();
+  Mac next_hop;
+  if (!resolver_->Resolve(fk.src_address(), &next_hop)) {
+    return Drop(DropReason::kNoNeighbor, headroom, frame_len);
+  }
+  scheduler::FlowValue& fv = forward->value();
+  fv.service = static_cast<uint32_t>(service);
+  fv.backend = static_cast<uint32_t>(backend);
+  fv.user = MakeUser(kNatForward, epoch_, index);
+  if (fk.protocol == kIpProtoTcp && !p.is_icmp_error) {
+    ApplyActivityChange(
+        service, backend,
+        flows_->OnTcpSegment(forward, p.tcp_flags,
+                             TcpDirection::kServerToClient, now));
+    flows_->SetState(entry, forward->state(), now);
+  } else {
+    flows_->Touch(forward, now);
+    flows_->Touch(entry, now);
+  }
+  const bool fullnat = s.mode == ForwardingMode::kFullNat;
+  uint8_t* const f = buffer.data() + headroom;
+  uint8_t* const ip = f + p.l3_offset;
+  if (p.is_icmp_error) {
+    // The quoted packet is what the director sent the backend: make it the
+    // client's own again (VIP:vport as destination).
+    RewriteIcmpError(f, p, fk.dst.data(), fullnat ? fk.src.data() : nullptr,
+                     fullnat ? fk.src.data() : nullptr, fk.src_port,
+                     fk.dst.data(), fk.dst_port);
+  } else {
+    const L4Checksum l4 = L4Of(f, p);
+    uint8_t* const ports = f + p.l4_offset;
+    SetAddress(p, ip, f + p.src_addr_offset(), fk.dst.data(), l4);
+    RewritePort(ports, fk.dst_port, l4);
+    if (fullnat) {
+      SetAddress(p, ip, f + p.dst_addr_offset(), fk.src.data(), l4);
+      RewritePort(ports + 2, fk.src_port, l4);
+    }
+  }
+  DecrementTtl(p, ip);
+  std::memcpy(f, next_hop.data(), 6);
+  std::memcpy(f + 6, snapshot_->node().mac.data(), 6);
+  ServiceRuntime& rt = runtimes_[service];
+  ++rt.counters.reply_packets;
+  rt.counters.reply_bytes += frame_len;
+  ++rt.backend_counters[backend].reply_packets;
+  rt.backend_counters[backend].reply_bytes += frame_len;
+  Verdict v;
+  v.action = Action::kTransmit;
+  v.offset = static_cast<uint32_t>(headroom);
+  v.length = static_cast<uint32_t>(frame_len);
+  ++counters_.tx_packets;
+  counters_.tx_bytes += frame_len;
+  return v;
 }
 
 Verdict Engine::Forward(std::span<uint8_t> buffer, size_t headroom,
@@ -399,8 +894,13 @@ Verdict Engine::Forward(std::span<uint8_t> buffer, size_t headroom,
   v.action = Action::kTransmit;
 
   if (s.mode == ForwardingMode::kDr) {
+    Mac mac = b.mac;
+    if (runtimes_[service].resolve_mac[backend] != 0 &&
+        !resolver_->Resolve(b.endpoint.address(), &mac)) {
+      return Drop(DropReason::kNoNeighbor, headroom, frame_len);
+    }
     uint8_t* f = buffer.data() + headroom;
-    std::memcpy(f, b.mac.data(), 6);
+    std::memcpy(f, mac.data(), 6);
     std::memcpy(f + 6, node.mac.data(), 6);
     v.offset = static_cast<uint32_t>(headroom);
     v.length = static_cast<uint32_t>(frame_len);

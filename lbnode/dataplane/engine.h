@@ -1,39 +1,58 @@
-// Engine: one worker's packet engine for the DR and TUN forwarding modes.
+// Engine: one worker's packet engine for the DR, TUN, NAT and FULLNAT
+// forwarding modes, with IPVS persistence.
 //
 // Ownership and threading (share nothing): one Engine per worker thread. It
 // owns its FlowTable, one Scheduler and one SchedBackend array (this
-// worker's active/inactive counts) per service, and its counters. It reads
-// an immutable EngineSnapshot shared with other workers. Create() and
-// UpdateSnapshot() run on the worker's thread between batches (they
-// allocate); Process() never allocates, locks or throws.
+// worker's active/inactive counts) per service, a PersistenceTable, a
+// LocalPortAllocator, the NAT link pool and its counters. It reads an
+// immutable EngineSnapshot shared with other workers. Create(),
+// UpdateSnapshot() and ExpireSome() run on the worker's thread between
+// batches (the first two allocate); Process() never allocates, locks or
+// throws.
 //
 // Per packet (Process):
 //  1. Parse. Not IP (ARP, LLDP, ...) → kPass. Malformed → kDrop(reason).
-//  2. Destination not a VIP of any service → kPass (the kernel's traffic).
-//  3. The flow key: MakeFlowKey (fragments: the 3-tuple, so every fragment
-//     of a datagram maps alike), or for an ICMP error addressed to a VIP
-//     MakeIcmpErrorFlowKey (the client → VIP flow the quoted packet belongs
-//     to). Non-error ICMP to a VIP (ping) → kPass: the kernel answers if the
-//     VIP is on a local interface.
-//  4. Flow table lookup. A hit made under the current snapshot names its
-//     service (the key holds VIP, port and protocol), so the hit path skips
-//     the service lookup. Otherwise:
-//     service by (VIP, port, protocol), falling back to the all-ports
-//     service. None → kDrop(no_service): traffic to a VIP on a port we do
-//     not serve is dropped and counted, never handed to the kernel. A
-//     non-first fragment has no port: it is found through its flow (the
-//     first fragment created it); without one only an all-ports service can
-//     take it, else kDrop(no_flow).
-//  5. Flow hit → the flow's backend; TCP state follows OnTcpSegment
-//     with kClientToServerOnly (replies bypass the director). Miss → the
-//     service's scheduler picks (kDrop(no_backend) if none can take it), the
-//     flow is inserted (kDrop(flow_table_full) if the table refuses it, the
-//     SYN-flood guard) and counted on its backend. ICMP errors never create
-//     flows: a miss is kDrop(no_flow). Fragment flows are kept in state
-//     OTHER (no TCP state machine on fragments).
+//  2. The flow key: MakeFlowKey (fragments: the 3-tuple, so every fragment
+//     of a datagram maps alike), or for an ICMP error MakeIcmpErrorFlowKey
+//     (the flow the quoted packet belongs to, in the direction the director
+//     sees it). Non-error ICMP (ping) → kPass: the kernel answers if the
+//     address is on a local interface.
+//  3. Flow table lookup. A NAT/FULLNAT reply entry (below) → the reply path.
+//     A hit made under the current snapshot names its service (the key
+//     holds VIP, port and protocol), so the hit path skips the service
+//     lookup. Otherwise: service by (VIP, port, protocol), falling back to
+//     the all-ports service. None, and the destination is a VIP →
+//     kDrop(no_service) (a non-first fragment: kDrop(no_flow)). None, and
+//     the packet looks like a NAT/FULLNAT reply (destination a local
+//     address, or source a NAT backend's endpoint) → kDrop(no_flow): a reply
+//     without a flow is dropped, never handed to the kernel. Anything else
+//     → kPass (the kernel's traffic).
+//  4. NAT/FULLNAT only: fragments → kDrop(fragment_not_supported) (the
+//     director does not reassemble and a non-first fragment has no ports to
+//     translate); TTL / hop limit <= 1 → kDrop(ttl_exceeded) (the director
+//     is an L3 hop; no ICMP time exceeded is sent).
+//  5. Flow hit → the flow's backend; TCP state follows OnTcpSegment with
+//     kClientToServerOnly (DR, TUN: replies bypass the director) or
+//     kClientToServer (NAT, FULLNAT). Miss → persistence (below), else the
+//     service's scheduler picks (kDrop(no_backend) if none can take it),
+//     the flow is inserted (kDrop(flow_table_full) if the table refuses it,
+//     the SYN-flood guard) and counted on its backend. ICMP errors never
+//     create flows: a miss is kDrop(no_flow). Fragment flows are kept in
+//     state OTHER (no TCP state machine on fragments).
 //  6. Rewrite (below) → kTransmit.
 //
-// DR: destination MAC := backend MAC, source MAC := node MAC; nothing else
+// Persistence (ipvsadm -p/-M; scheduler/persistence.h): on a flow miss of
+// a service with ServiceConfig::persistence, a live entry for (service,
+// client network) gives the backend if PersistentBackendIndex still accepts
+// it (still in the service; as in IPVS a weight-0 or overloaded backend
+// keeps its persistent clients); otherwise the scheduler picks and the
+// choice is recorded. One PersistenceTable per engine
+// (EngineOptions::persistence_capacity entries), keyed by a 32-bit hash of
+// the service's (VIP, port, protocol) so entries survive snapshot changes.
+//
+// DR: destination MAC := backend MAC (BackendConfig::mac, or from the
+// NextHopResolver for the backend address when that is all zeros;
+// unresolved → kDrop(no_neighbor)), source MAC := node MAC; nothing else
 // changes (no port mapping; TTL untouched: the director is an L2 hop).
 //
 // TUN: outer headers are prepended in the headroom in front of the IP
@@ -50,6 +69,72 @@
 // RFC 6935 zero-checksum exception needs the receiver to opt in per port,
 // which our decap program cannot promise). The inner packet is untouched.
 //
+// NAT (IPVS masquerading): client → VIP:vport becomes client →
+// backend:bport (bport = the backend's port, or vport when that is 0). The
+// backend routes its replies through the director; the steering program
+// sends frames whose source is a NAT backend here. A reply backend:bport →
+// client:cport is matched to its flow and becomes VIP:vport →
+// client:cport.
+// FULLNAT: the source is translated too, to (local address of the
+// backend's family, allocated port): client → VIP becomes local:lport →
+// backend:bport; the reply backend:bport → local:lport becomes VIP:vport →
+// client:cport. Local addresses are taken round-robin
+// (LocalPortAllocator); each (local address, port, protocol) belongs to at
+// most one live flow of this engine and is released when the flow leaves
+// the table (expiry, TCP close timeout, snapshot without its backend,
+// eviction). Out of ports → kDrop(no_local_port).
+// Both: TTL / hop limit decremented (IPv4 header checksum updated by RFC
+// 1624), addresses and ports rewritten with incremental TCP/UDP checksum
+// updates through the pseudo-header (checksum.h; an IPv4 UDP checksum of 0
+// stays 0; IPv6 UDP checksums are mandatory, a 0 is already dropped by the
+// parser). Next hop: NextHopResolver for the backend address (forward) or
+// the client address (reply); source MAC = node MAC. The TCP state machine
+// sees both directions (kClientToServer / kServerToClient).
+// ICMP errors about a NAT/FULLNAT flow (RFC 792 / RFC 4443 destination
+// unreachable, packet too big, time exceeded, parameter problem) are
+// translated like the flow's packets, outer and quoted header: an error
+// from the client side (addressed to the VIP, quoting VIP → client) goes to
+// the backend as if it were about the backend's packet (outer destination
+// := backend, FULLNAT outer source := local address; quoted source :=
+// backend:bport, FULLNAT quoted destination := local:lport); an error from
+// the backend side (to the client or, FULLNAT, to the local address,
+// quoting the packet the director sent) goes to the client with outer
+// source := VIP and quoted destination := VIP:vport (FULLNAT: outer
+// destination and quoted source := client:cport). The quoted IPv4 header
+// checksum is updated; the quoted transport checksum is left as it was (a
+// quote is usually truncated and nobody verifies it); the ICMP checksum is
+// recomputed over the message.
+//
+// Reply lookup (the second key of a NAT/FULLNAT flow). Each such flow is
+// two FlowTable entries: the forward entry (key client → VIP, the one DR
+// and TUN flows have) and a reply entry (key backend:bport → client:cport,
+// or → local:lport for FULLNAT: the reply exactly as it arrives). Both
+// carry an index into the engine's NatLink pool (preallocated at Create,
+// capacity/2 + 1 links, free list: O(1), no allocation per packet), which
+// holds the two entry pointers, the backend's identity tag and the FULLNAT
+// lease. Both entries always have the same state and last-seen time (every
+// packet either way updates both), so they sit side by side in one LRU
+// list and expire together. When either leaves the table (any reason) the
+// removal callback releases the link, the lease and the backend count, and
+// queues the partner, which the engine removes right after the table call
+// returns (the callback may not call into the table). A stale link (the
+// partner gone) is detected by the pointers and treated as no flow. A NAT
+// reply key already owned by another flow (one client ip:port talking to
+// two VIPs that map to the same backend:port, which the backend could not
+// tell apart either) → kDrop(flow_table_full) and counted in
+// nat_reply_conflicts. A NAT/FULLNAT flow therefore takes two of the
+// table's capacity slots.
+//
+// Multi-queue limitation: NIC RSS hashes a reply on its own 5-tuple, so
+// a NAT or FULLNAT reply can arrive on another queue (another worker) than
+// the one whose table holds the flow, and that worker drops it as no_flow.
+// FULLNAT prepares the fix: with EngineOptions::worker_index / worker_count
+// a worker only allocates ports p with p % worker_count == worker_index, so
+// a dispatcher (or an RSS/flow-steering rule on the destination port) can
+// find a reply's owner from its destination port. NAT replies carry only
+// the client's port: they need a single queue, or a shared flow table,
+// until such a dispatcher exists.
+//
 // MTU (TUN): when inner datagram + overhead exceeds the node MTU:
 //  * IPv4 with DF, or IPv6: reply to the client with ICMP "fragmentation
 //    needed" (RFC 792, RFC 1191: type 3 code 4, next-hop MTU = MTU −
@@ -63,12 +148,21 @@
 //    counts the original packet.
 //  * IPv4 without DF (including fragments): kDrop(mtu_exceeded). The
 //    director does not fragment: the simplest honest rule; counted.
+// NAT and FULLNAT do not change the packet size (the egress MTU is the
+// routers' business, as for any L3 hop).
+//
+// CONTRACT (the AF_XDP layer relies on it): when the verdict is
+// kDrop(no_neighbor) the frame bytes are UNCHANGED, in every mode (the next
+// hop is resolved before anything is written). The I/O layer may park the
+// frame and run Process() on it again once the neighbour resolves; the flow
+// created by the first attempt (and its FULLNAT port) is found by the retry.
 //
 // Snapshot changes (UpdateSnapshot): schedulers are rebuilt; active/inactive
 // counts carry over by (service key, backend endpoint). Existing flows keep
 // their backend as long as it is still in the service (even with weight 0);
 // a flow whose backend left the service is removed and rescheduled on its
-// next packet (IPVS's expire_nodest_conn = 1).
+// next packet (IPVS's expire_nodest_conn = 1); its replies find no flow.
+// Local addresses: see LocalPortAllocator (kept ones keep their leases).
 
 #ifndef ANYLB_LBNODE_DATAPLANE_ENGINE_H_
 #define ANYLB_LBNODE_DATAPLANE_ENGINE_H_
@@ -85,16 +179,20 @@
 #include "common/ip_address.h"
 #include "lbnode/dataplane/config.h"
 #include "lbnode/dataplane/drop_reason.h"
+#include "lbnode/dataplane/local_port_allocator.h"
 #include "lbnode/dataplane/parser.h"
 #include "lbnode/scheduler/backend.h"
 #include "lbnode/scheduler/flow_table.h"
+#include "lbnode/scheduler/persistence.h"
 #include "lbnode/scheduler/scheduler.h"
 
 namespace anylb::dataplane {
 
-// NextHopResolver gives the link-layer address of a tunnel's outer
-// destination. The I/O layer implements it (neighbour table); tests fake
-// it. Called per TUN packet: it must not block, lock or allocate.
+// NextHopResolver gives the link-layer address of the next hop towards an
+// address (a TUN outer destination, a NAT backend or client, a DR backend
+// without a configured MAC): FIB + neighbour table. The I/O layer
+// implements it; tests fake it. Called per packet: it must not block, lock
+// or allocate.
 class NextHopResolver {
  public:
   virtual ~NextHopResolver() = default;
@@ -125,9 +223,11 @@ struct Verdict {
 
 // TrafficCounters count what went to one service or backend.
 struct TrafficCounters {
-  uint64_t packets = 0;
-  uint64_t bytes = 0;  // Frame bytes as received.
+  uint64_t packets = 0;  // Client → server (all modes).
+  uint64_t bytes = 0;    // Frame bytes as received.
   uint64_t new_flows = 0;
+  uint64_t reply_packets = 0;  // Server → client (NAT, FULLNAT).
+  uint64_t reply_bytes = 0;
 };
 
 // EngineCounters are the engine-wide counters.
@@ -142,6 +242,14 @@ struct EngineCounters {
   uint64_t icmp_too_big_sent = 0;
   uint64_t icmp_too_big_suppressed = 0;
   uint64_t flows_rescheduled = 0;  // Backend left the service.
+  uint64_t persistence_hits = 0;   // New flow placed by persistence.
+  // A NAT flow's reply key was another live flow's (see the file comment).
+  uint64_t nat_reply_conflicts = 0;
+  // A NAT/FULLNAT partner entry could not be queued for removal (only when
+  // FlowTable::ExpireSome is called directly with a large count instead of
+  // Engine::ExpireSome); the orphan is caught by its link check and
+  // expires on its own.
+  uint64_t nat_orphans = 0;
 
   uint64_t drops_for(DropReason r) const {
     return drops[static_cast<size_t>(r)];
@@ -154,6 +262,12 @@ struct EngineOptions {
   // ICMP "too big" replies: sustained rate and burst (token bucket).
   double icmp_rate_per_second = 100;
   double icmp_burst = 10;
+  // PersistenceTable entries (all persistent services of this worker).
+  uint32_t persistence_capacity = 65536;
+  // FULLNAT port partition: this engine allocates only local ports p with
+  // p % worker_count == worker_index (see the file comment).
+  uint32_t worker_index = 0;
+  uint32_t worker_count = 1;
 };
 
 // Engine processes frames for one worker; see the file comment.
@@ -188,9 +302,21 @@ class Engine {
   const TrafficCounters& backend_counters(size_t service, size_t backend) const;
   // The schedulers' view of a service's backends (active/inactive counts).
   std::span<const scheduler::SchedBackend> backends(size_t service) const;
+  // The flow table. NAT/FULLNAT flows are two entries each (see the file
+  // comment); expire through Engine::ExpireSome, which also removes the
+  // partners of expired entries.
   const scheduler::FlowTable& flow_table() const { return *flows_; }
   scheduler::FlowTable& flow_table() { return *flows_; }
   const EngineSnapshot& snapshot() const { return *snapshot_; }
+  const scheduler::PersistenceTable& persistence() const {
+    return *persistence_;
+  }
+  const LocalPortAllocator& local_ports() const { return *ports_; }
+
+  // ExpireSome removes up to `max_entries` expired flow-table entries (and
+  // the partners of NAT/FULLNAT ones) and returns how many entries left the
+  // table. The worker calls it between batches.
+  size_t ExpireSome(absl::Time now, size_t max_entries);
 
   // The per-packet overheads of TUN (outer IP + UDP for GUE).
   static size_t TunnelOverhead(const ServiceConfig& service,
@@ -198,6 +324,7 @@ class Engine {
 
  private:
   struct ServiceRuntime;
+  struct NatLink;
   Engine(std::shared_ptr<const EngineSnapshot> snapshot,
          NextHopResolver* resolver, const EngineOptions& options);
   static void OnFlowRemoved(void* context, const scheduler::FlowEntry& entry,
@@ -211,6 +338,34 @@ class Engine {
   Verdict Forward(std::span<uint8_t> buffer, size_t headroom, size_t frame_len,
                   const ParsedPacket& p, int service, int backend,
                   uint64_t flow_hash, absl::Time now);
+  Verdict ForwardNat(std::span<uint8_t> buffer, size_t headroom,
+                     size_t frame_len, const ParsedPacket& p,
+                     const scheduler::FlowKey& key,
+                     const scheduler::FlowEntry& entry, int service,
+                     int backend);
+  Verdict Reply(std::span<uint8_t> buffer, size_t headroom, size_t frame_len,
+                const ParsedPacket& p, scheduler::FlowEntry* entry,
+                absl::Time now);
+  // Creates the forward and reply entries of a new NAT/FULLNAT flow; null
+  // with `*drop` set on failure.
+  scheduler::FlowEntry* InsertNatFlow(const scheduler::FlowKey& key,
+                                      int service, int backend,
+                                      scheduler::FlowState state,
+                                      absl::Time now, DropReason* drop);
+  // Whether a flow entry's kind (plain, NAT, FULLNAT) fits the mode of
+  // `service` (a snapshot may change a service's mode).
+  bool EntryFitsMode(const scheduler::FlowEntry& entry, int service) const;
+  // Tag of the backend identity a flow entry remembers.
+  uint32_t EntryTag(const scheduler::FlowEntry& entry) const;
+  // The service of a forward entry: its stored index in the current
+  // epoch, else found again by its key; -1 if gone.
+  int ServiceOf(const scheduler::FlowEntry& forward) const;
+  void ApplyActivityChange(int service, int backend,
+                           scheduler::ActivityChange change);
+  // Removes the partners queued by the removal callback.
+  void DrainPending();
+  void QueuePending(scheduler::FlowEntry* entry);
+  void PurgePending(const scheduler::FlowEntry* entry);
   Verdict TooBig(std::span<uint8_t> buffer, size_t headroom, size_t frame_len,
                  const ParsedPacket& p, uint32_t mtu, absl::Time now);
   bool TakeIcmpToken(absl::Time now);
@@ -220,6 +375,14 @@ class Engine {
   EngineOptions options_;
   std::unique_ptr<scheduler::FlowTable> flows_;
   std::vector<ServiceRuntime> runtimes_;
+  std::unique_ptr<scheduler::PersistenceTable> persistence_;
+  std::unique_ptr<LocalPortAllocator> ports_;
+  std::vector<NatLink> links_;
+  std::vector<uint32_t> free_links_;
+  // Partners to remove after the current table call (see DrainPending).
+  static constexpr size_t kMaxPending = 64;
+  std::array<scheduler::FlowEntry*, kMaxPending> pending_{};
+  size_t pending_count_ = 0;
   uint32_t epoch_ = 1;
   EngineCounters counters_;
   double icmp_tokens_;
