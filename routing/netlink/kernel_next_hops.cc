@@ -28,6 +28,7 @@ struct Publication {
   // Wake makes the control thread's poll() return (never blocks: the
   // eventfd is non-blocking and only overflows after 2^64 - 2 writes).
   void Wake() const {
+    if (wake_fd < 0) return;
     const uint64_t one = 1;
     [[maybe_unused]] ssize_t n = write(wake_fd, &one, sizeof(one));
   }
@@ -235,7 +236,8 @@ void KernelNextHops::OnNotification(std::span<const uint8_t> message) {
 }
 
 void KernelNextHops::DrainResolveQueues() {
-  std::vector<std::shared_ptr<ResolveQueue>> queues;
+  std::vector<std::shared_ptr<ResolveQueue>>& queues = draining_;
+  queues.clear();
   {
     absl::MutexLock lock(&publication_->mu);
     auto& all = publication_->queues;
@@ -269,6 +271,7 @@ void KernelNextHops::DrainResolveQueues() {
       }
     }
   }
+  queues.clear();
   if (sent == 0) return;
   absl::MutexLock lock(&stats_mu_);
   stats_.resolve_requests_sent += sent;
@@ -373,6 +376,19 @@ NextHopReader::NextHopReader(std::shared_ptr<internal::Publication> publication,
       queue_(std::move(queue)),
       recent_(retry_ns) {
   Refresh();
+}
+
+std::unique_ptr<NextHopReader> NextHopReader::ForFixedSnapshot(
+    std::shared_ptr<const NextHopSnapshot> snapshot,
+    size_t resolve_queue_capacity) {
+  auto publication = std::make_shared<internal::Publication>();
+  const uint64_t generation = snapshot->generation;
+  publication->snapshot.store(std::move(snapshot));
+  publication->generation.store(generation);
+  return std::unique_ptr<NextHopReader>(
+      new NextHopReader(std::move(publication),
+                        std::make_shared<ResolveQueue>(resolve_queue_capacity),
+                        absl::ToInt64Nanoseconds(absl::Seconds(1))));
 }
 
 NextHopReader::~NextHopReader() { queue_->Close(); }

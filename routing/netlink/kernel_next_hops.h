@@ -179,6 +179,7 @@ class KernelNextHops {
   std::shared_ptr<const RouteTable> route_table_;
   std::vector<std::shared_ptr<const NextHopSnapshot>> retired_;
   std::vector<uint8_t> request_buffer_;
+  std::vector<std::shared_ptr<ResolveQueue>> draining_;  // Reused.
 
   mutable absl::Mutex stats_mu_;
   KernelNextHopsStats stats_ ABSL_GUARDED_BY(stats_mu_);
@@ -194,6 +195,13 @@ class NextHopReader {
   NextHopReader& operator=(const NextHopReader&) = delete;
   // Closes the resolve queue (the control thread then forgets it).
   ~NextHopReader();
+
+  // ForFixedSnapshot makes a reader over `snapshot` alone, with no control
+  // thread: for tests and benchmarks of code built on readers. Its
+  // resolution requests are queued (and counted) but never sent.
+  static std::unique_ptr<NextHopReader> ForFixedSnapshot(
+      std::shared_ptr<const NextHopSnapshot> snapshot,
+      size_t resolve_queue_capacity = 256);
 
   // Refresh takes the latest snapshot if the generation moved; returns
   // whether it did. Call once per batch. Also reads the (coarse) clock that
@@ -224,7 +232,7 @@ class NextHopReader {
   std::shared_ptr<const NextHopSnapshot> snapshot_;
   const NeighborTable* neighbors_ = nullptr;
   const RouteTable* routes_ = nullptr;
-  uint64_t generation_ = 0;
+  uint64_t generation_ = ~uint64_t{0};  // None yet: Refresh() loads.
   int64_t now_ns_ = 0;
   RecentRequests recent_;
   NextHopReaderStats stats_;
