@@ -51,6 +51,8 @@ constexpr char kNodeMac[] = "02:00:00:00:00:fe";
 constexpr char kNextHopMac[] = "02:00:00:00:00:31";
 constexpr size_t kHeadroom = 256;
 constexpr size_t kBufferSize = 4096;
+constexpr uint16_t kLocalPortMin = 20000;
+constexpr uint16_t kBackendPort = 8080;  // NAT/FULLNAT backends listen here.
 const absl::Time kNow = absl::FromUnixSeconds(1700000000);
 
 IpAddress Ip(std::string_view text) { return IpAddress::Parse(text).value(); }
@@ -60,6 +62,7 @@ struct Family {
   bool v6;
   std::string vip, client, router, other_host, tunnel_source;
   std::vector<std::string> backends;  // Same family as the VIP.
+  std::string local;                  // FULLNAT local address.
 };
 
 Family V4() {
@@ -69,7 +72,8 @@ Family V4() {
           "198.51.100.99",
           "203.0.113.99",
           "192.0.2.254",
-          {"192.0.2.21", "192.0.2.22", "192.0.2.23", "192.0.2.24"}};
+          {"192.0.2.21", "192.0.2.22", "192.0.2.23", "192.0.2.24"},
+          "192.0.2.250"};
 }
 Family V6() {
   return {
@@ -79,7 +83,8 @@ Family V6() {
       "2001:db8:1::99",
       "2001:db8:10::99",
       "2001:db8:ff::fe",
-      {"2001:db8:2::21", "2001:db8:2::22", "2001:db8:2::23", "2001:db8:2::24"}};
+      {"2001:db8:2::21", "2001:db8:2::22", "2001:db8:2::23", "2001:db8:2::24"},
+      "2001:db8:ff::250"};
 }
 const Family& FamilyOf(bool v6) {
   static const Family v4 = V4();
@@ -110,6 +115,8 @@ NodeConfig Node() {
   node.tunnel_source_v6 = Ip(V6().tunnel_source);
   node.has_tunnel_source_v6 = true;
   node.mtu = 1500;
+  node.local_addresses = {Ip(V4().local), Ip(V6().local)};
+  node.local_port_min = kLocalPortMin;
   return node;
 }
 
@@ -211,6 +218,38 @@ PacketBuilder ClientPacket(PacketBuilder b, const Family& fam, uint8_t proto,
   return L4(ClientIp(b, fam), proto, payload);
 }
 PacketBuilder FromRouter() { return PacketBuilder().Eth(kRouterMac, kNodeMac); }
+PacketBuilder ToNextHop() { return PacketBuilder().Eth(kNodeMac, kNextHopMac); }
+
+// A NAT or FULLNAT service on VIP:80 whose first `n` backends listen on
+// kBackendPort.
+ServiceConfig NatService(const Family& fam, uint8_t protocol,
+                         ForwardingMode mode, size_t n = 1) {
+  ServiceConfig s =
+      Service(fam, 80, protocol, mode, TunnelType::kIpip, n, nullptr);
+  for (auto& b : s.backends) {
+    b.endpoint = Endpoint(b.endpoint.address(), kBackendPort);
+  }
+  return s;
+}
+
+// Pkt appends an IP header src → dst (TTL/hop limit `ttl`, TOS/traffic
+// class 0x28 like ClientIp) and a TCP (flags `flags`) or UDP header with a
+// 5-byte payload.
+PacketBuilder Pkt(PacketBuilder b, const Family& fam, const std::string& src,
+                  const std::string& dst, uint16_t sport, uint16_t dport,
+                  uint8_t proto, uint8_t flags = kSyn, uint8_t ttl = 64) {
+  if (fam.v6) {
+    b.Ipv6(src, dst).TrafficClass(0x28).HopLimit(ttl);
+  } else {
+    b.Ipv4(src, dst).Tos(0x28).Ttl(ttl);
+  }
+  if (proto == 6) {
+    b.Tcp(sport, dport).Flags(flags);
+  } else {
+    b.Udp(sport, dport);
+  }
+  return b.Payload(std::string(5, 'x'));
+}
 
 // Fixture is one row of the table.
 struct Fixture {
@@ -223,6 +262,9 @@ struct Fixture {
   std::function<std::vector<uint8_t>(uint32_t flow_hash)> expected;
   bool to_sender = false;
   uint8_t proto = 6;
+  // Frames processed first (each must be transmitted): to test hits and
+  // replies of the flow they create.
+  std::vector<std::vector<uint8_t>> before = {};
 };
 
 std::vector<Fixture> Fixtures(bool v6) {
@@ -478,6 +520,171 @@ std::vector<Fixture> Fixtures(bool v6) {
                },
                ClientPacket(FromRouter(), fam, 6).Build(), Action::kDrop,
                DropReason::kNoNeighbor});
+  // DR with no configured MAC: the neighbour table's.
+  f.push_back(
+      {name("dr_mac_from_neighbour_table"),
+       [&fam] {
+         auto s = Service(fam, 80, 6, ForwardingMode::kDr, TunnelType::kIpip);
+         s.backends[0].mac = Mac{};
+         return std::vector<ServiceConfig>{s};
+       },
+       ClientPacket(FromRouter(), fam, 6).Build(), Action::kTransmit,
+       DropReason::kNone,
+       [&fam](uint32_t) { return ClientPacket(ToNextHop(), fam, 6).Build(); }});
+  f.push_back({name("dr_unresolved_neighbour_drops_no_neighbor"),
+               [&fam] {
+                 auto s = Service(fam, 80, 6, ForwardingMode::kDr,
+                                  TunnelType::kIpip);
+                 s.backends[0].endpoint =
+                     Endpoint(Ip(fam.v6 ? "2001:db8:2::99" : "192.0.2.99"), 80);
+                 s.backends[0].mac = Mac{};
+                 return std::vector<ServiceConfig>{s};
+               },
+               ClientPacket(FromRouter(), fam, 6).Build(), Action::kDrop,
+               DropReason::kNoNeighbor});
+
+  // NAT and FULLNAT: miss, hit, reply, reply without a flow, TTL expiry.
+  const std::string& backend = fam.backends[0];
+  for (ForwardingMode mode : {ForwardingMode::kNat, ForwardingMode::kFullNat}) {
+    const bool full = mode == ForwardingMode::kFullNat;
+    const std::string m = full ? "fullnat_" : "nat_";
+    // What the backend sees as the client: the client, or local:port.
+    const std::string peer = full ? fam.local : fam.client;
+    const uint16_t peer_port = full ? kLocalPortMin : 40000;
+    for (uint8_t proto : {uint8_t{6}, uint8_t{17}}) {
+      const std::string p = proto == 6 ? "tcp" : "udp";
+      auto services = [=, &fam] {
+        return std::vector<ServiceConfig>{NatService(fam, proto, mode)};
+      };
+      const std::vector<uint8_t> syn =
+          Pkt(FromRouter(), fam, fam.client, fam.vip, 40000, 80, proto).Build();
+      const std::vector<uint8_t> ack =
+          Pkt(FromRouter(), fam, fam.client, fam.vip, 40000, 80, proto, kAck)
+              .Build();
+      const std::vector<uint8_t> reply =
+          Pkt(PacketBuilder().Eth(BackendMac(0), kNodeMac), fam, backend, peer,
+              kBackendPort, peer_port, proto, kSyn | kAck)
+              .Build();
+      f.push_back({name(m + "miss_" + p), services, syn, Action::kTransmit,
+                   DropReason::kNone,
+                   [=, &fam](uint32_t) {
+                     return Pkt(ToNextHop(), fam, peer, backend, peer_port,
+                                kBackendPort, proto, kSyn, 63)
+                         .Build();
+                   },
+                   false, proto});
+      f.push_back({name(m + "hit_" + p),
+                   services,
+                   ack,
+                   Action::kTransmit,
+                   DropReason::kNone,
+                   [=, &fam](uint32_t) {
+                     return Pkt(ToNextHop(), fam, peer, backend, peer_port,
+                                kBackendPort, proto, kAck, 63)
+                         .Build();
+                   },
+                   false,
+                   proto,
+                   {syn}});
+      f.push_back({name(m + "reply_" + p),
+                   services,
+                   reply,
+                   Action::kTransmit,
+                   DropReason::kNone,
+                   [=, &fam](uint32_t) {
+                     return Pkt(ToNextHop(), fam, fam.vip, fam.client, 80,
+                                40000, proto, kSyn | kAck, 63)
+                         .Build();
+                   },
+                   false,
+                   proto,
+                   {syn}});
+      f.push_back({name(m + "reply_without_flow_drops_no_flow_" + p), services,
+                   reply, Action::kDrop, DropReason::kNoFlow, nullptr, false,
+                   proto});
+      f.push_back({name(m + "ttl_1_drops_ttl_exceeded_" + p), services,
+                   Pkt(FromRouter(), fam, fam.client, fam.vip, 40000, 80, proto,
+                       kSyn, 1)
+                       .Build(),
+                   Action::kDrop, DropReason::kTtlExceeded, nullptr, false,
+                   proto});
+      f.push_back(
+          {name(m + "reply_ttl_1_drops_ttl_exceeded_" + p),
+           services,
+           Pkt(PacketBuilder().Eth(BackendMac(0), kNodeMac), fam, backend, peer,
+               kBackendPort, peer_port, proto, kSyn | kAck, 1)
+               .Build(),
+           Action::kDrop,
+           DropReason::kTtlExceeded,
+           nullptr,
+           false,
+           proto,
+           {syn}});
+    }
+    // Unresolved backend: dropped, frame unchanged (checked for every drop).
+    f.push_back({name(m + "unresolved_backend_drops_no_neighbor"),
+                 [=, &fam] {
+                   auto s = NatService(fam, 6, mode);
+                   s.backends[0].endpoint = Endpoint(
+                       Ip(fam.v6 ? "2001:db8:2::99" : "192.0.2.99"), 8080);
+                   return std::vector<ServiceConfig>{s};
+                 },
+                 ClientPacket(FromRouter(), fam, 6).Build(), Action::kDrop,
+                 DropReason::kNoNeighbor});
+    // A backend port of 0 keeps the client's destination port.
+    f.push_back(
+        {name(m + "backend_port_0_keeps_the_port"),
+         [=, &fam] {
+           auto s = NatService(fam, 6, mode);
+           s.port = 0;
+           s.backends[0].endpoint =
+               Endpoint(s.backends[0].endpoint.address(), 0);
+           return std::vector<ServiceConfig>{s};
+         },
+         Pkt(FromRouter(), fam, fam.client, fam.vip, 40000, 443, 6).Build(),
+         Action::kTransmit, DropReason::kNone,
+         [=, &fam](uint32_t) {
+           return Pkt(ToNextHop(), fam, peer, backend, peer_port, 443, 6, kSyn,
+                      63)
+               .Build();
+         }});
+    // Something else from the backend's address (another port) is the
+    // kernel's.
+    f.push_back(
+        {name(m + "backend_other_traffic_passes"),
+         [=, &fam] {
+           return std::vector<ServiceConfig>{NatService(fam, 6, mode)};
+         },
+         Pkt(FromRouter(), fam, backend, fam.other_host, 22, 50000, 6, kAck)
+             .Build(),
+         Action::kPass});
+  }
+  // IPv4 UDP checksum 0 ("none") stays 0 through both translations.
+  if (!fam.v6) {
+    for (ForwardingMode mode :
+         {ForwardingMode::kNat, ForwardingMode::kFullNat}) {
+      const bool full = mode == ForwardingMode::kFullNat;
+      const std::string peer = full ? fam.local : fam.client;
+      const uint16_t peer_port = full ? kLocalPortMin : 40000;
+      f.push_back({name(std::string(full ? "fullnat" : "nat") +
+                        "_udp_checksum_zero_stays_zero"),
+                   [=, &fam] {
+                     return std::vector<ServiceConfig>{
+                         NatService(fam, 17, mode)};
+                   },
+                   Pkt(FromRouter(), fam, fam.client, fam.vip, 40000, 80, 17)
+                       .UdpChecksumZero()
+                       .Build(),
+                   Action::kTransmit, DropReason::kNone,
+                   [=, &fam](uint32_t) {
+                     return Pkt(ToNextHop(), fam, peer, backend, peer_port,
+                                kBackendPort, 17, 0, 63)
+                         .UdpChecksumZero()
+                         .Build();
+                   },
+                   false, 17});
+    }
+  }
   return f;
 }
 
@@ -496,6 +703,10 @@ TEST_P(EngineFixtureTest, ProducesTheExpectedVerdictAndFrame) {
   const Fixture fx = Fixtures(GetParam().v6)[GetParam().index];
   Harness h(fx.services());
   h.resolver.unresolved = {Ip("192.0.2.99"), Ip("2001:db8:2::99")};
+  for (const auto& frame : fx.before) {
+    ASSERT_EQ(h.Run(frame).action, Action::kTransmit);
+  }
+  const uint64_t drops_before = h.engine->counters().drop_packets;
   const Verdict v = h.Run(fx.input);
   EXPECT_EQ(v.action, fx.action) << fx.name;
   EXPECT_EQ(v.drop_reason, fx.drop_reason)
@@ -504,7 +715,8 @@ TEST_P(EngineFixtureTest, ProducesTheExpectedVerdictAndFrame) {
   EXPECT_EQ(v.to_sender, fx.to_sender);
   if (fx.action == Action::kDrop) {
     EXPECT_EQ(h.engine->counters().drops_for(fx.drop_reason), 1u);
-    EXPECT_EQ(h.engine->counters().drop_packets, 1u);
+    EXPECT_EQ(h.engine->counters().drop_packets, drops_before + 1);
+    EXPECT_THAT(h.out, FrameEq(fx.input));  // Dropped frames are unchanged.
   }
   if (fx.action == Action::kPass) {
     EXPECT_EQ(h.engine->counters().pass_packets, 1u);
