@@ -419,8 +419,8 @@ void NextHopReader::RequestResolution(int ifindex, const IpAddress& address) {
   publication_->Wake();
 }
 
-NextHop NextHopReader::Lookup(const IpAddress& destination,
-                              uint64_t flow_hash) {
+NextHop NextHopReader::Lookup(const IpAddress& destination, uint64_t flow_hash,
+                              int only_ifindex) {
   ++stats_.lookups;
   NextHop hop;
   const Route* route =
@@ -430,12 +430,16 @@ NextHop NextHopReader::Lookup(const IpAddress& destination,
     hop.result = NextHop::Result::kNoRoute;
     return hop;
   }
-  const RouteNextHop* next = route->kind == RouteKind::kUnicast
-                                 ? RouteTable::SelectNextHop(*route, flow_hash)
-                                 : nullptr;
-  if (next == nullptr) {
+  if (route->kind != RouteKind::kUnicast || route->next_hops.empty()) {
     ++stats_.rejected;
     hop.result = NextHop::Result::kRejected;
+    return hop;
+  }
+  const RouteNextHop* next =
+      RouteTable::SelectNextHop(*route, flow_hash, only_ifindex);
+  if (next == nullptr) {
+    ++stats_.wrong_interface;
+    hop.result = NextHop::Result::kWrongInterface;
     return hop;
   }
   hop.ifindex = next->ifindex;

@@ -88,10 +88,11 @@ struct KernelNextHopsStats {
 // NextHop is a Lookup's answer.
 struct NextHop {
   enum class Result : uint8_t {
-    kOk,          // mac is the next hop's address.
-    kNoRoute,     // No route to the destination.
-    kRejected,    // Blackhole/unreachable/prohibit route, or no next hop.
-    kNoNeighbor,  // Route found; neighbour missing or unusable.
+    kOk,              // mac is the next hop's address.
+    kNoRoute,         // No route to the destination.
+    kRejected,        // Blackhole/unreachable/prohibit route, or no next hop.
+    kNoNeighbor,      // Route found; neighbour missing or unusable.
+    kWrongInterface,  // Route found, but no next hop out of only_ifindex.
   };
   Result result = Result::kNoRoute;
   int ifindex = 0;    // Egress interface (valid unless kNoRoute/kRejected).
@@ -108,6 +109,7 @@ struct NextHopReaderStats {
   uint64_t no_route = 0;
   uint64_t rejected = 0;
   uint64_t no_neighbor = 0;
+  uint64_t wrong_interface = 0;
   uint64_t resolve_requested = 0;   // Pushed to the control thread.
   uint64_t resolve_suppressed = 0;  // Asked for within the interval.
   uint64_t resolve_dropped = 0;     // Queue full.
@@ -215,8 +217,12 @@ class NextHopReader {
   // one of its next hops by `flow_hash` (RouteTable::SelectNextHop), then
   // the neighbour for the gateway (or for `destination` on a connected
   // route). A missing/unusable neighbour is kNoNeighbor and requests
-  // resolution. Never blocks, locks or allocates.
-  NextHop Lookup(const IpAddress& destination, uint64_t flow_hash = 0);
+  // resolution. With `only_ifindex` != 0, only next hops out of that
+  // interface count (a worker can transmit on its own interface only): a
+  // route with none is kWrongInterface and asks nothing. Never blocks,
+  // locks or allocates.
+  NextHop Lookup(const IpAddress& destination, uint64_t flow_hash = 0,
+                 int only_ifindex = 0);
 
   const NextHopReaderStats& stats() const { return stats_; }
 

@@ -42,18 +42,25 @@ const Route* RouteTable::Lookup(const IpAddress& address) const {
 }
 
 const RouteNextHop* RouteTable::SelectNextHop(const Route& route,
-                                              uint64_t flow_hash) {
+                                              uint64_t flow_hash,
+                                              int only_ifindex) {
   const std::vector<RouteNextHop>& hops = route.next_hops;
-  if (hops.empty()) return nullptr;
-  if (hops.size() == 1) return &hops[0];
+  auto takes_part = [only_ifindex](const RouteNextHop& hop) {
+    return only_ifindex == 0 || hop.ifindex == only_ifindex;
+  };
+  if (hops.size() == 1) return takes_part(hops[0]) ? &hops[0] : nullptr;
   uint64_t total = 0;
-  for (const RouteNextHop& hop : hops) total += hop.weight;
+  for (const RouteNextHop& hop : hops) {
+    if (takes_part(hop)) total += hop.weight;
+  }
+  if (total == 0) return nullptr;
   uint64_t point = flow_hash % total;
   for (const RouteNextHop& hop : hops) {
+    if (!takes_part(hop)) continue;
     if (point < hop.weight) return &hop;
     point -= hop.weight;
   }
-  return &hops.back();  // Unreachable: the shares cover [0, total).
+  return nullptr;  // Unreachable: the shares cover [0, total).
 }
 
 }  // namespace anylb::routing::netlink

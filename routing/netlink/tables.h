@@ -99,9 +99,12 @@ class RouteTable {
   const Route* Lookup(const IpAddress& address) const;
 
   // SelectNextHop picks one next hop of a unicast route by `flow_hash` (see
-  // the class comment); nullptr when the route has none.
+  // the class comment); nullptr when the route has none. With
+  // `only_ifindex` != 0 only next hops out of that interface take part
+  // (their weights share the hash space); nullptr when none does.
   static const RouteNextHop* SelectNextHop(const Route& route,
-                                           uint64_t flow_hash);
+                                           uint64_t flow_hash,
+                                           int only_ifindex = 0);
 
   size_t size() const { return routes_.size(); }
   std::span<const Route> routes() const { return routes_; }

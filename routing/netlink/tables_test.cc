@@ -101,6 +101,25 @@ TEST(RouteTable, EcmpSharesFollowWeightsAndHashZeroTakesTheFirst) {
             RouteTable::SelectNextHop(route, 12345));
 }
 
+TEST(RouteTable, EgressFilterPicksOnlyAmongThatInterfacesNextHops) {
+  const Route route = MakeRoute(
+      "203.0.113.0/24",
+      {Via("192.0.2.1", 1), Via("198.51.100.1", 2), Via("198.51.100.2", 2)});
+  for (uint64_t hash = 0; hash < 10; ++hash) {
+    const RouteNextHop* hop = RouteTable::SelectNextHop(route, hash, 2);
+    ASSERT_NE(hop, nullptr);
+    EXPECT_EQ(hop->ifindex, 2);
+  }
+  EXPECT_EQ(RouteTable::SelectNextHop(route, 0, 2)->gateway,
+            Ip("198.51.100.1"));
+  EXPECT_EQ(RouteTable::SelectNextHop(route, 1, 2)->gateway,
+            Ip("198.51.100.2"));
+  EXPECT_EQ(RouteTable::SelectNextHop(route, 0, 3), nullptr);
+  const Route single = MakeRoute("192.0.2.0/24", {Connected(1)});
+  EXPECT_EQ(RouteTable::SelectNextHop(single, 0, 2), nullptr);
+  EXPECT_NE(RouteTable::SelectNextHop(single, 0, 1), nullptr);
+}
+
 TEST(NeighborTable, FindsByInterfaceAndAddress) {
   NeighborTable::Map map;
   map[NeighborKey{2, Ip("192.0.2.1")}] =
