@@ -51,12 +51,6 @@ std::vector<char*> CStrings(std::vector<std::string>& strings) {
   return result;
 }
 
-void ReapQuietly(pid_t pid) {
-  int status;
-  while (waitpid(pid, &status, WNOHANG) < 0 && errno == EINTR) {
-  }
-}
-
 }  // namespace
 
 std::string ShellQuote(std::string_view text) {
@@ -220,15 +214,23 @@ absl::StatusOr<std::unique_ptr<Netns>> Netns::Create(std::string_view tag) {
 Netns::~Netns() {
   // Processes inside keep the namespace (and its veths) alive after
   // `ip netns del`: kill them first, and reap those that are our children.
+  std::vector<pid_t> killed;
   for (int attempt = 0; attempt < 100; ++attempt) {
     absl::StatusOr<std::vector<pid_t>> pids = Pids();
     if (!pids.ok() || pids->empty()) break;
     for (pid_t pid : *pids) {
       if (pid == getpid()) continue;  // A thread of ours that entered it.
       kill(pid, SIGKILL);
-      ReapQuietly(pid);
+      killed.push_back(pid);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  // Reap our own children among them (waitpid fails at once with ECHILD
+  // for the others), so no zombie outlives the namespace.
+  for (pid_t pid : killed) {
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
   }
   absl::StatusOr<std::string> deleted = RunCommand("ip netns del " + name_);
   if (!deleted.ok()) {
