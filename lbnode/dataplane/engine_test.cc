@@ -23,6 +23,7 @@
 #include <new>
 #include <set>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -40,6 +41,7 @@ namespace {
 
 using ::anylb::dataplane_testing::FrameEq;
 using ::anylb::dataplane_testing::kAck;
+using ::anylb::dataplane_testing::kFin;
 using ::anylb::dataplane_testing::kSyn;
 using ::anylb::dataplane_testing::PacketBuilder;
 using ::anylb::dataplane_testing::ParseMac;
@@ -1036,6 +1038,412 @@ TEST_P(EngineFamilyTest, ProcessDoesNotAllocate) {
   const uint64_t allocations = alloc_testing::StopCountingAllocations();
   EXPECT_EQ(allocations, 0u);
   EXPECT_EQ(h.engine->counters().rx_packets, frames.size());
+}
+
+// --- NAT and FULLNAT: stateful scenarios ---
+
+class NatTest
+    : public ::testing::TestWithParam<std::tuple<bool, ForwardingMode>> {
+ protected:
+  const Family& fam() const { return FamilyOf(std::get<0>(GetParam())); }
+  ForwardingMode mode() const { return std::get<1>(GetParam()); }
+  bool full() const { return mode() == ForwardingMode::kFullNat; }
+  size_t l4() const { return 14 + (fam().v6 ? 40 : 20); }
+  // Client `c` (index into the client network), source port `sport`.
+  std::string Client(int c) const {
+    return fam().v6 ? "2001:db8:1::" + std::to_string(100 + c)
+                    : "198.51.100." + std::to_string(100 + c);
+  }
+  std::vector<uint8_t> FromClient(int c, uint16_t sport, uint8_t flags,
+                                  uint8_t proto = 6) const {
+    return Pkt(FromRouter(), fam(), Client(c), fam().vip, sport, 80, proto,
+               flags)
+        .Build();
+  }
+  // The backend's reply to what the director sent it (`forwarded`).
+  std::vector<uint8_t> ReplyTo(const std::vector<uint8_t>& forwarded,
+                               uint8_t flags, uint8_t proto = 6) const {
+    const ParseResult r = Parse(forwarded);
+    EXPECT_TRUE(r.ok());
+    const scheduler::FlowKey k = MakeFlowKey(forwarded, r.packet);
+    return Pkt(PacketBuilder().Eth(BackendMac(0), kNodeMac), fam(),
+               k.dst_address().ToString(), k.src_address().ToString(),
+               k.dst_port, k.src_port, proto, flags)
+        .Build();
+  }
+  uint16_t SrcPort(const std::vector<uint8_t>& out) const {
+    return static_cast<uint16_t>(out[l4()] << 8 | out[l4() + 1]);
+  }
+  std::string SrcAddress(const std::vector<uint8_t>& out) const {
+    const ParseResult r = Parse(out);
+    EXPECT_TRUE(r.ok());
+    return MakeFlowKey(out, r.packet).src_address().ToString();
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(
+    Modes, NatTest,
+    ::testing::Combine(::testing::Bool(),
+                       ::testing::Values(ForwardingMode::kNat,
+                                         ForwardingMode::kFullNat)),
+    [](const ::testing::TestParamInfo<std::tuple<bool, ForwardingMode>>& info) {
+      return std::string(std::get<0>(info.param) ? "V6" : "V4") +
+             (std::get<1>(info.param) == ForwardingMode::kNat ? "Nat"
+                                                              : "FullNat");
+    });
+
+TEST_P(NatTest, TcpStateSeesBothDirections) {
+  Harness h({NatService(fam(), 6, mode())});
+  ASSERT_EQ(h.Run(FromClient(0, 1000, kSyn)).action, Action::kTransmit);
+  const std::vector<uint8_t> forwarded = h.out;
+  EXPECT_EQ(h.engine->flow_table().size(), 2u);  // Forward + reply entry.
+  ASSERT_EQ(h.Run(ReplyTo(forwarded, kSyn | kAck)).action, Action::kTransmit);
+  EXPECT_EQ(h.engine->backends(0)[0].active, 0u);
+  ASSERT_EQ(h.Run(FromClient(0, 1000, kAck)).action, Action::kTransmit);
+  EXPECT_EQ(h.engine->backends(0)[0].active, 1u);
+  EXPECT_EQ(h.engine->backends(0)[0].inactive, 0u);
+  // The server closes first: FIN from the server side moves the flow.
+  ASSERT_EQ(h.Run(ReplyTo(forwarded, kFin | kAck)).action, Action::kTransmit);
+  EXPECT_EQ(h.engine->backends(0)[0].active, 0u);
+  EXPECT_EQ(h.engine->service_counters(0).reply_packets, 2u);
+  EXPECT_EQ(h.engine->service_counters(0).packets, 2u);
+  // Both entries share the state: they expire together, and the backend
+  // count and the FULLNAT port go with them.
+  EXPECT_EQ(h.engine->ExpireSome(kNow + absl::Hours(1), 100), 2u);
+  EXPECT_EQ(h.engine->flow_table().size(), 0u);
+  EXPECT_EQ(h.engine->backends(0)[0].inactive, 0u);
+  EXPECT_EQ(h.Run(ReplyTo(forwarded, kAck)).drop_reason, DropReason::kNoFlow);
+}
+
+TEST_P(NatTest, ReplyEntryEvictedTakesTheForwardEntryWithIt) {
+  EngineOptions options = Options();
+  options.flow_table.capacity = 4;  // Two NAT flows.
+  Harness h({NatService(fam(), 17, mode())}, Node(), options);
+  std::vector<std::vector<uint8_t>> forwarded;
+  for (int c = 0; c < 3; ++c) {
+    ASSERT_EQ(h.Run(FromClient(c, 1000, 0, 17), kNow + absl::Seconds(c)).action,
+              Action::kTransmit);
+    forwarded.push_back(h.out);
+  }
+  // The third flow evicted the first (both of its entries).
+  EXPECT_EQ(h.engine->flow_table().size(), 4u);
+  EXPECT_EQ(h.engine->backends(0)[0].inactive, 2u);
+  EXPECT_EQ(h.Run(ReplyTo(forwarded[0], 0, 17)).drop_reason,
+            DropReason::kNoFlow);
+  EXPECT_EQ(h.Run(ReplyTo(forwarded[2], 0, 17)).action, Action::kTransmit);
+  EXPECT_THAT(h.engine->flow_table().CheckConsistency(), IsOk());
+}
+
+TEST_P(NatTest, IcmpErrorFromTheClientSideReachesTheBackendTranslated) {
+  Harness h({NatService(fam(), 6, mode())});
+  ASSERT_EQ(h.Run(FromClient(0, 40000, kSyn)).action, Action::kTransmit);
+  const std::string peer = full() ? fam().local : Client(0);
+  const uint16_t peer_port = full() ? kLocalPortMin : 40000;
+  const size_t quote = (fam().v6 ? 40 : 20) + 8;  // RFC 792's minimum.
+  auto quoted = [&](const std::string& src, uint16_t sport,
+                    const std::string& dst, uint16_t dport) {
+    PacketBuilder q;
+    if (fam().v6) {
+      q.Ipv6(src, dst);
+    } else {
+      q.Ipv4(src, dst);
+    }
+    return q.Tcp(sport, dport)
+        .Flags(kAck)
+        .Payload("data")
+        .Truncate(quote)
+        .Build();
+  };
+  auto error = [&](PacketBuilder b, const std::string& src,
+                   const std::string& dst, uint8_t ttl,
+                   const std::vector<uint8_t>& q) {
+    if (fam().v6) {
+      b.Ipv6(src, dst).HopLimit(ttl).IcmpV6(2, 0).IcmpRest(1400);
+    } else {
+      b.Ipv4(src, dst).Ttl(ttl).IcmpV4(3, 4).IcmpRest(1400);
+    }
+    return b.Embed(q).Build();
+  };
+  // A router near the client says our VIP:80 → client:40000 was too big.
+  const std::vector<uint8_t> in =
+      error(FromRouter(), fam().router, fam().vip, 64,
+            quoted(fam().vip, 80, Client(0), 40000));
+  const Verdict v = h.Run(in);
+  ASSERT_EQ(v.action, Action::kTransmit) << DropReasonName(v.drop_reason);
+  // The backend hears it about its own packet backend:8080 → peer.
+  const std::vector<uint8_t> want =
+      error(ToNextHop(), full() ? fam().local : fam().router, fam().backends[0],
+            63, quoted(fam().backends[0], kBackendPort, peer, peer_port));
+  EXPECT_THAT(h.out, FrameEq(want));
+  EXPECT_THAT(VerifyChecksums(h.out), IsOk());
+}
+
+TEST_P(NatTest, IcmpErrorFromTheBackendSideReachesTheClientTranslated) {
+  Harness h({NatService(fam(), 6, mode())});
+  ASSERT_EQ(h.Run(FromClient(0, 40000, kSyn)).action, Action::kTransmit);
+  const std::string peer = full() ? fam().local : Client(0);
+  const uint16_t peer_port = full() ? kLocalPortMin : 40000;
+  auto error = [&](PacketBuilder b, const std::string& src,
+                   const std::string& dst, uint8_t ttl, const std::string& qs,
+                   uint16_t qsp, const std::string& qd, uint16_t qdp) {
+    PacketBuilder q;
+    if (fam().v6) {
+      q.Ipv6(qs, qd);
+    } else {
+      q.Ipv4(qs, qd);
+    }
+    // A UDP-style quote with a fixed transport checksum: the engine leaves
+    // the quoted transport checksum alone.
+    const std::vector<uint8_t> quoted = q.Tcp(qsp, qdp)
+                                            .Flags(kAck)
+                                            .Payload("data")
+                                            .Truncate((fam().v6 ? 40 : 20) + 8)
+                                            .Build();
+    if (fam().v6) {
+      b.Ipv6(src, dst).HopLimit(ttl).IcmpV6(1, 4);  // Port unreachable.
+    } else {
+      b.Ipv4(src, dst).Ttl(ttl).IcmpV4(3, 3);
+    }
+    return b.Embed(quoted).Build();
+  };
+  // The backend refuses what the director sent it (peer → backend:8080).
+  const std::vector<uint8_t> in =
+      error(PacketBuilder().Eth(BackendMac(0), kNodeMac), fam().backends[0],
+            peer, 64, peer, peer_port, fam().backends[0], kBackendPort);
+  const Verdict v = h.Run(in);
+  ASSERT_EQ(v.action, Action::kTransmit) << DropReasonName(v.drop_reason);
+  // The client hears it from the VIP, about its own client → VIP:80.
+  const std::vector<uint8_t> want = error(ToNextHop(), fam().vip, Client(0), 63,
+                                          Client(0), 40000, fam().vip, 80);
+  EXPECT_THAT(h.out, FrameEq(want));
+  EXPECT_THAT(VerifyChecksums(h.out), IsOk());
+}
+
+TEST_P(NatTest, UnresolvedNextHopLeavesTheFrameUnchangedAndTheRetryHits) {
+  Harness h({NatService(fam(), 6, mode())});
+  h.resolver.unresolved = {Ip(fam().backends[0])};
+  const std::vector<uint8_t> syn = FromClient(0, 1000, kSyn);
+  Verdict v = h.Run(syn);
+  EXPECT_EQ(v.drop_reason, DropReason::kNoNeighbor);
+  EXPECT_THAT(h.out, FrameEq(syn));
+  h.resolver.unresolved.clear();
+  ASSERT_EQ(h.Run(syn).action, Action::kTransmit);
+  const std::vector<uint8_t> forwarded = h.out;
+  EXPECT_EQ(h.engine->service_counters(0).new_flows, 1u);  // The retry hit.
+  // The reply's next hop is the client's.
+  h.resolver.unresolved = {Ip(Client(0))};
+  const std::vector<uint8_t> reply = ReplyTo(forwarded, kSyn | kAck);
+  v = h.Run(reply);
+  EXPECT_EQ(v.drop_reason, DropReason::kNoNeighbor);
+  EXPECT_THAT(h.out, FrameEq(reply));
+  h.resolver.unresolved.clear();
+  EXPECT_EQ(h.Run(reply).action, Action::kTransmit);
+}
+
+TEST_P(NatTest, FlowWhoseBackendLeftLosesItsRepliesAndPort) {
+  std::vector<ServiceConfig> services = {NatService(fam(), 6, mode(), 2)};
+  Harness h(services);
+  ASSERT_EQ(h.Run(FromClient(0, 1000, kSyn)).action, Action::kTransmit);
+  const std::vector<uint8_t> forwarded = h.out;
+  const std::string chosen = [&] {
+    const ParseResult r = Parse(forwarded);
+    return MakeFlowKey(forwarded, r.packet).dst_address().ToString();
+  }();
+  std::erase_if(services[0].backends, [&](const BackendConfig& b) {
+    return b.endpoint.address() == Ip(chosen);
+  });
+  auto snap = EngineSnapshot::Create(Node(), services);
+  ASSERT_THAT(snap, IsOk());
+  ASSERT_THAT(h.engine->UpdateSnapshot(*snap), IsOk());
+  EXPECT_EQ(h.Run(ReplyTo(forwarded, kSyn | kAck)).drop_reason,
+            DropReason::kNoFlow);
+  EXPECT_EQ(h.engine->flow_table().size(), 0u);
+  if (full()) {
+    EXPECT_EQ(h.engine->local_ports().available(0, 6),
+              h.engine->local_ports().ports_per_address());
+  }
+  // The client's next packet is a new flow on the remaining backend.
+  ASSERT_EQ(h.Run(FromClient(0, 1000, kAck)).action, Action::kTransmit);
+  EXPECT_EQ(h.engine->flow_table().size(), 2u);
+}
+
+TEST_P(NatTest, ProcessDoesNotAllocate) {
+  Harness h(
+      {NatService(fam(), 6, mode(), 4), NatService(fam(), 17, mode(), 4)});
+  std::vector<std::vector<uint8_t>> frames;
+  for (int c = 0; c < 16; ++c) frames.push_back(FromClient(c, 1000, kSyn));
+  for (int c = 0; c < 16; ++c) frames.push_back(FromClient(c, 1000, 0, 17));
+  std::vector<uint8_t> buffer(kBufferSize);
+  // Replies need the forwarded frames: make the flows first, outside the
+  // count, then run replies, hits, expiry and new flows inside it.
+  std::vector<std::vector<uint8_t>> replies;
+  for (size_t i = 0; i < frames.size(); ++i) {
+    ASSERT_EQ(h.Run(frames[i]).action, Action::kTransmit);
+    replies.push_back(ReplyTo(h.out, kSyn | kAck, i < 16 ? 6 : 17));
+  }
+  alloc_testing::StartCountingAllocations();
+  for (int round = 0; round < 2; ++round) {
+    for (const auto* list : {&frames, &replies}) {
+      for (const auto& f : *list) {
+        std::copy(f.begin(), f.end(), buffer.begin() + kHeadroom);
+        (void)h.engine->Process(buffer, kHeadroom, f.size(),
+                                kNow + absl::Hours(round));
+      }
+    }
+    h.engine->ExpireSome(kNow + absl::Hours(round + 1), 1000);
+  }
+  const uint64_t allocations = alloc_testing::StopCountingAllocations();
+  EXPECT_EQ(allocations, 0u);
+  EXPECT_GT(h.engine->counters().tx_packets, 64u);
+}
+
+// --- FULLNAT ports ---
+
+class FullNatPortTest : public ::testing::TestWithParam<bool> {
+ protected:
+  const Family& fam() const { return FamilyOf(GetParam()); }
+  size_t l4() const { return 14 + (fam().v6 ? 40 : 20); }
+  std::vector<uint8_t> FromClient(int c, uint16_t sport) const {
+    const std::string client = fam().v6
+                                   ? "2001:db8:1::" + std::to_string(100 + c)
+                                   : "198.51.100." + std::to_string(100 + c);
+    return Pkt(FromRouter(), fam(), client, fam().vip, sport, 80, 17).Build();
+  }
+  std::pair<std::string, uint16_t> Source(const std::vector<uint8_t>& out) {
+    const ParseResult r = Parse(out);
+    EXPECT_TRUE(r.ok());
+    const scheduler::FlowKey k = MakeFlowKey(out, r.packet);
+    return {k.src_address().ToString(), k.src_port};
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Families, FullNatPortTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "V6" : "V4";
+                         });
+
+TEST_P(FullNatPortTest, PortsNeverCollideRunOutAndComeBackOnExpiry) {
+  NodeConfig node = Node();
+  node.local_port_min = 30000;
+  node.local_port_max = 30099;
+  const std::string second = fam().v6 ? "2001:db8:ff::251" : "192.0.2.251";
+  node.local_addresses.push_back(Ip(second));
+  Harness h({NatService(fam(), 17, ForwardingMode::kFullNat, 4)}, node);
+  std::set<std::pair<std::string, uint16_t>> used;
+  std::map<std::string, int> per_address;
+  for (int i = 0; i < 200; ++i) {
+    const Verdict v = h.Run(FromClient(i % 50, 1000 + i));
+    ASSERT_EQ(v.action, Action::kTransmit) << i;
+    const auto source = Source(h.out);
+    EXPECT_TRUE(used.insert(source).second)
+        << source.first << ":" << source.second;
+    EXPECT_GE(source.second, 30000);
+    EXPECT_LE(source.second, 30099);
+    ++per_address[source.first];
+  }
+  EXPECT_EQ(per_address[fam().local], 100);  // Round-robin over both.
+  EXPECT_EQ(per_address[second], 100);
+  Verdict v = h.Run(FromClient(0, 999));
+  EXPECT_EQ(v.action, Action::kDrop);
+  EXPECT_EQ(v.drop_reason, DropReason::kNoLocalPort);
+  EXPECT_EQ(h.engine->counters().drops_for(DropReason::kNoLocalPort), 1u);
+  // UDP flows idle past 5 minutes expire; their ports come back.
+  EXPECT_EQ(h.engine->ExpireSome(kNow + absl::Minutes(6), 1000), 400u);
+  EXPECT_EQ(h.engine->flow_table().size(), 0u);
+  EXPECT_EQ(h.engine->local_ports().double_releases(), 0u);
+  v = h.Run(FromClient(0, 999), kNow + absl::Minutes(6));
+  EXPECT_EQ(v.action, Action::kTransmit);
+}
+
+TEST_P(FullNatPortTest, WorkerAllocatesOnlyItsShareOfPorts) {
+  EngineOptions options = Options();
+  options.worker_index = 2;
+  options.worker_count = 3;
+  Harness h({NatService(fam(), 17, ForwardingMode::kFullNat, 4)}, Node(),
+            options);
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_EQ(h.Run(FromClient(i, 1000)).action, Action::kTransmit);
+    EXPECT_EQ(Source(h.out).second % 3, 2) << Source(h.out).second;
+  }
+}
+
+TEST(Engine, TooFewLocalPortsForTheWorkerIsInvalid) {
+  NodeConfig node = Node();
+  node.local_port_min = 30000;
+  node.local_port_max = 30001;
+  auto snap = EngineSnapshot::Create(node, {});
+  ASSERT_THAT(snap, IsOk());
+  FakeResolver resolver;
+  EngineOptions options = Options();
+  options.worker_index = 5;
+  options.worker_count = 8;
+  EXPECT_THAT(
+      Engine::Create(*snap, &resolver, options),
+      status_testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                               ::testing::HasSubstr("no port for worker 5")));
+}
+
+// --- Persistence ---
+
+TEST_P(EngineFamilyTest, PersistenceKeepsAClientNetworkOnOneBackend) {
+  for (ForwardingMode mode : {ForwardingMode::kDr, ForwardingMode::kNat}) {
+    ServiceConfig s = mode == ForwardingMode::kDr
+                          ? Service(fam(), 80, 6, mode, TunnelType::kIpip, 4)
+                          : NatService(fam(), 6, mode, 4);
+    for (auto& b : s.backends) {
+      b.mac = mode == ForwardingMode::kDr ? b.mac : Mac{};
+    }
+    s.scheduler.kind = scheduler::SchedulerKind::kRr;
+    s.persistence =
+        scheduler::PersistencePolicy::Create(80, absl::Seconds(300), 24, 64)
+            .value();
+    std::vector<ServiceConfig> services = {s};
+    Harness h(services);
+    auto backend_of = [&](const std::vector<uint8_t>& out) {
+      const ParseResult r = Parse(out);
+      if (mode == ForwardingMode::kNat) {
+        return MakeFlowKey(out, r.packet).dst_address().ToString();
+      }
+      return std::to_string(BackendOf(out));
+    };
+    // rr would spread these; persistence keeps the /24 (/64) together.
+    std::set<std::string> chosen;
+    for (int c = 0; c < 8; ++c) {
+      ASSERT_EQ(h.Run(From(c, static_cast<uint16_t>(2000 + c), kSyn)).action,
+                Action::kTransmit);
+      chosen.insert(backend_of(h.out));
+    }
+    EXPECT_EQ(chosen.size(), 1u);
+    EXPECT_EQ(h.engine->counters().persistence_hits, 7u);
+    // A quiesced backend keeps its persistent clients (IPVS).
+    for (auto& b : services[0].backends) b.weight = 0;
+    auto snap = EngineSnapshot::Create(Node(), services);
+    ASSERT_THAT(snap, IsOk());
+    ASSERT_THAT(h.engine->UpdateSnapshot(*snap), IsOk());
+    ASSERT_EQ(h.Run(From(9, 3000, kSyn), kNow + absl::Seconds(10)).action,
+              Action::kTransmit);
+    EXPECT_EQ(backend_of(h.out), *chosen.begin());
+    // After the timeout the entry is gone: with every weight 0 nothing can
+    // take the client any more.
+    const Verdict v = h.Run(From(9, 3001, kSyn), kNow + absl::Seconds(400));
+    EXPECT_EQ(v.drop_reason, DropReason::kNoBackend);
+    EXPECT_EQ(h.engine->persistence().stats().expired, 1u);
+  }
+}
+
+TEST_P(EngineFamilyTest, DrAndTunUnresolvedNextHopLeaveTheFrameUnchanged) {
+  for (ForwardingMode mode : {ForwardingMode::kDr, ForwardingMode::kTun}) {
+    ServiceConfig s = Service(fam(), 80, 6, mode, TunnelType::kGue);
+    s.backends[0].mac = Mac{};
+    Harness h({s});
+    h.resolver.unresolved = {Ip(fam().backends[0])};
+    const std::vector<uint8_t> syn = From(0, 1000, kSyn);
+    EXPECT_EQ(h.Run(syn).drop_reason, DropReason::kNoNeighbor);
+    EXPECT_THAT(h.out, FrameEq(syn));
+    h.resolver.unresolved.clear();
+    EXPECT_EQ(h.Run(syn).action, Action::kTransmit);
+    EXPECT_EQ(h.engine->service_counters(0).new_flows, 1u);
+  }
 }
 
 }  // namespace
