@@ -46,6 +46,11 @@ Worker::~Worker() { Stop(); }
 void Worker::Start() {
   last_progress_ns_.store(absl::ToUnixNanos(absl::Now()),
                           std::memory_order_relaxed);
+  // Frames for the kernel before the socket can receive anything (the
+  // Dataplane puts it into xsks_map after Start): without them the first
+  // frames would be dropped while the thread starts. The thread is not
+  // running yet, and creating it orders these writes before its reads.
+  Refill();
   thread_ = std::thread([this] { Run(); });
 }
 

@@ -154,7 +154,8 @@ class Worker {
   // ~Worker stops and joins the thread.
   ~Worker();
 
-  // Start runs the loop on a new thread. Call once.
+  // Start fills the fill ring and runs the loop on a new thread. Call
+  // once.
   void Start();
   // Stop asks the loop to end, joins it (it drains first). Idempotent.
   void Stop();
