@@ -61,8 +61,13 @@ int64_t CoarseNowNs() {
 
 absl::StatusOr<std::unique_ptr<KernelNextHops>> KernelNextHops::Create(
     const KernelNextHopsOptions& options) {
-  static constexpr unsigned int kGroups[] = {RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE,
-                                             RTNLGRP_IPV6_ROUTE};
+  // Links and addresses too: the kernel drops IPv4 routes silently (no
+  // RTM_DELROUTE) when their interface goes down or loses the address,
+  // and flags next hops RTNH_F_LINKDOWN on carrier loss without a route
+  // notification; a link or address change therefore re-dumps routes.
+  static constexpr unsigned int kGroups[] = {
+      RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE,  RTNLGRP_IPV6_ROUTE,
+      RTNLGRP_LINK,  RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR};
   // The monitor first: changes made while we dump are queued on it.
   ASSIGN_OR_RETURN(
       std::unique_ptr<NetlinkSocket> monitor,
@@ -223,6 +228,10 @@ void KernelNextHops::OnNotification(std::span<const uint8_t> message) {
       absl::MutexLock lock(&stats_mu_);
       ++stats_.neighbor_updates;
     }
+  } else if (type == RTM_NEWLINK || type == RTM_DELLINK ||
+             type == RTM_NEWADDR || type == RTM_DELADDR) {
+    redump_v4_ = true;
+    redump_v6_ = true;
   } else if (type == RTM_NEWROUTE || type == RTM_DELROUTE) {
     RouteMessage route;
     if (DecodeRoute(message, &route, &decode) == DecodeResult::kOk) {

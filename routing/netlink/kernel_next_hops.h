@@ -4,15 +4,18 @@
 //
 // Ownership and threading:
 //  * KernelNextHops owns two netlink sockets (a monitor subscribed to
-//    RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE and RTNLGRP_IPV6_ROUTE, and a
-//    request socket for dumps and NTF_USE requests) and one control thread
+//    RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE, RTNLGRP_LINK
+//    and RTNLGRP_IPV{4,6}_IFADDR, and a request socket for dumps and
+//    NTF_USE requests) and one control thread
 //    that alone reads the kernel, builds tables and publishes snapshots.
 //    Create() makes the sockets in the calling thread's network namespace,
 //    dumps both tables, publishes generation 1 and starts the thread.
 //  * The control thread applies neighbour notifications one by one; a
 //    route notification makes it re-dump that family's main table (routes
 //    change rarely here and IPv6 multipath notifications may carry only
-//    the changed next hop; FPM replaces this source later). Changes within
+//    the changed next hop; FPM replaces this source later). A link or
+//    address change re-dumps both families: the kernel removes IPv4 routes
+//    of a downed interface without telling. Changes within
 //    `publish_delay` are batched into one snapshot. ENOBUFS on the monitor
 //    (lost notifications) → a full resync (both dumps).
 //  * Publishing stores a new std::shared_ptr<const NextHopSnapshot>

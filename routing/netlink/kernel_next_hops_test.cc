@@ -233,6 +233,18 @@ TEST_F(KernelNextHopsTest, MonitorSeesNeighborAndRouteChanges) {
   ASSERT_TRUE(WaitFor([&] {
     return LookupFresh("198.51.100.1").result == NextHop::Result::kNoRoute;
   }));
+  // Taking va down removes its IPv4 routes without any RTM_DELROUTE: the
+  // link notification makes us re-dump.
+  ASSERT_THAT(
+      director_->Run("ip route add 198.51.100.0/24 via 192.0.2.2").status(),
+      IsOk());
+  ASSERT_TRUE(WaitFor(
+      [&] { return LookupFresh("198.51.100.1").address == Ip("192.0.2.2"); }));
+  ASSERT_THAT(director_->Run("ip link set va down").status(), IsOk());
+  ASSERT_TRUE(WaitFor([&] {
+    return LookupFresh("198.51.100.1").result == NextHop::Result::kNoRoute &&
+           LookupFresh("192.0.2.9").result == NextHop::Result::kNoRoute;
+  }));
   EXPECT_THAT(next_hops_->stats().last_error, IsOk());
 }
 
