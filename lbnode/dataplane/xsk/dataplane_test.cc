@@ -29,6 +29,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/ip_address.h"
+#include "common/testing/allocation_counter.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -287,11 +288,12 @@ class DataplaneTest : public ::testing::Test {
   // Forwarded: the next frame from the director (source MAC dir's) that
   // the gen side receives, skipping the kernels' own (ND, MLD, ARP).
   std::optional<std::vector<uint8_t>> Forwarded(
-      absl::Duration timeout = absl::Seconds(2)) {
+      absl::Duration timeout = absl::Seconds(2), PacketSocket* on = nullptr) {
+    if (on == nullptr) on = gen_socket_.get();
     const absl::Time deadline = absl::Now() + timeout;
     while (absl::Now() < deadline) {
       std::optional<std::vector<uint8_t>> frame =
-          gen_socket_->Receive(deadline - absl::Now());
+          on->Receive(deadline - absl::Now());
       if (!frame.has_value()) return std::nullopt;
       if (frame->size() < 14) continue;
       uint16_t ether_type =
@@ -317,11 +319,12 @@ class DataplaneTest : public ::testing::Test {
   }
 
   // CountForwarded receives until `n` frames came or `timeout` passed.
-  size_t CountForwarded(size_t n, absl::Duration timeout = absl::Seconds(5)) {
+  size_t CountForwarded(size_t n, absl::Duration timeout = absl::Seconds(5),
+                        PacketSocket* on = nullptr) {
     size_t count = 0;
     const absl::Time deadline = absl::Now() + timeout;
     while (count < n && absl::Now() < deadline) {
-      if (Forwarded(deadline - absl::Now()).has_value()) ++count;
+      if (Forwarded(deadline - absl::Now(), on).has_value()) ++count;
     }
     return count;
   }
@@ -578,6 +581,78 @@ TEST_F(DataplaneTest, EveryQueueGetsAWorker) {
     EXPECT_EQ(s.worker.tx_packets, s.worker.rx_packets) << "queue " << s.queue;
     EXPECT_EQ(s.frames.unaccounted(), 0) << "queue " << s.queue;
   }
+}
+
+// RX on dir0, TX through a second socket on dir1 sharing the UMEM: the
+// forwarded frames leave by dir1, none by dir0.
+TEST_F(DataplaneTest, TransmitsOnAnotherInterface) {
+  ASSERT_NO_FATAL_FAILURE(Link("dir1", "gen1", 1));
+  std::unique_ptr<PacketSocket> gen1;
+  {
+    ASSERT_OK_AND_ASSIGN(auto in_gen, ScopedNetns::Enter(*gen_));
+    ASSERT_OK_AND_ASSIGN(gen1, PacketSocket::Open("gen1"));
+  }
+  DataplaneOptions options = Options();
+  options.tx_interface = "dir1";
+  ASSERT_NO_FATAL_FAILURE(Start(options));
+  constexpr int kFrames = 20;
+  for (int i = 0; i < kFrames; ++i) {
+    ASSERT_THAT(
+        gen_socket_->Send(Tcp(kDrVip, static_cast<uint16_t>(46000 + i))),
+        IsOk());
+  }
+  EXPECT_EQ(CountForwarded(kFrames, absl::Seconds(5), gen1.get()),
+            static_cast<size_t>(kFrames));
+  EXPECT_FALSE(Forwarded(absl::Milliseconds(100)).has_value());
+  dataplane_->Stop();
+  WorkerStats s = Stats0();
+  EXPECT_EQ(s.worker.tx_packets, static_cast<uint64_t>(kFrames));
+  EXPECT_EQ(s.frames.unaccounted(), 0) << Describe(s);
+  EXPECT_EQ(s.frames.tx_in_flight, 0u);
+}
+
+// Busy polling (socket options + a spinning loop) still forwards.
+TEST_F(DataplaneTest, BusyPollForwards) {
+  DataplaneOptions options = Options();
+  options.busy_poll = true;
+  ASSERT_NO_FATAL_FAILURE(Start(options));
+  std::vector<uint8_t> frame = Tcp(kDrVip, 47000);
+  ASSERT_THAT(gen_socket_->Send(frame), IsOk());
+  std::optional<std::vector<uint8_t>> got = Forwarded();
+  ASSERT_TRUE(got.has_value()) << Describe(Stats0());
+  EXPECT_THAT(*got, FrameEq(DrOutput(frame)));
+}
+
+// The worker's loop does not allocate per packet: forwarded, dropped,
+// passed and parked frames while every allocation in the process is
+// counted (stats publishing, which allocates, is pushed out of the window).
+TEST_F(DataplaneTest, WorkerDoesNotAllocatePerPacket) {
+  resolver_.known = false;
+  DataplaneOptions options = Options();
+  options.worker.stats_interval = absl::Hours(1);
+  ASSERT_NO_FATAL_FAILURE(Start(options));
+  std::vector<std::vector<uint8_t>> frames;
+  for (int i = 0; i < 50; ++i) {
+    const uint16_t port = static_cast<uint16_t>(48000 + i);
+    frames.push_back(Tcp(kDrVip, port));
+    frames.push_back(Tcp(kDrVip, port, 81));
+    frames.push_back(Ping(kDrVip));
+    frames.push_back(TunUdp(port));
+  }
+  // The first publication happens at the first loop iteration: let it pass.
+  absl::SleepFor(absl::Milliseconds(100));
+  alloc_testing::StartCountingAllocations();
+  for (const std::vector<uint8_t>& frame : frames) {
+    if (!gen_socket_->Send(frame).ok()) break;
+  }
+  absl::SleepFor(absl::Milliseconds(300));  // Let the worker take them.
+  const uint64_t allocations = alloc_testing::StopCountingAllocations();
+  EXPECT_EQ(allocations, 0u);
+  dataplane_->Stop();
+  WorkerStats s = Stats0();
+  EXPECT_EQ(s.worker.rx_packets, frames.size()) << Describe(s);
+  EXPECT_EQ(s.worker.tx_packets, 50u);
+  EXPECT_EQ(s.worker.parked, 50u);
 }
 
 TEST_F(DataplaneTest, StopTakesTheSocketsOutOfTheSteeringMap) {
