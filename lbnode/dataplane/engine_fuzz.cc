@@ -1,10 +1,16 @@
-// engine_fuzz: Parse + Engine::Process on fuzzed frames, against a fixed
-// snapshot with DR and TUN (IPIP, IP6IP6, GUE) services on the VIPs the
-// sample frames (and so the seed corpus, testdata/parser_corpus) use. Each
-// input gets a fresh engine (reproducible) and is processed twice, so the
-// second pass takes the flow-table hit path. Checks: the verdict stays in
-// the buffer, a drop has a reason and a transmit has none.
+// engine_fuzz: Parse + Engine::Process on fuzzed frames, against the fixed
+// FuzzSnapshot (DR, TUN IPIP / IP6IP6 / GUE, NAT, FULLNAT, persistence;
+// engine_fuzz_snapshot.h). The seed corpus is testdata/parser_corpus (the
+// sample frames) plus testdata/engine_corpus (NAT/FULLNAT fixtures,
+// engine_corpus_gen). Each input gets a fresh engine (reproducible) and is
+// processed twice, so the second pass takes the flow-table hit path; when
+// the first pass forwarded a frame, the output with its addresses and
+// ports swapped (a backend's answer) is processed too, which reaches the
+// NAT/FULLNAT reply path. Checks: the verdict stays in the buffer, a drop
+// has a reason and leaves the frame unchanged, a transmit has no reason,
+// every packet is counted once, and the flow table stays consistent.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -15,6 +21,8 @@
 #include "absl/time/time.h"
 #include "lbnode/dataplane/config.h"
 #include "lbnode/dataplane/engine.h"
+#include "lbnode/dataplane/engine_fuzz_snapshot.h"
+#include "lbnode/dataplane/parser.h"
 
 namespace anylb::dataplane {
 namespace {
@@ -31,53 +39,49 @@ class AlwaysResolver : public NextHopResolver {
   }
 };
 
-IpAddress Ip(const char* text) { return IpAddress::Parse(text).value(); }
-
-ServiceConfig Service(const char* vip, uint16_t port, uint8_t protocol,
-                      ForwardingMode mode, TunnelType tunnel,
-                      std::vector<const char*> backends) {
-  ServiceConfig s;
-  s.vip = Ip(vip);
-  s.port = port;
-  s.protocol = protocol;
-  s.mode = mode;
-  s.tunnel = tunnel;
-  s.scheduler.maglev_table_size = 251;
-  uint8_t m = 0x21;
-  for (const char* b : backends) {
-    BackendConfig bc;
-    bc.endpoint = Endpoint(Ip(b), port);
-    bc.mac = {0x02, 0, 0, 0, 0, m++};
-    s.backends.push_back(bc);
+// Runs one frame (already at buffer[kHeadroom]) and checks the verdict.
+Verdict RunOnce(Engine& engine, std::vector<uint8_t>& buffer, size_t headroom,
+                size_t size, absl::Time now) {
+  const std::vector<uint8_t> input(buffer.begin() + headroom,
+                                   buffer.begin() + headroom + size);
+  const Verdict v = engine.Process(buffer, headroom, size, now);
+  Check(size_t{v.offset} + v.length <= buffer.size());
+  switch (v.action) {
+    case Action::kDrop:
+      Check(v.drop_reason != DropReason::kNone);
+      Check(v.offset == headroom && v.length == size);
+      Check(std::equal(input.begin(), input.end(), buffer.begin() + headroom));
+      break;
+    case Action::kTransmit:
+      Check(v.drop_reason == DropReason::kNone);
+      Check(v.length >= 14);
+      break;
+    case Action::kPass:
+      Check(v.offset == headroom && v.length == size);
+      break;
   }
-  return s;
+  return v;
 }
 
-std::shared_ptr<const EngineSnapshot> Snapshot() {
-  NodeConfig node;
-  node.mac = {0x02, 0, 0, 0, 0, 0x02};
-  node.tunnel_source_v4 = Ip("192.0.2.254");
-  node.has_tunnel_source_v4 = true;
-  node.tunnel_source_v6 = Ip("2001:db8:ff::fe");
-  node.has_tunnel_source_v6 = true;
-  node.mtu = 1500;
-  std::vector<ServiceConfig> services = {
-      Service("198.51.100.10", 80, 6, ForwardingMode::kDr, TunnelType::kIpip,
-              {"192.0.2.21", "192.0.2.22"}),
-      Service("198.51.100.10", 53, 17, ForwardingMode::kTun, TunnelType::kIpip,
-              {"192.0.2.21", "192.0.2.22"}),
-      Service("198.51.100.10", 0, 6, ForwardingMode::kTun, TunnelType::kGue,
-              {"2001:db8:2::21"}),
-      Service("2001:db8:100::10", 80, 6, ForwardingMode::kTun,
-              TunnelType::kIpip, {"2001:db8:2::21", "2001:db8:2::22"}),
-      Service("2001:db8:100::10", 0, 17, ForwardingMode::kTun, TunnelType::kGue,
-              {"192.0.2.21"}),
-      Service("2001:db8:100::10", 443, 6, ForwardingMode::kDr,
-              TunnelType::kIpip, {"2001:db8:2::23"}),
-  };
-  auto snap = EngineSnapshot::Create(node, std::move(services));
-  Check(snap.ok());
-  return *snap;
+// SwapEnds turns a forwarded frame into the answer its destination would
+// send: addresses and TCP/UDP ports swapped (checksums go stale: the
+// engine does not verify them). False when the frame has no such ends.
+bool SwapEnds(std::span<uint8_t> frame) {
+  const ParseResult r = Parse(frame);
+  if (!r.ok()) return false;
+  const ParsedPacket& p = r.packet;
+  const size_t n = p.addr_size();
+  uint8_t tmp[16];
+  std::memcpy(tmp, frame.data() + p.src_addr_offset(), n);
+  std::memcpy(frame.data() + p.src_addr_offset(),
+              frame.data() + p.dst_addr_offset(), n);
+  std::memcpy(frame.data() + p.dst_addr_offset(), tmp, n);
+  if ((p.l4_protocol == kIpProtoTcp || p.l4_protocol == kIpProtoUdp) &&
+      p.has_l4_header()) {
+    uint8_t* ports = frame.data() + p.l4_offset;
+    std::swap_ranges(ports, ports + 2, ports + 2);
+  }
+  return true;
 }
 
 }  // namespace
@@ -86,36 +90,50 @@ std::shared_ptr<const EngineSnapshot> Snapshot() {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace anylb::dataplane;
   static AlwaysResolver resolver;
-  static const std::shared_ptr<const EngineSnapshot> snapshot = Snapshot();
+  static const std::shared_ptr<const EngineSnapshot> snapshot =
+      fuzz::FuzzSnapshot();
   if (size > 9000) return 0;
   EngineOptions options;
   options.flow_table.capacity = 64;
   options.flow_table.seed = 1;
+  options.persistence_capacity = 16;
   auto engine = Engine::Create(snapshot, &resolver, options);
   Check(engine.ok());
   constexpr size_t kHeadroom = 64;
   std::vector<uint8_t> buffer(kHeadroom + size + 128);
   const absl::Time now = absl::FromUnixSeconds(1700000000);
+  uint64_t packets = 0;
+  Verdict first;
   for (int pass = 0; pass < 2; ++pass) {
     std::fill(buffer.begin(), buffer.end(), 0);
     if (size > 0) std::memcpy(buffer.data() + kHeadroom, data, size);
+    const Verdict v = RunOnce(**engine, buffer, kHeadroom, size, now);
+    ++packets;
+    if (pass == 0) first = v;
+  }
+  // The second pass left its output in the buffer; answer it.
+  if (first.action == Action::kTransmit && !first.to_sender) {
+    std::fill(buffer.begin(), buffer.end(), 0);
+    if (size > 0) std::memcpy(buffer.data() + kHeadroom, data, size);
     const Verdict v = (*engine)->Process(buffer, kHeadroom, size, now);
-    Check(size_t{v.offset} + v.length <= buffer.size());
-    switch (v.action) {
-      case Action::kDrop:
-        Check(v.drop_reason != DropReason::kNone);
-        break;
-      case Action::kTransmit:
-        Check(v.drop_reason == DropReason::kNone);
-        Check(v.length >= 14);
-        break;
-      case Action::kPass:
-        Check(v.offset == kHeadroom && v.length == size);
-        break;
+    ++packets;
+    if (v.action == Action::kTransmit) {
+      std::vector<uint8_t> answer(buffer.begin() + v.offset,
+                                  buffer.begin() + v.offset + v.length);
+      if (SwapEnds(answer)) {
+        std::vector<uint8_t> reply_buffer(kHeadroom + answer.size() + 128);
+        std::memcpy(reply_buffer.data() + kHeadroom, answer.data(),
+                    answer.size());
+        RunOnce(**engine, reply_buffer, kHeadroom, answer.size(), now);
+        ++packets;
+      }
     }
   }
+  (*engine)->ExpireSome(now + absl::Hours(1), 1000);
+  Check((*engine)->flow_table().size() == 0);
+  Check((*engine)->flow_table().CheckConsistency().ok());
   const EngineCounters& c = (*engine)->counters();
-  Check(c.rx_packets == 2);
-  Check(c.tx_packets + c.pass_packets + c.drop_packets == 2);
+  Check(c.rx_packets == packets);
+  Check(c.tx_packets + c.pass_packets + c.drop_packets == packets);
   return 0;
 }
