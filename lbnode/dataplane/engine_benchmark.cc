@@ -1,5 +1,7 @@
-// engine_benchmark: ns per packet through Engine::Process for DR and TUN
-// (IPIP / IP6IP6, GUE), flow-table hit and miss, IPv4 and IPv6.
+// engine_benchmark: ns per packet through Engine::Process for DR, TUN
+// (IPIP / IP6IP6, GUE), NAT and FULLNAT, flow-table hit and miss, IPv4 and
+// IPv6, and for NAT/FULLNAT replies (the backend's answer to an established
+// flow).
 //
 //   bazel run -c opt //lbnode/dataplane:engine_benchmark
 //
@@ -7,10 +9,13 @@
 // redone on a fresh copy of the frame each time, as a real worker would see
 // a new frame). Miss: every packet has a new source port, so every packet
 // looks up, schedules (mh, 4 backends), inserts, and eventually evicts from
-// a full table of `capacity` flows.
+// a full table of `capacity` flows (NAT/FULLNAT: two entries per flow, and
+// FULLNAT allocates and releases a local port).
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -38,7 +43,23 @@ class AlwaysResolver : public NextHopResolver {
 
 IpAddress Ip(const char* text) { return IpAddress::Parse(text).value(); }
 
-enum Mode { kDr, kIpip, kGue };
+enum Mode { kDr, kIpip, kGue, kNat, kFullNat };
+
+const char* ModeName(Mode mode) {
+  switch (mode) {
+    case kDr:
+      return "dr";
+    case kIpip:
+      return "tun-ipip";
+    case kGue:
+      return "tun-gue";
+    case kNat:
+      return "nat";
+    case kFullNat:
+      return "fullnat";
+  }
+  return "?";
+}
 
 std::unique_ptr<Engine> MakeEngine(bool v6, Mode mode,
                                    NextHopResolver* resolver) {
@@ -48,18 +69,22 @@ std::unique_ptr<Engine> MakeEngine(bool v6, Mode mode,
   node.has_tunnel_source_v4 = true;
   node.tunnel_source_v6 = Ip("2001:db8:ff::fe");
   node.has_tunnel_source_v6 = true;
+  node.local_addresses = {Ip("192.0.2.250"), Ip("2001:db8:ff::250")};
   ServiceConfig s;
   s.vip = Ip(v6 ? "2001:db8:10::10" : "203.0.113.10");
   s.port = 80;
   s.protocol = 6;
-  s.mode = mode == kDr ? ForwardingMode::kDr : ForwardingMode::kTun;
+  s.mode = mode == kDr        ? ForwardingMode::kDr
+           : mode == kNat     ? ForwardingMode::kNat
+           : mode == kFullNat ? ForwardingMode::kFullNat
+                              : ForwardingMode::kTun;
   s.tunnel = mode == kGue ? TunnelType::kGue : TunnelType::kIpip;
   for (int i = 1; i <= 4; ++i) {
     BackendConfig b;
     b.endpoint = Endpoint(
         Ip((std::string(v6 ? "2001:db8:2::" : "192.0.2.") + std::to_string(i))
                .c_str()),
-        80);
+        mode == kNat || mode == kFullNat ? 8080 : 80);
     b.mac = {0x02, 0, 0, 0, 0, static_cast<uint8_t>(0x20 + i)};
     s.backends.push_back(b);
   }
@@ -111,16 +136,55 @@ void BM_Process(benchmark::State& state) {
   if (engine->counters().tx_packets != engine->counters().rx_packets) {
     state.SkipWithError("not every packet was transmitted");
   }
-  state.SetLabel(std::string(v6 ? "ipv6 " : "ipv4 ") +
-                 (mode == kDr     ? "dr"
-                  : mode == kIpip ? "tun-ipip"
-                                  : "tun-gue") +
+  state.SetLabel(std::string(v6 ? "ipv6 " : "ipv4 ") + ModeName(mode) +
                  (miss ? " miss" : " hit"));
 }
 
 BENCHMARK(BM_Process)
     ->ArgNames({"v6", "mode", "miss"})
-    ->ArgsProduct({{0, 1}, {kDr, kIpip, kGue}, {0, 1}});
+    ->ArgsProduct({{0, 1}, {kDr, kIpip, kGue, kNat, kFullNat}, {0, 1}});
+
+// args: v6, mode (kNat or kFullNat). The backend's answer to one
+// established flow, over and over: reply-entry hit, linked forward entry,
+// TCP state both ways, source (and FULLNAT destination) rewrite.
+void BM_Reply(benchmark::State& state) {
+  const bool v6 = state.range(0) != 0;
+  const Mode mode = static_cast<Mode>(state.range(1));
+  AlwaysResolver resolver;
+  std::unique_ptr<Engine> engine = MakeEngine(v6, mode, &resolver);
+  const std::vector<uint8_t> frame = Frame(v6);
+  constexpr size_t kHeadroom = 256;
+  std::vector<uint8_t> buffer(2048);
+  const absl::Time now = absl::FromUnixSeconds(1700000000);
+  std::memcpy(buffer.data() + kHeadroom, frame.data(), frame.size());
+  const Verdict fwd = engine->Process(buffer, kHeadroom, frame.size(), now);
+  if (fwd.action != Action::kTransmit) std::abort();
+  // The answer: the forwarded frame with addresses and ports swapped.
+  std::vector<uint8_t> reply(buffer.begin() + fwd.offset,
+                             buffer.begin() + fwd.offset + fwd.length);
+  const size_t ip = 14;
+  const size_t a = ip + (v6 ? 8 : 12);
+  const size_t n = v6 ? 16 : 4;
+  std::swap_ranges(reply.begin() + a, reply.begin() + a + n,
+                   reply.begin() + a + n);
+  const size_t l4 = ip + (v6 ? 40 : 20);
+  std::swap_ranges(reply.begin() + l4, reply.begin() + l4 + 2,
+                   reply.begin() + l4 + 2);
+  for (auto _ : state) {
+    std::memcpy(buffer.data() + kHeadroom, reply.data(), reply.size());
+    Verdict v = engine->Process(buffer, kHeadroom, reply.size(), now);
+    benchmark::DoNotOptimize(v);
+  }
+  if (engine->counters().tx_packets != engine->counters().rx_packets) {
+    state.SkipWithError("not every packet was transmitted");
+  }
+  state.SetLabel(std::string(v6 ? "ipv6 " : "ipv4 ") + ModeName(mode) +
+                 " reply");
+}
+
+BENCHMARK(BM_Reply)
+    ->ArgNames({"v6", "mode"})
+    ->ArgsProduct({{0, 1}, {kNat, kFullNat}});
 
 // The memcpy of the frame alone, the floor under every figure above.
 void BM_CopyFrameOnly(benchmark::State& state) {
