@@ -1,0 +1,131 @@
+// Daemon: one lbnode process — the wiring of everything a director runs.
+//
+//   config file ──LoadConfigFile/BuildEngineConfig──► EngineConfig
+//        │                                              │ snapshot → workers
+//        │                                              │ VIPs, local addrs,
+//        │                                              ▼ NAT backends → steer
+//   interface ─► XDP steering program ─► xsks_map ─► Dataplane (a Worker per
+//                                                   RX queue, each an Engine)
+//   kernel neighbours/routes ─► KernelNextHops ─► a resolver per worker
+//   /metrics ◄─ Prometheus collector ◄─ workers' published stats
+//
+// Ownership and threading: every method runs on the control thread (main),
+// except what the owned objects document. Start() loads and checks the
+// config before it touches the interface: a bad file fails the start with
+// the file's errors and nothing attached. Reload() builds the new config
+// completely first and installs it only when it is valid; the running
+// config stays otherwise (and the failure is counted and logged).
+//
+// Installing a config: the snapshot goes to the workers first, then the
+// steering maps are replaced. So a new VIP's first packets may reach a
+// worker that has not adopted the snapshot yet (dropped and counted as
+// pass_unavailable: nothing was accepted for that VIP before), and a removed
+// VIP's packets keep reaching the workers until the maps change (dropped:
+// no longer served). Flows of services that stay are never touched by the
+// order.
+//
+// Stop() (SIGTERM) stops the workers, removes the sockets, detaches the XDP
+// program and closes everything, in that order; the destructor does it too.
+
+#ifndef ANYLB_LBNODE_DAEMON_DAEMON_H_
+#define ANYLB_LBNODE_DAEMON_DAEMON_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/ip_address.h"
+#include "lbnode/agent/snapshot_builder.h"
+#include "lbnode/daemon/interface_info.h"
+#include "lbnode/dataplane/bpf/steer_loader.h"
+#include "lbnode/dataplane/xsk/dataplane.h"
+
+namespace anylb::routing::netlink {
+class KernelNextHops;
+}
+
+namespace anylb::lbnode {
+
+class NodeResolvers;
+
+// DaemonOptions are the daemon's flags (main.cc documents each).
+struct DaemonOptions {
+  std::string interface;
+  std::string tx_interface;      // Empty: transmit on `interface`.
+  std::vector<uint32_t> queues;  // Empty: every RX queue.
+  std::string config_path;
+  std::string metrics_address;  // Empty: no /metrics endpoint.
+  dataplane::bpf::SteerMode steer_mode = dataplane::bpf::SteerMode::kXdpNative;
+  dataplane::xsk::XskMode xsk_mode = dataplane::xsk::XskMode::kAuto;
+  bool busy_poll = false;
+  uint32_t batch_size = 64;
+  uint32_t frames_per_queue = 4096;
+  size_t flow_table_capacity = size_t{1} << 20;  // Flows per worker.
+  std::optional<IpAddress> tunnel_source_v4;     // Default: interface's first.
+  std::optional<IpAddress> tunnel_source_v6;
+  uint32_t mtu = 0;  // 0: the interface's MTU.
+  uint8_t outer_ttl = 64;
+};
+
+// DaemonStatus is what the daemon reports about itself.
+struct DaemonStatus {
+  uint64_t revision = 0;
+  size_t services = 0;
+  uint64_t reloads = 0;
+  uint64_t reload_failures = 0;
+  std::string last_reload_error;
+  absl::Time started = absl::InfinitePast();
+  absl::Time oldest_worker_progress = absl::InfinitePast();
+};
+
+class Daemon {
+ public:
+  // Start loads the config, attaches the steering program, starts the
+  // workers and the metrics endpoint. Errors name the part that failed.
+  static absl::StatusOr<std::unique_ptr<Daemon>> Start(
+      const DaemonOptions& options);
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+  ~Daemon();
+
+  // Reload re-reads the config file and installs it if valid; on error the
+  // running config stays and the error is returned (and counted).
+  absl::Status Reload();
+
+  // DumpText is every counter as text (SIGUSR1).
+  std::string DumpText() const;
+
+  // Stop: see the file comment. Idempotent.
+  void Stop();
+
+  DaemonStatus status() const;
+  const InterfaceInfo& interface() const { return interface_; }
+  const dataplane::xsk::Dataplane& dataplane() const { return *dataplane_; }
+  // The bound /metrics port (0 without an endpoint).
+  int metrics_port() const;
+
+ private:
+  Daemon() = default;
+  absl::StatusOr<agent::EngineConfig> BuildConfig() const;
+  absl::Status Install(const agent::EngineConfig& config);
+
+  DaemonOptions options_;
+  InterfaceInfo interface_;
+  agent::NodeIdentity identity_;
+  std::unique_ptr<routing::netlink::KernelNextHops> next_hops_;
+  std::unique_ptr<NodeResolvers> resolvers_;
+  std::unique_ptr<dataplane::bpf::SteerProgram> steer_;
+  std::unique_ptr<dataplane::xsk::Dataplane> dataplane_;
+  agent::EngineConfig config_;
+  DaemonStatus status_;
+  bool stopped_ = false;
+};
+
+}  // namespace anylb::lbnode
+
+#endif  // ANYLB_LBNODE_DAEMON_DAEMON_H_

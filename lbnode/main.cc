@@ -1,0 +1,255 @@
+// lbnode: the anylb director daemon. Flags and wiring only; the work is in
+// lbnode/daemon/daemon.h.
+//
+//   lbnode --interface=eth0 --config=/etc/anylb/lbnode.yaml
+//
+// Signals: SIGTERM/SIGINT stop (program detached, sockets closed), SIGHUP
+// reloads the config file (a bad file is reported and the running config
+// kept), SIGUSR1 dumps the counters to stderr.
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "common/ip_address.h"
+#include "common/log.h"
+#include "lbnode/daemon/daemon.h"
+#include "lbnode/daemon/signals.h"
+
+ABSL_FLAG(std::string, interface, "",
+          "Interface that receives VIP traffic (required). The XDP steering "
+          "program is attached here and an AF_XDP socket is bound to each of "
+          "its RX queues.");
+ABSL_FLAG(std::string, queues, "all",
+          "RX queues to serve, one worker thread each: \"all\" or a list such "
+          "as \"0,1\".");
+ABSL_FLAG(std::string, tx_interface, "",
+          "Transmit on this interface instead of --interface.");
+ABSL_FLAG(std::string, config, "",
+          "Config file (YAML mapping 1:1 to lb.v1.ConfigSnapshot; required). "
+          "Re-read on SIGHUP.");
+ABSL_FLAG(std::string, metrics_address, "127.0.0.1:9464",
+          "Serve Prometheus metrics on http://ADDRESS/metrics; \"\" turns the "
+          "endpoint off. [IPv6]:port for IPv6.");
+ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
+ABSL_FLAG(std::string, xdp_mode, "native",
+          "Attach the steering program in \"native\" (driver) or "
+          "\"generic\" (skb) XDP mode.");
+ABSL_FLAG(std::string, xsk_mode, "auto",
+          "AF_XDP mode: \"auto\" (zero-copy where the driver can, else "
+          "copy), \"copy\" or \"zero-copy\".");
+ABSL_FLAG(bool, busy_poll, false,
+          "Busy-poll the AF_XDP sockets (one spinning core per worker).");
+ABSL_FLAG(uint32_t, batch_size, 64, "Frames per RX batch (1..256).");
+ABSL_FLAG(uint32_t, frames_per_queue, 4096,
+          "UMEM frames per RX queue (2 KiB each).");
+ABSL_FLAG(uint64_t, flow_table_size, 1 << 20,
+          "Flows tracked per worker (about 100 bytes each).");
+ABSL_FLAG(std::string, tunnel_source_v4, "",
+          "Outer source of IPv4 tunnels (TUN mode); default: the interface's "
+          "first IPv4 address.");
+ABSL_FLAG(std::string, tunnel_source_v6, "",
+          "Outer source of IPv6 tunnels; default: the interface's first "
+          "global IPv6 address.");
+ABSL_FLAG(uint32_t, mtu, 0,
+          "IP MTU toward real servers; 0: the interface's MTU.");
+ABSL_FLAG(uint32_t, outer_ttl, 64, "TTL / hop limit of tunnel headers.");
+
+namespace anylb::lbnode {
+namespace {
+
+absl::StatusOr<std::vector<uint32_t>> ParseQueues(const std::string& text) {
+  std::vector<uint32_t> queues;
+  if (text == "all" || text.empty()) return queues;
+  for (absl::string_view part : absl::StrSplit(text, ',')) {
+    uint32_t q;
+    if (!absl::SimpleAtoi(part, &q) || q > 1023) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--queues=", text, ": \"", std::string(part),
+          "\" is not a queue number; use \"all\" or a list such as 0,1"));
+    }
+    queues.push_back(q);
+  }
+  return queues;
+}
+
+absl::StatusOr<std::optional<IpAddress>> ParseOptionalAddress(
+    const std::string& flag, const std::string& text, IpFamily family) {
+  if (text.empty()) return std::optional<IpAddress>();
+  absl::StatusOr<IpAddress> a = IpAddress::Parse(text);
+  if (!a.ok() || a->family() != family) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, "=", text, ": not an IPv",
+                     family == IpFamily::kV4 ? "4" : "6", " address"));
+  }
+  return std::optional<IpAddress>(*a);
+}
+
+absl::StatusOr<DaemonOptions> OptionsFromFlags() {
+  DaemonOptions o;
+  o.interface = absl::GetFlag(FLAGS_interface);
+  if (o.interface.empty()) {
+    return absl::InvalidArgumentError(
+        "--interface is required: the interface that receives VIP traffic");
+  }
+  o.config_path = absl::GetFlag(FLAGS_config);
+  if (o.config_path.empty()) {
+    return absl::InvalidArgumentError(
+        "--config is required: a YAML file of services (see "
+        "deploy/examples/lbnode.yaml)");
+  }
+  auto queues = ParseQueues(absl::GetFlag(FLAGS_queues));
+  if (!queues.ok()) return queues.status();
+  o.queues = *queues;
+  o.tx_interface = absl::GetFlag(FLAGS_tx_interface);
+  o.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  std::string xdp = absl::GetFlag(FLAGS_xdp_mode);
+  if (xdp == "native") {
+    o.steer_mode = dataplane::bpf::SteerMode::kXdpNative;
+  } else if (xdp == "generic") {
+    o.steer_mode = dataplane::bpf::SteerMode::kXdpGeneric;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--xdp_mode=", xdp, ": use \"native\" or \"generic\""));
+  }
+  std::string xsk = absl::GetFlag(FLAGS_xsk_mode);
+  if (xsk == "auto") {
+    o.xsk_mode = dataplane::xsk::XskMode::kAuto;
+  } else if (xsk == "copy") {
+    o.xsk_mode = dataplane::xsk::XskMode::kCopy;
+  } else if (xsk == "zero-copy" || xsk == "zerocopy") {
+    o.xsk_mode = dataplane::xsk::XskMode::kZeroCopy;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--xsk_mode=", xsk, ": use \"auto\", \"copy\" or \"zero-copy\""));
+  }
+  o.busy_poll = absl::GetFlag(FLAGS_busy_poll);
+  o.batch_size = absl::GetFlag(FLAGS_batch_size);
+  if (o.batch_size < 1 || o.batch_size > 256) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--batch_size=", o.batch_size, ": must be 1..256"));
+  }
+  o.frames_per_queue = absl::GetFlag(FLAGS_frames_per_queue);
+  o.flow_table_capacity = absl::GetFlag(FLAGS_flow_table_size);
+  auto v4 = ParseOptionalAddress(
+      "tunnel_source_v4", absl::GetFlag(FLAGS_tunnel_source_v4), IpFamily::kV4);
+  if (!v4.ok()) return v4.status();
+  o.tunnel_source_v4 = *v4;
+  auto v6 = ParseOptionalAddress(
+      "tunnel_source_v6", absl::GetFlag(FLAGS_tunnel_source_v6), IpFamily::kV6);
+  if (!v6.ok()) return v6.status();
+  o.tunnel_source_v6 = *v6;
+  o.mtu = absl::GetFlag(FLAGS_mtu);
+  uint32_t ttl = absl::GetFlag(FLAGS_outer_ttl);
+  if (ttl < 1 || ttl > 255) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--outer_ttl=", ttl, ": must be 1..255"));
+  }
+  o.outer_ttl = static_cast<uint8_t>(ttl);
+  return o;
+}
+
+int Run() {
+  // Before any thread exists: every thread inherits the blocked signals.
+  absl::StatusOr<std::unique_ptr<SignalWatcher>> signals =
+      SignalWatcher::Create();
+  if (!signals.ok()) {
+    LB_LOG(kError) << signals.status();
+    return 1;
+  }
+  absl::StatusOr<DaemonOptions> options = OptionsFromFlags();
+  if (!options.ok()) {
+    LB_LOG(kError) << options.status().message();
+    return 2;
+  }
+  absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Start(*options);
+  if (!daemon.ok()) {
+    LB_LOG(kError) << "lbnode did not start: " << daemon.status().message();
+    return 1;
+  }
+  LB_LOG(kInfo) << "lbnode running (pid " << getpid() << ")";
+  bool stalled = false;
+  while (true) {
+    int signo = 0;
+    DaemonSignal s = (*signals)->Wait(absl::Seconds(1), &signo);
+    if (s == DaemonSignal::kStop) {
+      LB_LOG(kInfo) << "signal " << signo << ": stopping";
+      break;
+    }
+    if (s == DaemonSignal::kReload) {
+      absl::Status st = (*daemon)->Reload();
+      if (st.ok()) {
+        LB_LOG(kInfo) << "SIGHUP: config reloaded, revision "
+                      << (*daemon)->status().revision << ", "
+                      << (*daemon)->status().services << " service(s)";
+      } else {
+        LB_LOG(kError) << "SIGHUP: config rejected, the running one stays: "
+                       << st.message();
+      }
+    } else if (s == DaemonSignal::kDump) {
+      std::string text = (*daemon)->DumpText();
+      fputs(text.c_str(), stderr);
+      fflush(stderr);
+    }
+    // Liveness: a worker that has not gone round its loop for 2 s is stuck.
+    absl::Duration idle =
+        absl::Now() - (*daemon)->status().oldest_worker_progress;
+    if (idle > absl::Seconds(2) && !stalled) {
+      LB_LOG(kError) << "dataplane stalled: a worker made no progress for "
+                     << idle;
+      stalled = true;
+    } else if (idle <= absl::Seconds(2) && stalled) {
+      LB_LOG(kInfo) << "dataplane progressing again";
+      stalled = false;
+    }
+  }
+  (*daemon)->Stop();
+  LB_LOG(kInfo) << "lbnode stopped";
+  return 0;
+}
+
+}  // namespace
+}  // namespace anylb::lbnode
+
+int main(int argc, char** argv) {
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::StrContains(file, "lbnode/main.cc");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  usage.version_string = [] { return std::string("lbnode (anylb) 0.1\n"); };
+  absl::SetFlagsUsageConfig(usage);
+  absl::SetProgramUsageMessage(
+      "the anylb director: AF_XDP load balancing of VIP traffic.\n\n"
+      "  lbnode --interface=eth0 --config=/etc/anylb/lbnode.yaml\n\n"
+      "SIGHUP reloads the config, SIGUSR1 dumps counters, SIGTERM stops.");
+  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  if (rest.size() > 1) {
+    fprintf(stderr, "lbnode: unexpected argument \"%s\"; see --help\n",
+            rest[1]);
+    return 2;
+  }
+  absl::StatusOr<anylb::log::Level> level =
+      anylb::log::ParseLogLevel(absl::GetFlag(FLAGS_log_level));
+  if (!level.ok()) {
+    fprintf(stderr, "lbnode: --log_level: %s\n",
+            std::string(level.status().message()).c_str());
+    return 2;
+  }
+  anylb::log::SetLogLevel(*level);
+  return anylb::lbnode::Run();
+}
