@@ -1,0 +1,178 @@
+// lb_xsk_forward end to end, and its teardown on SIGTERM: run in a
+// director namespace, it attaches the steering program and forwards a DR
+// frame back to the generator namespace; after SIGTERM it exits 0 with
+// every frame accounted for, and the interface has no XDP program left.
+//
+// Needs root (namespaces, XDP, AF_XDP): tagged "netns". The namespaces are
+// removed by TestNetns and the child is killed by its guard, also when the
+// test fails half-way.
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/testing/status_matchers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "lbnode/dataplane/testing/packet_builder.h"
+#include "lbnode/dataplane/xsk/test_netns.h"
+
+namespace anylb::dataplane::xsk {
+namespace {
+
+using ::anylb::dataplane::xsk_testing::PacketSocket;
+using ::anylb::dataplane::xsk_testing::ScopedNetns;
+using ::anylb::dataplane::xsk_testing::TestNetns;
+using ::anylb::dataplane_testing::FormatMac;
+using ::anylb::dataplane_testing::PacketBuilder;
+using ::anylb::status_testing::IsOk;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kBinary[] = "lbnode/dataplane/xsk/lb_xsk_forward";
+
+// Child runs a command with stdout+stderr on a pipe; kills it if still
+// running when destroyed.
+class Child {
+ public:
+  static absl::StatusOr<std::unique_ptr<Child>> Start(
+      const std::vector<std::string>& argv) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return absl::ErrnoToStatus(errno, "pipe");
+    pid_t pid = fork();
+    if (pid < 0) return absl::ErrnoToStatus(errno, "fork");
+    if (pid == 0) {
+      dup2(fds[1], STDOUT_FILENO);
+      dup2(fds[1], STDERR_FILENO);
+      std::vector<char*> c_argv;
+      for (const std::string& arg : argv) {
+        c_argv.push_back(const_cast<char*>(arg.c_str()));
+      }
+      c_argv.push_back(nullptr);
+      execv(c_argv[0], c_argv.data());
+      _exit(127);
+    }
+    close(fds[1]);
+    return std::unique_ptr<Child>(new Child(pid, fds[0]));
+  }
+
+  ~Child() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    close(fd_);
+  }
+
+  // ReadUntil reads output until it contains `text` or `timeout` passes.
+  bool ReadUntil(const std::string& text, absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (!absl::StrContains(output_, text)) {
+      int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
+      if (left <= 0) return false;
+      pollfd p = {fd_, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(left)) <= 0) return false;
+      char buffer[4096];
+      ssize_t n = read(fd_, buffer, sizeof(buffer));
+      if (n <= 0) return absl::StrContains(output_, text);
+      output_.append(buffer, static_cast<size_t>(n));
+    }
+    return true;
+  }
+
+  // Wait reaps the child and returns its exit status (-1 if signalled).
+  int Wait() {
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    ReadUntil("\x01", absl::Milliseconds(200));  // Drain what is left.
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+  pid_t pid() const { return pid_; }
+  const std::string& output() const { return output_; }
+
+ private:
+  Child(pid_t pid, int fd) : pid_(pid), fd_(fd) {}
+  pid_t pid_;
+  int fd_;
+  std::string output_;
+};
+
+TEST(LbXskForward, ForwardsAndTearsDownCleanlyOnSigterm) {
+  ASSERT_EQ(geteuid(), 0u)
+      << "lb_xsk_forward_test needs root (namespaces, XDP, AF_XDP); run it "
+         "with deploy/test.sh (as root) or sudo.";
+  ASSERT_OK_AND_ASSIGN(auto gen, TestNetns::Create("xskf-gen"));
+  ASSERT_OK_AND_ASSIGN(auto dir, TestNetns::Create("xskf-dir"));
+  ASSERT_THAT(dir->Run("ip link add dir0 type veth peer name gen0 netns " +
+                       gen->name() + " && ip link set dir0 up"),
+              IsOk());
+  ASSERT_THAT(gen->Run("ip link set gen0 up"), IsOk());
+  std::unique_ptr<PacketSocket> socket;
+  std::array<uint8_t, 6> gen_mac;
+  {
+    ASSERT_OK_AND_ASSIGN(auto in_gen, ScopedNetns::Enter(*gen));
+    ASSERT_OK_AND_ASSIGN(gen_mac, xsk_testing::MacOf("gen0"));
+    ASSERT_OK_AND_ASSIGN(socket, PacketSocket::Open("gen0"));
+  }
+  std::array<uint8_t, 6> dir_mac;
+  {
+    ASSERT_OK_AND_ASSIGN(auto in_dir, ScopedNetns::Enter(*dir));
+    ASSERT_OK_AND_ASSIGN(dir_mac, xsk_testing::MacOf("dir0"));
+  }
+
+  ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<Child> child,
+      Child::Start(
+          {"/usr/sbin/ip", "netns", "exec", dir->name(), kBinary,
+           "--interface=dir0", "--mode=copy",
+           "--dr=tcp/203.0.113.10/80=192.0.2.1@" + FormatMac(gen_mac)}));
+  ASSERT_TRUE(child->ReadUntil("ready", absl::Seconds(10))) << child->output();
+  EXPECT_THAT(child->output(), HasSubstr("mode copy queues 1"));
+  ASSERT_OK_AND_ASSIGN(std::string link, dir->Run("ip link show dir0"));
+  EXPECT_THAT(link, HasSubstr("xdp"));
+
+  std::vector<uint8_t> frame = PacketBuilder()
+                                   .Eth(FormatMac(gen_mac), FormatMac(dir_mac))
+                                   .Ipv4("198.51.100.7", "203.0.113.10")
+                                   .Tcp(40000, 80)
+                                   .Flags(0x02)
+                                   .Build();
+  ASSERT_THAT(socket->Send(frame), IsOk());
+  bool forwarded = false;
+  const absl::Time deadline = absl::Now() + absl::Seconds(3);
+  while (!forwarded && absl::Now() < deadline) {
+    std::optional<std::vector<uint8_t>> got =
+        socket->Receive(deadline - absl::Now());
+    if (!got.has_value()) break;
+    forwarded = got->size() == frame.size() &&
+                std::equal(dir_mac.begin(), dir_mac.end(), got->begin() + 6) &&
+                std::equal(frame.begin() + 12, frame.end(), got->begin() + 12);
+  }
+  EXPECT_TRUE(forwarded) << "no DR frame came back";
+
+  ASSERT_EQ(kill(child->pid(), SIGTERM), 0);
+  EXPECT_EQ(child->Wait(), 0) << child->output();
+  EXPECT_THAT(child->output(), HasSubstr("stopped"));
+  EXPECT_THAT(child->output(), HasSubstr("queue 0 rx 1 tx 1"));
+  EXPECT_THAT(child->output(), HasSubstr("frames_unaccounted 0"));
+  ASSERT_OK_AND_ASSIGN(link, dir->Run("ip link show dir0"));
+  EXPECT_THAT(link, Not(HasSubstr("xdp"))) << "the program is still attached";
+}
+
+}  // namespace
+}  // namespace anylb::dataplane::xsk
