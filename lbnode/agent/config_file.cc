@@ -117,8 +117,9 @@ class Converter {
     const Descriptor* descriptor = msg->GetDescriptor();
     std::map<std::string, YAML::Mark> seen;
     for (auto it = node.begin(); it != node.end(); ++it) {
-      const YAML::Node& key = it->first;
-      const YAML::Node& value = it->second;
+      // Copies: *it is a temporary that owns the pair.
+      const YAML::Node key = it->first;
+      const YAML::Node value = it->second;
       if (!key.IsScalar()) {
         Error(key, path,
               absl::StrCat("a key must be a field name, got ", Describe(key)));
