@@ -35,7 +35,7 @@
 // Errors are INVALID_ARGUMENT (NOT_FOUND / PERMISSION_DENIED ... for a file
 // that cannot be read) and list every problem found (up to
 // kMaxConfigErrors), one per line, each with its place:
-//   lbnode.yaml:12:18: services[0].scheduler: unknown value "mhh"; one of
+//   lbnode.yaml:3:16: services[0].scheduler: unknown value "mhh"; one of
 //   rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos
 //
 // Threading: the functions are pure (no shared state) and may run on any
