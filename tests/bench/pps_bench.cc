@@ -37,13 +37,18 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
+#include <linux/if_packet.h>
 #include <net/if.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -54,6 +59,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/status/status.h"
@@ -65,6 +71,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "common/status_macros.h"
 #include "tests/bench/xdp_bench_structs.h"
 #include "tests/bench/xdp_fwd_baseline_embed.h"
@@ -82,7 +89,10 @@ ABSL_FLAG(std::string, lbnode_cmd, "",
           "comment for its environment); empty: lbnode is not run");
 ABSL_FLAG(int, lbnode_settle_s, 3,
           "seconds to wait after starting --lbnode_cmd before traffic");
-ABSL_FLAG(int, sender_cpu, 0, "CPU trafgen is pinned to");
+ABSL_FLAG(int, sender_cpu, 0, "CPU the sender is pinned to");
+ABSL_FLAG(std::string, sender, "af_packet",
+          "af_packet (our sender thread) or trafgen (netsniff-ng; stops on "
+          "EAGAIN here, see README.md)");
 ABSL_FLAG(int, forward_cpu, 1, "CPU the director's forwarding runs on");
 
 namespace anylb::bench {
@@ -242,6 +252,11 @@ absl::StatusOr<std::unique_ptr<Lab>> BuildLab() {
   ASSIGN_OR_RETURN(lab->director_out_mac, lab::GetMac(*lab->director, "out0"));
   ASSIGN_OR_RETURN(lab->sink_mac, lab::GetMac(*lab->sink, "eth0"));
   ASSIGN_OR_RETURN(lab->out_ifindex, lab::GetIfindex(*lab->director, "out0"));
+  // A real qdisc on the generator's veth (the default is noqueue): trafgen
+  // -q sends through it and the kernel requeues when in0's ring is full.
+  RETURN_IF_ERROR(
+      lab->gen->Run("tc qdisc replace dev eth0 root pfifo limit 4096")
+          .status());
   // No ARP during the run: pinned neighbours both ways.
   RETURN_IF_ERROR(
       lab->director
@@ -272,7 +287,7 @@ std::string TrafgenConfig(const Lab& lab, const std::string& gen_mac, int cpu) {
       "  0x45, 0x00, c16(46), c16(1), 0x40, 0x00, 64, 17, csumip(14, 33),\n"
       "  203, 0, 113, 2,\n"
       "  192, 0, 2, 1,\n"
-      "  0x30, dinc(), c16(%d), c16(26), c16(0),\n"
+      "  0x30, dinc(0, 255), c16(%d), c16(26), c16(0),\n"
       "  fill(0x61, 18)\n"
       "}\n",
       cpu, MacBytes(lab.director_in_mac), MacBytes(gen_mac), kPort);
@@ -285,35 +300,191 @@ struct Measurement {
   double seconds = 0;
 };
 
-// RunTraffic starts trafgen, waits the warm-up, measures the sink's counter
-// and the generator's tx counter over --duration_s and stops trafgen.
-absl::StatusOr<Measurement> RunTraffic(const Lab& lab,
-                                       const std::string& mode) {
-  int sender_cpu = absl::GetFlag(FLAGS_sender_cpu);
-  ASSIGN_OR_RETURN(std::string gen_mac, lab::GetMac(*lab.gen, "eth0"));
-  std::string config = TrafgenConfig(lab, gen_mac, sender_cpu);
-  std::string config_path = absl::StrCat(lab.dir, "/", mode, ".trafgen");
-  {
-    std::ofstream out(config_path);
-    out << config;
+// Frame returns the 60-byte frame (64 with FCS) the senders send: UDP from
+// 203.0.113.2:(0x3000 + flow) to kVip:kPort, UDP checksum 0 (none).
+std::vector<uint8_t> Frame(const Lab& lab, const std::string& gen_mac,
+                           int flow) {
+  std::vector<uint8_t> frame(60, 0x61);
+  ParseMac(lab.director_in_mac, &frame[0]);
+  ParseMac(gen_mac, &frame[6]);
+  frame[12] = 0x08;
+  frame[13] = 0x00;
+  uint8_t* ip = &frame[14];
+  const uint8_t header[20] = {0x45, 0, 0,   46, 0,   1, 0x40, 0, 64, 17,
+                              0,    0, 203, 0,  113, 2, 192,  0, 2,  1};
+  std::memcpy(ip, header, sizeof(header));
+  uint32_t sum = 0;
+  for (int i = 0; i < 20; i += 2) sum += (ip[i] << 8) | ip[i + 1];
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  ip[10] = static_cast<uint8_t>(~sum >> 8);
+  ip[11] = static_cast<uint8_t>(~sum);
+  uint8_t* udp = ip + 20;
+  udp[0] = 0x30;
+  udp[1] = static_cast<uint8_t>(flow);
+  udp[2] = kPort >> 8;
+  udp[3] = kPort & 0xff;
+  udp[4] = 0;
+  udp[5] = 26;
+  udp[6] = 0;
+  udp[7] = 0;
+  return frame;
+}
+
+// Sender offers the load from the generator namespace until destroyed.
+class Sender {
+ public:
+  virtual ~Sender() = default;
+  // Failure returns why the sender stopped early, or OK while it runs.
+  virtual absl::Status Failure() = 0;
+};
+
+// AfPacketSender: a thread in the generator namespace, pinned to one CPU,
+// sending the 256 frames round robin with blocking sendmmsg() on an
+// AF_PACKET socket. The socket goes through the veth's qdisc (pfifo, see
+// BuildLab), so a full peer ring blocks the sender instead of dropping.
+class AfPacketSender : public Sender {
+ public:
+  static absl::StatusOr<std::unique_ptr<Sender>> Start(const Lab& lab,
+                                                       int cpu) {
+    ASSIGN_OR_RETURN(std::string gen_mac, lab::GetMac(*lab.gen, "eth0"));
+    ASSIGN_OR_RETURN(int ifindex, lab::GetIfindex(*lab.gen, "eth0"));
+    auto sender = std::unique_ptr<AfPacketSender>(new AfPacketSender());
+    for (int flow = 0; flow < 256; ++flow) {
+      sender->frames_.push_back(Frame(lab, gen_mac, flow));
+    }
+    RETURN_IF_ERROR(lab.gen->RunInThread([&]() -> absl::Status {
+      sender->fd_ = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+      if (sender->fd_ < 0)
+        return absl::ErrnoToStatus(errno, "AF_PACKET socket");
+      return absl::OkStatus();
+    }));
+    int bytes = 8 << 20;
+    setsockopt(sender->fd_, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof(bytes));
+    sockaddr_ll address{};
+    address.sll_family = AF_PACKET;
+    address.sll_ifindex = ifindex;
+    address.sll_halen = 6;
+    std::memcpy(address.sll_addr, sender->frames_[0].data(), 6);
+    if (bind(sender->fd_, reinterpret_cast<sockaddr*>(&address),
+             sizeof(address)) != 0) {
+      return absl::ErrnoToStatus(errno, "binding the AF_PACKET socket to eth0");
+    }
+    sender->thread_ = std::thread([s = sender.get(), cpu] { s->Send(cpu); });
+    return std::unique_ptr<Sender>(std::move(sender));
   }
-  std::string log_path = absl::StrCat(lab.dir, "/", mode, ".trafgen.log");
-  // -P 1: one process; -Q: leave IRQ affinities alone; -A: leave socket
-  // memory sysctls alone.
-  ASSIGN_OR_RETURN(std::unique_ptr<lab::Process> trafgen,
-                   lab.gen->Spawn({"taskset", "-c", absl::StrCat(sender_cpu),
-                                   "trafgen", "--dev", "eth0", "--conf",
-                                   config_path, "-P", "1", "-Q", "-A"},
-                                  log_path));
-  std::this_thread::sleep_for(
-      std::chrono::seconds(absl::GetFlag(FLAGS_warmup_s)));
-  if (!trafgen->Running()) {
-    std::ifstream in(log_path);
+
+  ~AfPacketSender() override {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+    if (fd_ >= 0) close(fd_);
+  }
+
+  absl::Status Failure() override {
+    absl::MutexLock lock(&mutex_);
+    return failure_;
+  }
+
+ private:
+  AfPacketSender() = default;
+
+  void Send(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof(set), &set) != 0) {
+      absl::MutexLock lock(&mutex_);
+      failure_ =
+          absl::ErrnoToStatus(errno, absl::StrCat("pinning to CPU ", cpu));
+      return;
+    }
+    constexpr int kBatch = 64;
+    iovec iov[kBatch];
+    mmsghdr messages[kBatch];
+    size_t next = 0;
+    while (!stop_.load(std::memory_order_relaxed)) {
+      for (int i = 0; i < kBatch; ++i) {
+        std::vector<uint8_t>& frame = frames_[next++ % frames_.size()];
+        iov[i] = {frame.data(), frame.size()};
+        messages[i] = {};
+        messages[i].msg_hdr.msg_iov = &iov[i];
+        messages[i].msg_hdr.msg_iovlen = 1;
+      }
+      if (sendmmsg(fd_, messages, kBatch, 0) < 0 && errno != ENOBUFS &&
+          errno != EINTR) {
+        absl::MutexLock lock(&mutex_);
+        failure_ = absl::ErrnoToStatus(errno, "sendmmsg on AF_PACKET");
+        return;
+      }
+    }
+  }
+
+  std::vector<std::vector<uint8_t>> frames_;
+  int fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  absl::Mutex mutex_;
+  absl::Status failure_ ABSL_GUARDED_BY(mutex_);
+};
+
+// TrafgenSender: netsniff-ng's trafgen in the generator namespace.
+class TrafgenSender : public Sender {
+ public:
+  static absl::StatusOr<std::unique_ptr<Sender>> Start(const Lab& lab,
+                                                       const std::string& mode,
+                                                       int cpu) {
+    ASSIGN_OR_RETURN(std::string gen_mac, lab::GetMac(*lab.gen, "eth0"));
+    std::string config_path = absl::StrCat(lab.dir, "/", mode, ".trafgen");
+    {
+      std::ofstream out(config_path);
+      out << TrafgenConfig(lab, gen_mac, cpu);
+    }
+    auto sender = std::unique_ptr<TrafgenSender>(new TrafgenSender());
+    sender->log_path_ = absl::StrCat(lab.dir, "/", mode, ".trafgen.log");
+    // -P 1: one process; -Q: leave IRQ affinities alone; --no-sock-mem:
+    // leave the (global) socket memory sysctls alone; -q: through the qdisc.
+    ASSIGN_OR_RETURN(
+        sender->process_,
+        lab.gen->Spawn(
+            {"taskset", "-c", absl::StrCat(cpu), "trafgen", "--dev", "eth0",
+             "--conf", config_path, "-P", "1", "-Q", "--no-sock-mem", "-q"},
+            sender->log_path_));
+    return std::unique_ptr<Sender>(std::move(sender));
+  }
+
+  ~TrafgenSender() override {
+    if (process_ != nullptr) process_->Stop(SIGINT, 3000);
+  }
+
+  absl::Status Failure() override {
+    if (process_->Running()) return absl::OkStatus();
+    std::ifstream in(log_path_);
     std::stringstream text;
     text << in.rdbuf();
     return absl::FailedPreconditionError(
         absl::StrCat("trafgen exited early: ", text.str()));
   }
+
+ private:
+  TrafgenSender() = default;
+  std::unique_ptr<lab::Process> process_;
+  std::string log_path_;
+};
+
+// RunTraffic starts the sender, waits the warm-up, measures the sink's
+// counter and the generator's tx counter over --duration_s and stops it.
+absl::StatusOr<Measurement> RunTraffic(const Lab& lab,
+                                       const std::string& mode) {
+  int sender_cpu = absl::GetFlag(FLAGS_sender_cpu);
+  std::string kind = absl::GetFlag(FLAGS_sender);
+  std::unique_ptr<Sender> sender;
+  if (kind == "trafgen") {
+    ASSIGN_OR_RETURN(sender, TrafgenSender::Start(lab, mode, sender_cpu));
+  } else {
+    ASSIGN_OR_RETURN(sender, AfPacketSender::Start(lab, sender_cpu));
+  }
+  std::this_thread::sleep_for(
+      std::chrono::seconds(absl::GetFlag(FLAGS_warmup_s)));
+  RETURN_IF_ERROR(sender->Failure());
   ASSIGN_OR_RETURN(lab::LinkCounters gen_before,
                    lab::GetLinkCounters(*lab.gen, "eth0"));
   ASSIGN_OR_RETURN(uint64_t before, PerCpuSum(lab.sink_stats_fd));
@@ -332,7 +503,9 @@ absl::StatusOr<Measurement> RunTraffic(const Lab& lab,
   auto end = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(lab::LinkCounters gen_after,
                    lab::GetLinkCounters(*lab.gen, "eth0"));
-  trafgen->Stop(SIGINT, 3000);
+  absl::Status failure = sender->Failure();
+  sender.reset();
+  RETURN_IF_ERROR(failure);
   Measurement m;
   m.seconds = std::chrono::duration<double>(end - start).count();
   m.delivered = after - before;
@@ -385,9 +558,13 @@ absl::StatusOr<Measurement> RunXdpBaseline(const Lab& lab) {
     return absl::ErrnoToStatus(errno, "filling fwd_config");
   }
   uint32_t ifindex = static_cast<uint32_t>(lab.out_ifindex);
-  if (bpf_map_update_elem(MapFd(fwd, "fwd_ports"), &zero, &ifindex, 0) != 0) {
-    return absl::ErrnoToStatus(errno, "filling fwd_ports");
-  }
+  // A devmap resolves the ifindex in the updating thread's namespace.
+  RETURN_IF_ERROR(lab.director->RunInThread([&]() -> absl::Status {
+    if (bpf_map_update_elem(MapFd(fwd, "fwd_ports"), &zero, &ifindex, 0) != 0) {
+      return absl::ErrnoToStatus(errno, "filling fwd_ports with out0");
+    }
+    return absl::OkStatus();
+  }));
   RETURN_IF_ERROR(
       AttachXdp(*lab.director, "in0", ProgramFd(fwd, "xdp_fwd_baseline")));
   absl::Status pinned = PinNapi(lab);
@@ -499,7 +676,7 @@ int Main(int argc, char** argv) {
   std::printf("machine: %s\n", Machine().c_str());
   std::printf("command: %s\n", command.c_str());
   std::printf(
-      "cpus: trafgen on CPU %d, director forwarding on CPU %d; "
+      "cpus: sender on CPU %d, director forwarding on CPU %d; "
       "%d s per mode after %d s warm-up\n",
       absl::GetFlag(FLAGS_sender_cpu), absl::GetFlag(FLAGS_forward_cpu),
       absl::GetFlag(FLAGS_duration_s), absl::GetFlag(FLAGS_warmup_s));
