@@ -67,7 +67,7 @@ IpAddress Ip(const char* text) { return *IpAddress::Parse(text); }
 // TestResolver resolves every tunnel next hop to `mac` once `known`.
 class TestResolver : public NextHopResolver {
  public:
-  bool Resolve(const IpAddress&, Mac* mac) override {
+  bool Resolve(const IpAddress& /*dst*/, Mac* mac) override {
     if (!known.load(std::memory_order_acquire)) return false;
     *mac = this->mac;
     return true;
@@ -296,8 +296,7 @@ class DataplaneTest : public ::testing::Test {
           on->Receive(deadline - absl::Now());
       if (!frame.has_value()) return std::nullopt;
       if (frame->size() < 14) continue;
-      uint16_t ether_type =
-          static_cast<uint16_t>((*frame)[12] << 8 | (*frame)[13]);
+      auto ether_type = static_cast<uint16_t>((*frame)[12] << 8 | (*frame)[13]);
       if (ether_type != 0x0800 && ether_type != 0x86dd) continue;
       // The director's kernel sends IPv6 ND/MLD (ICMPv6, maybe after a
       // hop-by-hop header) and ICMP echo replies: not ours.
@@ -473,7 +472,7 @@ TEST_F(DataplaneTest, MixedVerdictsAddUpAndEveryFrameIsAccountedFor) {
   ASSERT_NO_FATAL_FAILURE(Start(Options()));
   constexpr int kEach = 40;
   for (int i = 0; i < kEach; ++i) {
-    const uint16_t port = static_cast<uint16_t>(43000 + i);
+    const auto port = static_cast<uint16_t>(43000 + i);
     ASSERT_THAT(gen_socket_->Send(Tcp(kDrVip, port)), IsOk());      // DR
     ASSERT_THAT(gen_socket_->Send(Tcp(kDrVip, port, 81)), IsOk());  // drop
     ASSERT_THAT(gen_socket_->Send(TunUdp(port)), IsOk());           // park
@@ -486,7 +485,7 @@ TEST_F(DataplaneTest, MixedVerdictsAddUpAndEveryFrameIsAccountedFor) {
   })) << Describe(Stats0());
   resolver_.known = true;
   generation_.fetch_add(1);
-  EXPECT_EQ(CountForwarded(2 * kEach), 2u * kEach);
+  EXPECT_EQ(CountForwarded(size_t{2} * kEach), size_t{2} * kEach);
   dataplane_->Stop();
   WorkerStats s = Stats0();
   EXPECT_EQ(s.worker.rx_packets, 3u * kEach + kEach / 2);
@@ -633,7 +632,7 @@ TEST_F(DataplaneTest, WorkerDoesNotAllocatePerPacket) {
   ASSERT_NO_FATAL_FAILURE(Start(options));
   std::vector<std::vector<uint8_t>> frames;
   for (int i = 0; i < 50; ++i) {
-    const uint16_t port = static_cast<uint16_t>(48000 + i);
+    const auto port = static_cast<uint16_t>(48000 + i);
     frames.push_back(Tcp(kDrVip, port));
     frames.push_back(Tcp(kDrVip, port, 81));
     frames.push_back(Ping(kDrVip));

@@ -14,7 +14,7 @@ absl::Status ErrnoStatus(int errnum, std::string_view what) {
   std::string message = absl::StrCat(
       absl::string_view(what.data(), what.size()), ": ", std::strerror(errnum));
   if (errnum == EPERM || errnum == EACCES) message += " (need root?)";
-  return absl::Status(absl::ErrnoToStatusCode(errnum), message);
+  return {absl::ErrnoToStatusCode(errnum), message};
 }
 
 }  // namespace anylb::dataplane::xsk

@@ -64,7 +64,9 @@ namespace {
 // NoNeighbors: DR services carry their backends' MACs; nothing to resolve.
 class NoNeighbors : public NextHopResolver {
  public:
-  bool Resolve(const IpAddress&, Mac*) override { return false; }
+  bool Resolve(const IpAddress& /*dst*/, Mac* /*mac*/) override {
+    return false;
+  }
 };
 
 absl::StatusOr<Mac> ParseMacText(const std::string& text) {

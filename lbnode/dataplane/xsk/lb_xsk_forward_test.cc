@@ -9,12 +9,12 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
 #include <cerrno>
+#include <csignal>
 #include <memory>
 #include <optional>
 #include <string>
@@ -58,6 +58,7 @@ class Child {
       dup2(fds[1], STDOUT_FILENO);
       dup2(fds[1], STDERR_FILENO);
       std::vector<char*> c_argv;
+      c_argv.reserve(argv.size() + 1);
       for (const std::string& arg : argv) {
         c_argv.push_back(const_cast<char*>(arg.c_str()));
       }

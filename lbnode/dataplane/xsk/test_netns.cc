@@ -131,7 +131,7 @@ absl::StatusOr<std::unique_ptr<PacketSocket>> PacketSocket::Open(
 
 PacketSocket::~PacketSocket() { close(fd_); }
 
-absl::Status PacketSocket::Send(const std::vector<uint8_t>& frame) {
+absl::Status PacketSocket::Send(const std::vector<uint8_t>& frame) const {
   sockaddr_ll address = {};
   address.sll_family = AF_PACKET;
   address.sll_ifindex = ifindex_;

@@ -76,7 +76,7 @@ class PacketSocket {
   PacketSocket& operator=(const PacketSocket&) = delete;
   ~PacketSocket();
 
-  absl::Status Send(const std::vector<uint8_t>& frame);
+  absl::Status Send(const std::vector<uint8_t>& frame) const;
   // Receive waits up to `timeout` for the next incoming frame.
   std::optional<std::vector<uint8_t>> Receive(absl::Duration timeout);
 

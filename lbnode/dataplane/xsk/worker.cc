@@ -111,7 +111,8 @@ void Worker::AdoptSnapshot() {
 void Worker::Refill() {
   xsk_ring_prod* fill = rx_socket_->fill();
   uint32_t free = umem_->free_count();
-  uint32_t room = xsk_prod_nb_free(fill, free);
+  // Exact room (one load of the kernel's consumer index when not all free).
+  uint32_t room = xsk_prod_nb_free(fill, fill->size);
   if (room >= fill->size && free == 0) ++counters_.fill_empty;
   uint32_t n = std::min(room, free);
   if (n == 0) return;
