@@ -118,7 +118,10 @@ TEST_P(ResolverNetnsTest, ResolveIsFalseThenTrueOnceTheKernelResolved) {
   EXPECT_GT(resolver.generation(), asked_at);
   EXPECT_EQ(FormatMac(mac), peer_mac_);
   EXPECT_EQ(resolver.stats().resolved, 1u);
-  EXPECT_EQ(resolver.reader().stats().resolve_requested, 1u);
+  // Asked again only after the retry interval (1 s): ND may need that long
+  // when va's link-local address is still tentative (no source for the NS).
+  EXPECT_GE(resolver.reader().stats().resolve_requested, 1u);
+  EXPECT_LE(resolver.reader().stats().resolve_requested, 1u + 10u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Ipv4AndIpv6, ResolverNetnsTest,

@@ -41,6 +41,14 @@ constexpr absl::Duration kPatience = absl::Seconds(10);
 
 IpAddress Ip(const char* text) { return *IpAddress::Parse(text); }
 
+// Describe prints the control thread's counters for failure messages.
+std::string Describe(const KernelNextHopsStats& s) {
+  return absl::StrCat("publishes ", s.publishes, ", full resyncs ",
+                      s.full_resyncs, ", overruns ", s.monitor_overruns,
+                      ", route re-dumps ", s.route_redumps, ", errors ",
+                      s.errors, " (last: ", s.last_error.ToString(), ")");
+}
+
 // WaitFor re-evaluates `condition` every 10 ms until it holds or kPatience
 // passes (a bound on how long a kernel event may take, not a timing check).
 bool WaitFor(const std::function<bool()>& condition) {
@@ -319,7 +327,8 @@ TEST_F(KernelNextHopsTest, OverrunMonitorResyncsEverything) {
     snapshot_ = next_hops_->snapshot();
     return snapshot_->neighbors->size() >= 250 &&
            Neighbor("198.51.100.250") != nullptr;
-  }));
+  })) << Describe(next_hops_->stats())
+      << ", " << next_hops_->snapshot()->neighbors->size() << " neighbours";
   const KernelNextHopsStats stats = next_hops_->stats();
   EXPECT_GT(stats.monitor_overruns, 0u);
   EXPECT_GE(stats.full_resyncs, 2u);

@@ -220,15 +220,23 @@ absl::Status NetlinkSocket::Request(std::span<uint8_t> request,
 
 absl::StatusOr<NetlinkSocket::ReceiveResult> NetlinkSocket::ReceiveAvailable(
     const MessageCallback& on_message) {
+  bool overrun = false;
   for (;;) {
     const ssize_t n =
         mnl_socket_recvfrom(socket_, buffer_.data(), buffer_.size());
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        return ReceiveResult::kDrained;
+        return overrun ? ReceiveResult::kOverrun : ReceiveResult::kDrained;
       }
-      if (errno == ENOBUFS) return ReceiveResult::kOverrun;
+      // Keep reading to the end: the kernel reports ENOBUFS once per
+      // congestion (NETLINK_S_CONGESTED) and clears that state only when
+      // the queue is empty. Stopping here would let later drops go
+      // unreported, and the caller's resync dump would miss them.
+      if (errno == ENOBUFS) {
+        overrun = true;
+        continue;
+      }
       return ErrnoError(errno, "reading rtnetlink notifications");
     }
     ForEachMessage(

@@ -78,7 +78,9 @@ class NetlinkSocket {
   absl::Status Request(std::span<uint8_t> request, std::string_view what);
 
   // ReceiveAvailable reads every datagram pending on a monitor socket and
-  // calls `on_message` for each message in it. It never blocks.
+  // calls `on_message` for each message in it. It never blocks. After an
+  // ENOBUFS it still reads the queue empty (so the kernel reports the next
+  // loss too) and then returns kOverrun: the caller dumps after that.
   absl::StatusOr<ReceiveResult> ReceiveAvailable(
       const MessageCallback& on_message);
 
