@@ -139,7 +139,6 @@ absl::StatusOr<std::shared_ptr<const EngineSnapshot>> EngineSnapshot::Create(
           absl::StrCat("local_addresses: duplicate ", a.ToString()));
     }
   }
-  snap->node_ = node;
   for (size_t i = 0; i < services.size(); ++i) {
     ServiceConfig& s = services[i];
     if (absl::Status st = ValidateService(node, s); !st.ok()) return st;
@@ -167,6 +166,7 @@ absl::StatusOr<std::shared_ptr<const EngineSnapshot>> EngineSnapshot::Create(
       }
     }
   }
+  snap->node_ = std::move(node);
   snap->services_ = std::move(services);
   return std::shared_ptr<const EngineSnapshot>(std::move(snap));
 }

@@ -407,7 +407,7 @@ void Engine::DrainPending() {
 
 void Engine::OnFlowRemoved(void* context, const FlowEntry& entry,
                            scheduler::RemovalReason /*reason*/) {
-  Engine* self = static_cast<Engine*>(context);
+  auto* self = static_cast<Engine*>(context);
   const scheduler::FlowValue& v = entry.value();
   const FlowEntry* forward = &entry;
   NatLink* link = nullptr;
@@ -440,7 +440,7 @@ void Engine::OnFlowRemoved(void* context, const FlowEntry& entry,
   FlowEntry* const partner =
       link->forward == &entry ? link->reply : link->forward;
   if (partner != nullptr) self->QueuePending(partner);
-  const uint32_t index = static_cast<uint32_t>(link - self->links_.data());
+  const auto index = static_cast<uint32_t>(link - self->links_.data());
   *link = NatLink{};
   self->free_links_.push_back(index);  // Capacity reserved: no allocation.
 }

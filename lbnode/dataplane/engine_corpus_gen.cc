@@ -69,9 +69,9 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> Frames() {
           std::string(full ? "fullnat_" : "nat_") + (v6 ? "v6_" : "v4_");
       for (uint8_t proto : {uint8_t{6}, uint8_t{17}}) {
         const std::string t = tag + (proto == 6 ? "tcp_" : "udp_");
-        out.push_back({t + "client", L4(Ip(from_router, v6, client, vip), proto,
-                                        40000, vport, dt::kSyn)
-                                         .Build()});
+        out.emplace_back(t + "client", L4(Ip(from_router, v6, client, vip),
+                                          proto, 40000, vport, dt::kSyn)
+                                           .Build());
         out.push_back(
             {t + "client_ttl_1", L4(Ip(from_router, v6, client, vip, 1), proto,
                                     40000, vport, dt::kSyn)
@@ -100,8 +100,8 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> Frames() {
         return b.Embed(q).Build();
       };
       const std::string router = v6 ? "2001:db8:7::1" : "203.0.113.1";
-      out.push_back({tag + "icmp_error_client_side",
-                     error(router, vip, vip, vport, client, 40000)});
+      out.emplace_back(tag + "icmp_error_client_side",
+                       error(router, vip, vip, vport, client, 40000));
       out.push_back(
           {tag + "icmp_error_backend_side",
            error(backend, peer, peer, peer_port, backend, fz::kBackendPort)});
@@ -124,7 +124,9 @@ int main(int argc, char** argv) {
   const auto frames = Frames();
   if (!out_dir.empty()) {
     for (const auto& [name, frame] : frames) {
-      const std::string path = out_dir + "/" + name;
+      std::string path = out_dir;
+      path += "/";
+      path += name;
       std::ofstream out(path, std::ios::binary | std::ios::trunc);
       out.write(reinterpret_cast<const char*>(frame.data()),
                 static_cast<std::streamsize>(frame.size()));
@@ -137,6 +139,7 @@ int main(int argc, char** argv) {
   }
   if (!pcap_out.empty()) {
     std::vector<std::vector<uint8_t>> all;
+    all.reserve(frames.size());
     for (const auto& f : frames) all.push_back(f.second);
     const absl::Status status = dt::WritePcapFile(pcap_out, all);
     if (!status.ok()) {

@@ -33,7 +33,7 @@ void Check(bool ok) {
 
 class AlwaysResolver : public NextHopResolver {
  public:
-  bool Resolve(const IpAddress&, Mac* mac) override {
+  bool Resolve(const IpAddress& /*dst*/, Mac* mac) override {
     *mac = {0x02, 0, 0, 0, 0, 0x31};
     return true;
   }
@@ -88,7 +88,17 @@ bool SwapEnds(std::span<uint8_t> frame) {
 }  // namespace anylb::dataplane
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace anylb::dataplane;
+  using anylb::dataplane::Action;
+  using anylb::dataplane::AlwaysResolver;
+  using anylb::dataplane::Check;
+  using anylb::dataplane::Engine;
+  using anylb::dataplane::EngineCounters;
+  using anylb::dataplane::EngineOptions;
+  using anylb::dataplane::EngineSnapshot;
+  using anylb::dataplane::RunOnce;
+  using anylb::dataplane::SwapEnds;
+  using anylb::dataplane::Verdict;
+  namespace fuzz = anylb::dataplane::fuzz;
   static AlwaysResolver resolver;
   static const std::shared_ptr<const EngineSnapshot> snapshot =
       fuzz::FuzzSnapshot();

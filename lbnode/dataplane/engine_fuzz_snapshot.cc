@@ -11,7 +11,7 @@ IpAddress Ip(const char* text) { return IpAddress::Parse(text).value(); }
 
 ServiceConfig Service(const char* vip, uint16_t port, uint8_t protocol,
                       ForwardingMode mode, TunnelType tunnel,
-                      std::vector<const char*> backends,
+                      const std::vector<const char*>& backends,
                       uint16_t backend_port) {
   ServiceConfig s;
   s.vip = Ip(vip);

@@ -27,8 +27,9 @@ absl::StatusOr<std::unique_ptr<LocalPortAllocator>> LocalPortAllocator::Create(
   }
   std::vector<uint16_t> ports;
   for (uint32_t p = port_min; p <= port_max; ++p) {
-    if (p % worker_count == worker_index)
+    if (p % worker_count == worker_index) {
       ports.push_back(static_cast<uint16_t>(p));
+    }
   }
   if (ports.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -120,8 +121,9 @@ void LocalPortAllocator::Release(const LocalPortLease& lease,
   }
   ring.leased[slot] = 0;
   uint32_t tail = ring.head + ring.count;
-  if (tail >= ring.ports.size())
+  if (tail >= ring.ports.size()) {
     tail -= static_cast<uint32_t>(ring.ports.size());
+  }
   ring.ports[tail] = lease.port;
   ++ring.count;
 }

@@ -39,7 +39,9 @@ TEST(LocalPortAllocator, RoundRobinsOverAddresses) {
   const std::vector<IpAddress> addrs = {Ip("192.0.2.1"), Ip("192.0.2.2"),
                                         Ip("2001:db8::1")};
   a->SetAddresses(addrs);
-  LocalPortLease l1, l2, l3;
+  LocalPortLease l1;
+  LocalPortLease l2;
+  LocalPortLease l3;
   ASSERT_TRUE(a->Allocate(IpFamily::kV4, 6, &l1));
   ASSERT_TRUE(a->Allocate(IpFamily::kV4, 6, &l2));
   ASSERT_TRUE(a->Allocate(IpFamily::kV4, 6, &l3));
@@ -53,7 +55,8 @@ TEST(LocalPortAllocator, ReleasedPortComesBackLastAndDoubleReleaseIsIgnored) {
   auto a = LocalPortAllocator::Create(5000, 5002, 0, 1).value();
   const std::vector<IpAddress> addrs = {Ip("192.0.2.1")};
   a->SetAddresses(addrs);
-  LocalPortLease first, lease;
+  LocalPortLease first;
+  LocalPortLease lease;
   ASSERT_TRUE(a->Allocate(IpFamily::kV4, 17, &first));
   EXPECT_EQ(first.port, 5000);
   a->Release(first, 17);
