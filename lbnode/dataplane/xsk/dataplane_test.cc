@@ -654,6 +654,32 @@ TEST_F(DataplaneTest, WorkerDoesNotAllocatePerPacket) {
   EXPECT_EQ(s.worker.parked, 50u);
 }
 
+// before_batch runs on every loop iteration; a worker stuck in it stops
+// advancing last_progress (what the routing layer watches).
+TEST_F(DataplaneTest, AStuckWorkerStopsMakingProgress) {
+  std::atomic<bool> stuck{false};
+  std::atomic<bool> inside{false};
+  std::atomic<uint64_t> calls{0};
+  DataplaneOptions options = Options();
+  options.worker.before_batch = [&] {
+    calls.fetch_add(1);
+    while (stuck.load()) {
+      inside = true;
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    inside = false;
+  };
+  ASSERT_NO_FATAL_FAILURE(Start(options));
+  ASSERT_TRUE(WaitFor([&] { return calls.load() > 3; }));
+  stuck = true;
+  ASSERT_TRUE(WaitFor([&] { return inside.load(); }));
+  const absl::Time frozen = dataplane_->OldestProgress();
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(dataplane_->OldestProgress(), frozen);
+  stuck = false;
+  EXPECT_TRUE(WaitFor([&] { return dataplane_->OldestProgress() > frozen; }));
+}
+
 TEST_F(DataplaneTest, StopTakesTheSocketsOutOfTheSteeringMap) {
   ASSERT_NO_FATAL_FAILURE(Start(Options()));
   dataplane_->Stop();

@@ -9,10 +9,12 @@
 #include "lbnode/dataplane/xsk/xsk_socket.h"
 
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -205,6 +207,38 @@ TEST_F(XskSocketTest, TransmittedFrameArrivesAndCompletes) {
   ASSERT_EQ(n, 1u) << "no completion";
   EXPECT_EQ(*xsk_ring_cons__comp_addr(completion, idx), addr);
   xsk_ring_cons__release(completion, 1);
+}
+
+// Without privileges the error says what is missing.
+TEST(XskPrivileges, WithoutRootTheErrorSaysWhy) {
+  ASSERT_EQ(geteuid(), 0u) << "needs root to drop privileges from";
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(fds[0]);
+    std::string message = "setuid failed";
+    if (setgid(65534) == 0 && setuid(65534) == 0) {
+      absl::StatusOr<std::unique_ptr<Umem>> umem = Umem::Create(SmallUmem());
+      message = umem.ok() ? "created" : umem.status().ToString();
+    }
+    (void)!write(fds[1], message.data(), message.size());
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string message;
+  char buffer[256];
+  ssize_t n;
+  while ((n = read(fds[0], buffer, sizeof(buffer))) > 0) {
+    message.append(buffer, static_cast<size_t>(n));
+  }
+  close(fds[0]);
+  waitpid(child, nullptr, 0);
+  EXPECT_THAT(message,
+              ::testing::AllOf(HasSubstr("PERMISSION_DENIED"),
+                               HasSubstr("registering a UMEM of 512 frames"),
+                               HasSubstr("(need root?)")));
 }
 
 }  // namespace
