@@ -75,6 +75,41 @@ size_t EditDistance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
+// IsValidUtf8 is RFC 3629's UTF-8: no overlong forms, surrogates or code
+// points past U+10FFFF. Proto3 string fields must hold UTF-8.
+bool IsValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    int length;
+    uint32_t min;
+    uint32_t code;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xe0) == 0xc0) {
+      length = 2, min = 0x80, code = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      length = 3, min = 0x800, code = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      length = 4, min = 0x10000, code = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + length > s.size()) return false;
+    for (int k = 1; k < length; ++k) {
+      const auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d & 0xc0) != 0x80) return false;
+      code = (code << 6) | (d & 0x3f);
+    }
+    if (code < min || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) {
+      return false;
+    }
+    i += length;
+  }
+  return true;
+}
+
 // EnumPrefix is the prefix every value of `e` carries ("SCHEDULER_"): its
 // zero value's name without "UNSPECIFIED" (lb.v1's convention).
 std::string EnumPrefix(const EnumDescriptor* e) {
@@ -352,10 +387,14 @@ class Converter {
       }
       case FieldDescriptor::CPPTYPE_STRING: {
         std::string v = text;
-        if (field->type() == FieldDescriptor::TYPE_BYTES &&
-            !absl::Base64Unescape(text, &v)) {
-          Error(value, path,
-                absl::StrCat("expected base64 bytes, got ", Describe(value)));
+        if (field->type() == FieldDescriptor::TYPE_BYTES) {
+          if (!absl::Base64Unescape(text, &v)) {
+            Error(value, path,
+                  absl::StrCat("expected base64 bytes, got ", Describe(value)));
+            return;
+          }
+        } else if (!IsValidUtf8(text)) {
+          Error(value, path, "not valid UTF-8 text");
           return;
         }
         repeated ? r->AddString(msg, field, std::move(v))

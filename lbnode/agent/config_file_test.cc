@@ -101,6 +101,7 @@ TEST(ParseConfigYaml, ReadsEveryKindOfField) {
   EXPECT_EQ(web.bgp_communities(0), "65000:100");
   EXPECT_EQ(c.services(1).protocol(), lb::v1::PROTOCOL_UDP);
   EXPECT_EQ(c.services(1).health_check().udp().payload(), "hello");
+  EXPECT_EQ(c.node().node_name(), "lb1");
   EXPECT_EQ(c.backend_health(0).state(), lb::v1::HEALTH_STATE_DOWN);
 }
 
@@ -200,6 +201,9 @@ TEST(ParseConfigYaml, RejectsWrongTypes) {
       {"services: [{protocol: [tcp]}]\n",
        "expected one of tcp, udp, got a list"},
       {"[1, 2]\n", "a:1:1: expected a mapping of ConfigSnapshot fields"},
+      {"services: [{name: a\xff}]\n",
+       "a:1:19: services[0].name: not valid UTF-8 text"},
+      {"services: [{name: \"\xed\xa0\x80\"}]\n", "not valid UTF-8 text"},
   };
   for (const Case& c : cases) {
     EXPECT_THAT(
