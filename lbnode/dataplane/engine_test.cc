@@ -1267,6 +1267,39 @@ TEST_P(NatTest, FlowWhoseBackendLeftLosesItsRepliesAndPort) {
   EXPECT_EQ(h.engine->flow_table().size(), 2u);
 }
 
+TEST_P(NatTest, ServiceSwitchedToDrReschedulesTheFlowAndFreesItsPort) {
+  std::vector<ServiceConfig> services = {NatService(fam(), 6, mode())};
+  Harness h(services);
+  ASSERT_EQ(h.Run(FromClient(0, 1000, kSyn)).action, Action::kTransmit);
+  const std::vector<uint8_t> forwarded = h.out;
+  services[0] = Service(fam(), 80, 6, ForwardingMode::kDr, TunnelType::kIpip);
+  auto snap = EngineSnapshot::Create(Node(), services);
+  ASSERT_THAT(snap, IsOk());
+  ASSERT_THAT(h.engine->UpdateSnapshot(*snap), IsOk());
+  // The old NAT flow cannot continue as DR: a new DR flow, MACs only.
+  const std::vector<uint8_t> ack = FromClient(0, 1000, kAck);
+  ASSERT_EQ(h.Run(ack).action, Action::kTransmit);
+  EXPECT_EQ(h.engine->counters().flows_rescheduled, 1u);
+  std::vector<uint8_t> want = ack;
+  const auto be = ParseMac(BackendMac(0));
+  const auto node = ParseMac(kNodeMac);
+  std::copy(be.begin(), be.end(), want.begin());
+  std::copy(node.begin(), node.end(), want.begin() + 6);
+  EXPECT_THAT(h.out, FrameEq(want));
+  EXPECT_EQ(h.engine->flow_table().size(), 1u);
+  EXPECT_EQ(h.engine->local_ports().available(0, 6),
+            h.engine->local_ports().ports_per_address());
+  // The backend's answer to the old translation: FULLNAT's goes to a local
+  // address (ours: dropped, no flow); NAT's is from a server that is no
+  // longer a NAT backend, so it is the kernel's.
+  const Verdict v = h.Run(ReplyTo(forwarded, kSyn | kAck));
+  if (full()) {
+    EXPECT_EQ(v.drop_reason, DropReason::kNoFlow);
+  } else {
+    EXPECT_EQ(v.action, Action::kPass);
+  }
+}
+
 TEST_P(NatTest, ProcessDoesNotAllocate) {
   Harness h(
       {NatService(fam(), 6, mode(), 4), NatService(fam(), 17, mode(), 4)});
@@ -1353,6 +1386,25 @@ TEST_P(FullNatPortTest, PortsNeverCollideRunOutAndComeBackOnExpiry) {
   EXPECT_EQ(h.engine->local_ports().double_releases(), 0u);
   v = h.Run(FromClient(0, 999), kNow + absl::Minutes(6));
   EXPECT_EQ(v.action, Action::kTransmit);
+}
+
+TEST_P(FullNatPortTest, NewLocalAddressTakesNewFlowsOldFlowsKeepTheirs) {
+  std::vector<ServiceConfig> services = {
+      NatService(fam(), 17, ForwardingMode::kFullNat)};
+  Harness h(services);
+  ASSERT_EQ(h.Run(FromClient(0, 1000)).action, Action::kTransmit);
+  const auto old_source = Source(h.out);
+  EXPECT_EQ(old_source.first, fam().local);
+  NodeConfig node = Node();
+  const std::string fresh = fam().v6 ? "2001:db8:ff::251" : "192.0.2.251";
+  node.local_addresses = {Ip(fresh), Ip(FamilyOf(!fam().v6).local)};
+  auto snap = EngineSnapshot::Create(node, services);
+  ASSERT_THAT(snap, IsOk());
+  ASSERT_THAT(h.engine->UpdateSnapshot(*snap), IsOk());
+  ASSERT_EQ(h.Run(FromClient(0, 1000)).action, Action::kTransmit);
+  EXPECT_EQ(Source(h.out), old_source);  // The live flow keeps its lease.
+  ASSERT_EQ(h.Run(FromClient(1, 1000)).action, Action::kTransmit);
+  EXPECT_EQ(Source(h.out).first, fresh);
 }
 
 TEST_P(FullNatPortTest, WorkerAllocatesOnlyItsShareOfPorts) {
