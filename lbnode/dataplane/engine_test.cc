@@ -623,6 +623,24 @@ std::vector<Fixture> Fixtures(bool v6) {
            proto,
            {syn}});
     }
+    // Fragments: no reassembly, no ports in later fragments.
+    f.push_back({name(m + "fragment_drops_fragment_not_supported"),
+                 [=, &fam] {
+                   return std::vector<ServiceConfig>{NatService(fam, 17, mode)};
+                 },
+                 [&] {
+                   PacketBuilder b = FromRouter();
+                   if (fam.v6) {
+                     b.Ipv6(fam.client, fam.vip).Fragment(0, true, 77);
+                   } else {
+                     b.Ipv4(fam.client, fam.vip).Id(77).MoreFragments();
+                   }
+                   return b.Udp(40000, 80)
+                       .UdpLength(8 + 24 + 10)
+                       .Payload(std::string(16, 'a'))
+                       .Build();
+                 }(),
+                 Action::kDrop, DropReason::kFragmentNotSupported});
     // Unresolved backend: dropped, frame unchanged (checked for every drop).
     f.push_back({name(m + "unresolved_backend_drops_no_neighbor"),
                  [=, &fam] {
