@@ -90,7 +90,8 @@ class Dataplane {
   // Stats returns every worker's latest published counters.
   std::vector<WorkerStats> Stats() const;
 
-  // OldestProgress: the last loop iteration of the slowest worker.
+  // OldestProgress: the last loop iteration of the slowest worker
+  // (InfiniteFuture once stopped).
   absl::Time OldestProgress() const;
 
   // Stop removes the sockets from xsks_map, stops and drains the workers

@@ -35,6 +35,10 @@ Worker::Worker(uint32_t queue, std::unique_ptr<Umem> umem,
       parked_(options_.park_capacity) {
   options_.batch_size = std::clamp<uint32_t>(options_.batch_size, 1, kMaxBatch);
   tx_staged_.resize(size_t{options_.batch_size} + options_.park_capacity);
+  {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    stats_.queue = queue_;
+  }
   if (options_.neighbor_generation != nullptr) {
     seen_generation_ =
         options_.neighbor_generation->load(std::memory_order_acquire);
