@@ -45,6 +45,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -75,6 +76,7 @@
 #include "common/status_macros.h"
 #include "tests/bench/xdp_bench_structs.h"
 #include "tests/bench/xdp_fwd_baseline_embed.h"
+#include "tests/bench/xdp_gen_embed.h"
 #include "tests/bench/xdp_sink_count_embed.h"
 #include "tests/netns/links.h"
 #include "tests/netns/netns.h"
@@ -89,10 +91,14 @@ ABSL_FLAG(std::string, lbnode_cmd, "",
           "comment for its environment); empty: lbnode is not run");
 ABSL_FLAG(int, lbnode_settle_s, 3,
           "seconds to wait after starting --lbnode_cmd before traffic");
+ABSL_FLAG(double, sender_mpps, 0,
+          "xdp_live only: offered rate in Mpps (0: as fast as it can)");
 ABSL_FLAG(int, sender_cpu, 0, "CPU the sender is pinned to");
-ABSL_FLAG(std::string, sender, "af_packet",
-          "af_packet (our sender thread) or trafgen (netsniff-ng; stops on "
-          "EAGAIN here, see README.md)");
+ABSL_FLAG(std::string, sender, "xdp_live",
+          "xdp_live (xdp_gen through BPF_PROG_TEST_RUN live frames), "
+          "af_packet (sendmmsg on a packet socket; ~0.4 Mpps here, too slow "
+          "to load a director) or trafgen (netsniff-ng; stops on EAGAIN here, "
+          "see README.md)");
 ABSL_FLAG(int, forward_cpu, 1, "CPU the director's forwarding runs on");
 
 namespace anylb::bench {
@@ -336,6 +342,96 @@ class Sender {
   virtual ~Sender() = default;
   // Failure returns why the sender stopped early, or OK while it runs.
   virtual absl::Status Failure() = 0;
+  // Sent counts the frames offered so far.
+  virtual absl::StatusOr<uint64_t> Sent() = 0;
+};
+
+// XdpLiveSender: xdp_gen run by BPF_PROG_TEST_RUN in live-frames mode from a
+// thread in the generator namespace pinned to one CPU; frames leave the
+// generator's veth by XDP redirect (so in0 must have an XDP program: every
+// mode has one). A full in0 ring drops frames: offered counts them anyway.
+class XdpLiveSender : public Sender {
+ public:
+  static absl::StatusOr<std::unique_ptr<Sender>> Start(const Lab& lab,
+                                                       int cpu) {
+    ASSIGN_OR_RETURN(std::string gen_mac, lab::GetMac(*lab.gen, "eth0"));
+    ASSIGN_OR_RETURN(int ifindex, lab::GetIfindex(*lab.gen, "eth0"));
+    auto sender = std::unique_ptr<XdpLiveSender>(new XdpLiveSender());
+    RETURN_IF_ERROR(Load(bpf::XdpGenObject(), "xdp_gen", &sender->object_));
+    gen_config config{static_cast<uint32_t>(ifindex)};
+    uint32_t zero = 0;
+    if (bpf_map_update_elem(MapFd(sender->object_, "gen_config"), &zero,
+                            &config, 0) != 0) {
+      return absl::ErrnoToStatus(errno, "filling gen_config");
+    }
+    sender->stats_fd_ = MapFd(sender->object_, "gen_stats");
+    sender->frame_ = Frame(lab, gen_mac, 0);
+    sender->thread_ =
+        std::thread([s = sender.get(), cpu, name = lab.gen->name()] {
+          s->Send(name, cpu);
+        });
+    return std::unique_ptr<Sender>(std::move(sender));
+  }
+
+  ~XdpLiveSender() override {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+
+  absl::Status Failure() override {
+    absl::MutexLock lock(&mutex_);
+    return failure_;
+  }
+
+  absl::StatusOr<uint64_t> Sent() override { return PerCpuSum(stats_fd_); }
+
+ private:
+  XdpLiveSender() = default;
+
+  void Send(const std::string& netns, int cpu) {
+    absl::Status status = lab::EnterNetns(netns);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (status.ok() && sched_setaffinity(0, sizeof(set), &set) != 0) {
+      status = absl::ErrnoToStatus(errno, absl::StrCat("pinning to CPU ", cpu));
+    }
+    int fd = ProgramFd(object_, "xdp_gen");
+    // --sender_mpps > 0: send in 20 ms slots of mpps * 20000 frames (a live
+    // frames run has a setup cost; short slots would not reach the rate).
+    double mpps = absl::GetFlag(FLAGS_sender_mpps);
+    uint32_t per_slot =
+        mpps > 0 ? std::max<uint32_t>(1, static_cast<uint32_t>(mpps * 20000))
+                 : 1 << 16;
+    auto next_slot = std::chrono::steady_clock::now();
+    while (status.ok() && !stop_.load(std::memory_order_relaxed)) {
+      if (mpps > 0) {
+        next_slot += std::chrono::milliseconds(20);
+        std::this_thread::sleep_until(next_slot);
+      }
+      bpf_test_run_opts opts{};
+      opts.sz = sizeof(opts);
+      opts.data_in = frame_.data();
+      opts.data_size_in = static_cast<uint32_t>(frame_.size());
+      opts.repeat = per_slot;
+      opts.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
+      opts.batch_size = 64;
+      if (int error = bpf_prog_test_run_opts(fd, &opts); error != 0) {
+        status = absl::ErrnoToStatus(
+            -error, "BPF_PROG_TEST_RUN (live frames) of xdp_gen");
+      }
+    }
+    absl::MutexLock lock(&mutex_);
+    failure_ = status;
+  }
+
+  BpfObject object_;
+  int stats_fd_ = -1;
+  std::vector<uint8_t> frame_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  absl::Mutex mutex_;
+  absl::Status failure_ ABSL_GUARDED_BY(mutex_);
 };
 
 // AfPacketSender: a thread in the generator namespace, pinned to one CPU,
@@ -384,6 +480,8 @@ class AfPacketSender : public Sender {
     return failure_;
   }
 
+  absl::StatusOr<uint64_t> Sent() override { return sent_.load(); }
+
  private:
   AfPacketSender() = default;
 
@@ -409,8 +507,9 @@ class AfPacketSender : public Sender {
         messages[i].msg_hdr.msg_iov = &iov[i];
         messages[i].msg_hdr.msg_iovlen = 1;
       }
-      if (sendmmsg(fd_, messages, kBatch, 0) < 0 && errno != ENOBUFS &&
-          errno != EINTR) {
+      int sent = sendmmsg(fd_, messages, kBatch, 0);
+      if (sent > 0) sent_ += static_cast<uint64_t>(sent);
+      if (sent < 0 && errno != ENOBUFS && errno != EINTR) {
         absl::MutexLock lock(&mutex_);
         failure_ = absl::ErrnoToStatus(errno, "sendmmsg on AF_PACKET");
         return;
@@ -419,6 +518,7 @@ class AfPacketSender : public Sender {
   }
 
   std::vector<std::vector<uint8_t>> frames_;
+  std::atomic<uint64_t> sent_{0};
   int fd_ = -1;
   std::atomic<bool> stop_{false};
   std::thread thread_;
@@ -439,6 +539,7 @@ class TrafgenSender : public Sender {
       out << TrafgenConfig(lab, gen_mac, cpu);
     }
     auto sender = std::unique_ptr<TrafgenSender>(new TrafgenSender());
+    sender->gen_ = lab.gen.get();
     sender->log_path_ = absl::StrCat(lab.dir, "/", mode, ".trafgen.log");
     // -P 1: one process; -Q: leave IRQ affinities alone; --no-sock-mem:
     // leave the (global) socket memory sysctls alone; -q: through the qdisc.
@@ -464,14 +565,21 @@ class TrafgenSender : public Sender {
         absl::StrCat("trafgen exited early: ", text.str()));
   }
 
+  absl::StatusOr<uint64_t> Sent() override {
+    ASSIGN_OR_RETURN(lab::LinkCounters counters,
+                     lab::GetLinkCounters(*gen_, "eth0"));
+    return counters.tx_packets;
+  }
+
  private:
   TrafgenSender() = default;
+  const Netns* gen_ = nullptr;
   std::unique_ptr<lab::Process> process_;
   std::string log_path_;
 };
 
 // RunTraffic starts the sender, waits the warm-up, measures the sink's
-// counter and the generator's tx counter over --duration_s and stops it.
+// counter and the sender's count over --duration_s and stops it.
 absl::StatusOr<Measurement> RunTraffic(const Lab& lab,
                                        const std::string& mode) {
   int sender_cpu = absl::GetFlag(FLAGS_sender_cpu);
@@ -479,14 +587,15 @@ absl::StatusOr<Measurement> RunTraffic(const Lab& lab,
   std::unique_ptr<Sender> sender;
   if (kind == "trafgen") {
     ASSIGN_OR_RETURN(sender, TrafgenSender::Start(lab, mode, sender_cpu));
-  } else {
+  } else if (kind == "af_packet") {
     ASSIGN_OR_RETURN(sender, AfPacketSender::Start(lab, sender_cpu));
+  } else {
+    ASSIGN_OR_RETURN(sender, XdpLiveSender::Start(lab, sender_cpu));
   }
   std::this_thread::sleep_for(
       std::chrono::seconds(absl::GetFlag(FLAGS_warmup_s)));
   RETURN_IF_ERROR(sender->Failure());
-  ASSIGN_OR_RETURN(lab::LinkCounters gen_before,
-                   lab::GetLinkCounters(*lab.gen, "eth0"));
+  ASSIGN_OR_RETURN(uint64_t sent_before, sender->Sent());
   ASSIGN_OR_RETURN(uint64_t before, PerCpuSum(lab.sink_stats_fd));
   auto start = std::chrono::steady_clock::now();
   int duration = absl::GetFlag(FLAGS_duration_s);
@@ -501,8 +610,7 @@ absl::StatusOr<Measurement> RunTraffic(const Lab& lab,
   }
   ASSIGN_OR_RETURN(uint64_t after, PerCpuSum(lab.sink_stats_fd));
   auto end = std::chrono::steady_clock::now();
-  ASSIGN_OR_RETURN(lab::LinkCounters gen_after,
-                   lab::GetLinkCounters(*lab.gen, "eth0"));
+  ASSIGN_OR_RETURN(uint64_t sent_after, sender->Sent());
   absl::Status failure = sender->Failure();
   sender.reset();
   RETURN_IF_ERROR(failure);
@@ -510,8 +618,7 @@ absl::StatusOr<Measurement> RunTraffic(const Lab& lab,
   m.seconds = std::chrono::duration<double>(end - start).count();
   m.delivered = after - before;
   m.delivered_mpps = m.delivered / m.seconds / 1e6;
-  m.offered_mpps =
-      (gen_after.tx_packets - gen_before.tx_packets) / m.seconds / 1e6;
+  m.offered_mpps = (sent_after - sent_before) / m.seconds / 1e6;
   return m;
 }
 
@@ -594,18 +701,17 @@ absl::StatusOr<Measurement> RunNftDnat(const Lab& lab) {
                       ->Run(absl::StrCat("printf %s ", lab::ShellQuote(rules),
                                          " | nft -f -"))
                       .status());
-  // RPS: in0's packets are processed on --forward_cpu.
-  int mask = 1 << absl::GetFlag(FLAGS_forward_cpu);
-  RETURN_IF_ERROR(
-      lab.director
-          ->Run(absl::StrFormat(
-              "echo %x > /sys/class/net/in0/queues/rx-0/rps_cpus", mask))
-          .status());
-  Progress(absl::StrCat("in0 RPS to CPU ", absl::GetFlag(FLAGS_forward_cpu)));
+  // in0 gets an XDP_PASS program: the XDP sender's frames arrive only
+  // through veth's NAPI path, and NAPI as a pinned thread puts the
+  // forwarding on --forward_cpu as in the other modes. Cost: one trivial
+  // program run per packet.
+  RETURN_IF_ERROR(lab::AttachXdpPass(*lab.director, "in0"));
+  absl::Status pinned = PinNapi(lab);
+  if (!pinned.ok()) Progress(absl::StrCat("not pinned: ", pinned.ToString()));
   absl::StatusOr<Measurement> m = RunTraffic(lab, "nft-dnat");
-  (void)lab.director->Run(
-      "echo 0 > /sys/class/net/in0/queues/rx-0/rps_cpus; "
-      "nft delete table ip pps_bench");
+  (void)UnpinNapi(lab);
+  (void)AttachXdp(*lab.director, "in0", -1);
+  (void)lab.director->Run("nft delete table ip pps_bench");
   return m;
 }
 

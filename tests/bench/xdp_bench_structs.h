@@ -1,5 +1,5 @@
-// xdp_bench_structs.h: the one layout shared by xdp_fwd_baseline.bpf.c and
-// pps_bench.cc (C, included by both).
+// xdp_bench_structs.h: the layouts shared by the bench's BPF programs
+// (xdp_fwd_baseline.bpf.c, xdp_gen.bpf.c) and pps_bench.cc.
 
 #ifndef ANYLB_TESTS_BENCH_XDP_BENCH_STRUCTS_H_
 #define ANYLB_TESTS_BENCH_XDP_BENCH_STRUCTS_H_
@@ -16,8 +16,14 @@ struct fwd_config {
   __u8 pad[2];
 };
 
+// gen_config configures xdp_gen: the interface its frames leave by.
+struct gen_config {
+  __u32 ifindex;
+};
+
 #ifdef __cplusplus
 static_assert(sizeof(struct fwd_config) == 20, "fwd_config layout");
+static_assert(sizeof(struct gen_config) == 4, "gen_config layout");
 #endif
 
 #endif  // ANYLB_TESTS_BENCH_XDP_BENCH_STRUCTS_H_

@@ -266,7 +266,18 @@ absl::StatusOr<std::unique_ptr<Process>> Netns::Spawn(
   if (argv.empty()) {
     return absl::InvalidArgumentError("Netns::Spawn: empty command");
   }
-  std::vector<std::string> args = {"ip", "netns", "exec", name_};
+  // execvpe() searches the caller's PATH, not the one it passes on (Bazel's
+  // lacks /usr/sbin): name `ip` by its path. `ip netns exec` then looks up
+  // argv[0] with kPath.
+  std::string ip = "/usr/sbin/ip";
+  for (const char* candidate : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip",
+                                "/bin/ip"}) {
+    if (access(candidate, X_OK) == 0) {
+      ip = candidate;
+      break;
+    }
+  }
+  std::vector<std::string> args = {ip, "netns", "exec", name_};
   args.insert(args.end(), argv.begin(), argv.end());
   std::vector<char*> c_args = CStrings(args);
   std::vector<std::string> env_strings = ChildEnvironment();
@@ -288,7 +299,7 @@ absl::StatusOr<std::unique_ptr<Process>> Netns::Spawn(
     if (devnull >= 0) dup2(devnull, 0);
     dup2(out, 1);
     dup2(out, 2);
-    execvpe("ip", c_args.data(), env.data());
+    execve(c_args[0], c_args.data(), env.data());
     _exit(127);
   }
   int error = errno;
