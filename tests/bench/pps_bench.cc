@@ -754,8 +754,12 @@ std::string Machine() {
       break;
     }
   }
+  std::string load;
+  std::ifstream loadavg("/proc/loadavg");
+  std::getline(loadavg, load);
   return absl::StrCat("nproc=", std::thread::hardware_concurrency(),
-                      ", kernel=", u.release, ", cpu=", model);
+                      ", kernel=", u.release, ", cpu=", model,
+                      ", loadavg at start=", load);
 }
 
 int Main(int argc, char** argv) {
