@@ -1,7 +1,10 @@
 #!/bin/sh
-# pps_bench --lbnode_cmd: lbnode in DR mode, VIP -> the sink, one worker.
+# A pps_bench --lbnode_cmd: lbnode in DR mode (VIP -> the sink), one worker
+# (queue 0) pinned to $LB_CPU, receiving on $LB_IN_IF and sending on
+# $LB_OUT_IF. $LBNODE is the lbnode binary (default: lbnode on PATH):
+#   pps_bench --lbnode_cmd="LBNODE=$PWD/bazel-bin/lbnode/lbnode $PWD/tests/bench/lbnode_dr.sh"
 set -e
-dir=$(mktemp -d /tmp/lbnode-bench-XXXXXX)
+dir=${LB_WORK_DIR:?run me from pps_bench --lbnode_cmd}
 cat > $dir/lbnode.yaml <<YAML
 revision: 1
 node:

@@ -28,6 +28,8 @@
 //   LB_IN_IF=in0 LB_OUT_IF=out0 LB_VIP=192.0.2.1 LB_PORT=5001
 //   LB_SINK_IP=198.51.100.2 LB_SINK_MAC=<mac> LB_OUT_MAC=<out0 mac>
 //   LB_DIRECTOR_IP=198.51.100.1 LB_CPU=<forward_cpu>
+//   LB_WORK_DIR=<a temp dir for its files>
+// tests/bench/lbnode_dr.sh is such a command (lbnode, DR, one worker).
 // It must forward VIP traffic from in0 to the sink (DR: to LB_SINK_MAC; TUN:
 // to LB_SINK_IP) within --lbnode_settle_s and run until SIGTERM.
 //
@@ -720,7 +722,7 @@ absl::StatusOr<Measurement> RunLbnode(const Lab& lab, const std::string& cmd) {
       "LB_IN_IF=in0 LB_OUT_IF=out0 LB_VIP=", kVip, " LB_PORT=", kPort,
       " LB_SINK_IP=", kSinkIp, " LB_SINK_MAC=", lab.sink_mac,
       " LB_OUT_MAC=", lab.director_out_mac, " LB_DIRECTOR_IP=", kDirectorOutIp,
-      " LB_CPU=", absl::GetFlag(FLAGS_forward_cpu));
+      " LB_CPU=", absl::GetFlag(FLAGS_forward_cpu), " LB_WORK_DIR=", lab.dir);
   std::string log_path = absl::StrCat(lab.dir, "/lbnode.log");
   ASSIGN_OR_RETURN(
       std::unique_ptr<lab::Process> lbnode,
