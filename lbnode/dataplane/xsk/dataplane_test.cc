@@ -654,6 +654,40 @@ TEST_F(DataplaneTest, WorkerDoesNotAllocatePerPacket) {
   EXPECT_EQ(s.worker.parked, 50u);
 }
 
+// A TX ring too small for a batch: the frames that do not fit are counted
+// (tx_ring_full) and go back to the free stack; the rest leave.
+TEST_F(DataplaneTest, TxRingFullIsCountedAndFramesComeBack) {
+  std::atomic<bool> hold{true};
+  DataplaneOptions options = Options();
+  options.tx_ring_size = 16;
+  options.worker.batch_size = 64;
+  options.worker.before_batch = [&] {
+    while (hold.load()) absl::SleepFor(absl::Milliseconds(1));
+  };
+  ASSERT_NO_FATAL_FAILURE(Start(options));
+  // The worker is held: the frames pile up in the RX ring, then arrive as
+  // one 64-frame batch for a 16-slot TX ring.
+  constexpr int kFrames = 100;
+  for (int i = 0; i < kFrames; ++i) {
+    ASSERT_THAT(
+        gen_socket_->Send(Tcp(kDrVip, static_cast<uint16_t>(49000 + i))),
+        IsOk());
+  }
+  absl::SleepFor(absl::Milliseconds(50));  // Let the kernel deliver them.
+  hold = false;
+  ASSERT_TRUE(WaitFor([&] { return Stats0().worker.rx_packets == kFrames; }))
+      << Describe(Stats0());
+  dataplane_->Stop();
+  WorkerStats s = Stats0();
+  EXPECT_GT(s.worker.tx_ring_full, 0u) << Describe(s);
+  EXPECT_EQ(s.worker.tx_packets + s.worker.tx_ring_full,
+            static_cast<uint64_t>(kFrames));
+  EXPECT_EQ(CountForwarded(s.worker.tx_packets), s.worker.tx_packets);
+  ExpectCountersAddUp(s);
+  EXPECT_EQ(s.frames.unaccounted(), 0);
+  EXPECT_EQ(s.frames.tx_in_flight, 0u);
+}
+
 // before_batch runs on every loop iteration; a worker stuck in it stops
 // advancing last_progress (what the routing layer watches).
 TEST_F(DataplaneTest, AStuckWorkerStopsMakingProgress) {
