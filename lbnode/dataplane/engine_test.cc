@@ -1318,6 +1318,37 @@ TEST_P(NatTest, ServiceSwitchedToDrReschedulesTheFlowAndFreesItsPort) {
   }
 }
 
+TEST_P(EngineFamilyTest, NatReplyKeyOfAnotherFlowIsAConflictNotAMixUp) {
+  // One client ip:port to two NAT services with the same backend:port: the
+  // backend's answers could not be told apart, so the second flow is
+  // refused rather than stealing the first one's replies.
+  ServiceConfig a = NatService(fam(), 6, ForwardingMode::kNat);
+  ServiceConfig b = a;
+  b.port = 81;
+  Harness h({a, b});
+  const std::string client = fam().client;
+  ASSERT_EQ(
+      h.Run(Pkt(FromRouter(), fam(), client, fam().vip, 40000, 80, 6).Build())
+          .action,
+      Action::kTransmit);
+  const Verdict v =
+      h.Run(Pkt(FromRouter(), fam(), client, fam().vip, 40000, 81, 6).Build());
+  EXPECT_EQ(v.drop_reason, DropReason::kFlowTableFull);
+  EXPECT_EQ(h.engine->counters().nat_reply_conflicts, 1u);
+  EXPECT_EQ(h.engine->flow_table().size(), 2u);
+  EXPECT_EQ(h.engine->backends(1)[0].inactive, 0u);
+  // The first flow's replies still come back from VIP:80.
+  ASSERT_EQ(
+      h.Run(Pkt(PacketBuilder().Eth(BackendMac(0), kNodeMac), fam(),
+                fam().backends[0], client, kBackendPort, 40000, 6, kSyn | kAck)
+                .Build())
+          .action,
+      Action::kTransmit);
+  EXPECT_THAT(h.out, FrameEq(Pkt(ToNextHop(), fam(), fam().vip, client, 80,
+                                 40000, 6, kSyn | kAck, 63)
+                                 .Build()));
+}
+
 TEST_P(NatTest, ProcessDoesNotAllocate) {
   Harness h(
       {NatService(fam(), 6, mode(), 4), NatService(fam(), 17, mode(), 4)});
