@@ -661,7 +661,7 @@ TEST_F(DataplaneTest, TxRingFullIsCountedAndFramesComeBack) {
   DataplaneOptions options = Options();
   options.tx_ring_size = 16;
   options.worker.batch_size = 64;
-  options.worker.before_batch = [&] {
+  options.worker.before_batch = [&](uint32_t) {
     while (hold.load()) absl::SleepFor(absl::Milliseconds(1));
   };
   ASSERT_NO_FATAL_FAILURE(Start(options));
@@ -695,7 +695,7 @@ TEST_F(DataplaneTest, AStuckWorkerStopsMakingProgress) {
   std::atomic<bool> inside{false};
   std::atomic<uint64_t> calls{0};
   DataplaneOptions options = Options();
-  options.worker.before_batch = [&] {
+  options.worker.before_batch = [&](uint32_t) {
     calls.fetch_add(1);
     while (stuck.load()) {
       inside = true;

@@ -84,7 +84,7 @@ void Worker::Run() {
 void Worker::RunOnce(absl::Time now) {
   last_progress_ns_.store(absl::ToUnixNanos(now), std::memory_order_relaxed);
   if (snapshot_posted_.load(std::memory_order_acquire)) AdoptSnapshot();
-  if (options_.before_batch) options_.before_batch();
+  if (options_.before_batch) options_.before_batch(queue_);
   CompleteTx();
   RetryParked(now);
   Refill();

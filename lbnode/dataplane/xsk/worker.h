@@ -76,8 +76,9 @@ struct WorkerOptions {
   absl::Duration park_retry_interval = absl::Milliseconds(50);
   // Called on the worker's thread once per loop iteration (before a batch,
   // never per packet): lets the neighbour layer refresh its per-worker
-  // view. Must not block for long.
-  std::function<void()> before_batch;
+  // view (the argument is the worker's RX queue, so one function can serve
+  // per-worker state). Must not block for long.
+  std::function<void(uint32_t queue)> before_batch;
   absl::Duration stats_interval = absl::Milliseconds(100);
   // After Stop(): how long to wait for the kernel to complete TX frames.
   absl::Duration drain_timeout = absl::Milliseconds(500);
