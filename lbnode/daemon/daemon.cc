@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/log.h"
+#include "common/metrics/metric_family.h"
 #include "common/status_macros.h"
 #include "lbnode/agent/config_file.h"
 #include "lbnode/dataplane/engine.h"
@@ -36,7 +37,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
     const DaemonOptions& options) {
   std::unique_ptr<Daemon> d(new Daemon());
   d->options_ = options;
-  d->status_.started = absl::Now();
+  {
+    absl::MutexLock lock(&d->mu_);
+    d->status_.started = absl::Now();
+  }
 
   ASSIGN_OR_RETURN(d->interface_, ReadInterfaceInfo(options.interface));
   const InterfaceInfo& ifi = d->interface_;
@@ -111,6 +115,16 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
         snapshot, resolvers->by_worker[index].get(), engine_options);
   };
 
+  // Each worker takes the latest neighbour/route tables once per batch.
+  dp.worker.before_batch = [resolvers, queue_list](uint32_t queue) {
+    for (size_t i = 0; i < queue_list.size(); ++i) {
+      if (queue_list[i] == queue) {
+        resolvers->by_worker[i]->Refresh();
+        return;
+      }
+    }
+  };
+
   // Maps before attaching: the program steers nothing it does not know.
   RETURN_IF_ERROR(Annotate(d->steer_->ReplaceVips(config.vips),
                            "loading the VIPs into the steering program"));
@@ -128,10 +142,132 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
                 << absl::StrJoin(d->dataplane_->queues(), ",") << ", "
                 << dataplane::xsk::XskModeName(d->dataplane_->mode()) << " mode"
                 << (d->dataplane_->busy_poll() ? ", busy poll" : "");
+  d->Remember(config);
   d->config_ = std::move(config);
-  d->status_.revision = d->config_.revision;
-  d->status_.services = d->config_.snapshot->services().size();
+
+  if (!options.metrics_address.empty()) {
+    Daemon* self = d.get();
+    d->registry_ = std::make_unique<metrics::Registry>();
+    d->dataplane_collector_ = std::make_unique<metrics::ScopedCollector>(
+        d->registry_.get(), "dataplane",
+        agent::DataplaneCollector([self] { return self->ReadMetricsInput(); }));
+    d->worker_collector_ = std::make_unique<metrics::ScopedCollector>(
+        d->registry_.get(), "xsk",
+        [self](std::vector<metrics::MetricFamily>* out) {
+          return self->CollectWorkerFamilies(out);
+        });
+    absl::StatusOr<std::unique_ptr<metrics::MetricsServer>> server =
+        metrics::MetricsServer::Start(options.metrics_address,
+                                      d->registry_.get());
+    if (!server.ok()) {
+      return Annotate(server.status(),
+                      "starting the /metrics endpoint (--metrics_address)");
+    }
+    d->metrics_server_ = *std::move(server);
+    LB_LOG(kInfo) << "metrics: http://" << options.metrics_address
+                  << "/metrics (port " << d->metrics_server_->port() << ")";
+  }
   return d;
+}
+
+void Daemon::Remember(const agent::EngineConfig& config) {
+  absl::MutexLock lock(&mu_);
+  status_.revision = config.revision;
+  status_.services = config.snapshot->services().size();
+  names_.insert(names_.begin(), {config.snapshot.get(), config.names});
+  kept_.insert(kept_.begin(), config.snapshot);
+  // Workers adopt a snapshot within a batch or two; two configs are enough.
+  if (names_.size() > 2) {
+    names_.resize(2);
+    kept_.resize(2);
+  }
+}
+
+absl::StatusOr<agent::DataplaneMetricsInput> Daemon::ReadMetricsInput() const {
+  agent::DataplaneMetricsInput input;
+  std::vector<dataplane::xsk::WorkerStats> stats = dataplane_->Stats();
+  absl::MutexLock lock(&mu_);
+  input.config_revision = status_.revision;
+  input.config_reloads = status_.reloads;
+  input.config_reload_failures = status_.reload_failures;
+  for (const dataplane::xsk::WorkerStats& ws : stats) {
+    agent::WorkerMetricsInput w;
+    w.worker = static_cast<int>(ws.queue);
+    w.engine = ws.engine;
+    // The worker's counters are indexed by the snapshot it runs: find the
+    // newest config whose shape matches (services and their backends).
+    for (const auto& [snapshot, names] : names_) {
+      const auto& services = snapshot->services();
+      bool match = services.size() == ws.services.size() &&
+                   services.size() == ws.backends.size();
+      for (size_t i = 0; match && i < services.size(); ++i) {
+        match = services[i].backends.size() == ws.backends[i].size();
+      }
+      if (match) {
+        w.names = names;
+        w.services = ws.services;
+        w.backends = ws.backends;
+        break;
+      }
+    }
+    if (w.names == nullptr) w.names = names_.front().second;
+    input.workers.push_back(std::move(w));
+  }
+  return input;
+}
+
+absl::Status Daemon::CollectWorkerFamilies(
+    std::vector<metrics::MetricFamily>* out) const {
+  using metrics::MetricFamily;
+  using metrics::MetricType;
+  std::vector<dataplane::xsk::WorkerStats> stats = dataplane_->Stats();
+  struct Field {
+    const char* name;
+    const char* help;
+    uint64_t dataplane::xsk::WorkerCounters::*member;
+  };
+  using C = dataplane::xsk::WorkerCounters;
+  static constexpr Field kFields[] = {
+      {"anylb_xsk_rx_packets_total", "Frames taken from the AF_XDP RX ring.",
+       &C::rx_packets},
+      {"anylb_xsk_tx_packets_total", "Frames put on the AF_XDP TX ring.",
+       &C::tx_packets},
+      {"anylb_xsk_dropped_total",
+       "Frames the engine dropped (anylb_drops_total has the reasons).",
+       &C::dropped},
+      {"anylb_xsk_pass_unavailable_total",
+       "Frames the engine would pass to the kernel (an AF_XDP frame cannot "
+       "be): freed.",
+       &C::pass_unavailable},
+      {"anylb_xsk_tx_ring_full_total", "Frames dropped for a full TX ring.",
+       &C::tx_ring_full},
+      {"anylb_xsk_neighbor_wait_timeout_total",
+       "Frames that waited for a neighbour too long.",
+       &C::neighbor_wait_timeout},
+      {"anylb_xsk_neighbor_wait_overflow_total",
+       "Frames dropped because the neighbour wait queue was full.",
+       &C::neighbor_wait_overflow},
+      {"anylb_xsk_fill_empty_total", "Refills that found no free frame.",
+       &C::fill_empty},
+      {"anylb_xsk_snapshot_swaps_total", "Config snapshots adopted.",
+       &C::snapshot_swaps},
+  };
+  for (const Field& f : kFields) {
+    MetricFamily family(f.name, f.help, MetricType::kCounter);
+    for (const auto& ws : stats) {
+      family.Add({{"worker", absl::StrCat(ws.queue)}}, ws.worker.*f.member);
+    }
+    out->push_back(std::move(family));
+  }
+  MetricFamily idle(
+      "anylb_dataplane_idle_seconds",
+      "Seconds since the slowest worker last went round its loop (a stuck "
+      "worker grows it; above 2 s the dataplane counts as stalled).",
+      MetricType::kGauge);
+  idle.Add({},
+           absl::ToDoubleSeconds(absl::Now() - dataplane_->OldestProgress()));
+  out->push_back(std::move(idle));
+  return absl::OkStatus();
 }
 
 Daemon::~Daemon() { Stop(); }
@@ -159,41 +295,65 @@ absl::Status Daemon::Reload() {
   absl::Status status = config.status();
   if (status.ok()) status = Install(*config);
   if (!status.ok()) {
+    absl::MutexLock lock(&mu_);
     ++status_.reload_failures;
     status_.last_reload_error = std::string(status.message());
     return status;
   }
-  ++status_.reloads;
-  status_.last_reload_error.clear();
+  Remember(*config);
+  {
+    absl::MutexLock lock(&mu_);
+    ++status_.reloads;
+    status_.last_reload_error.clear();
+  }
   config_ = *std::move(config);
-  status_.revision = config_.revision;
-  status_.services = config_.snapshot->services().size();
   return absl::OkStatus();
 }
 
 void Daemon::Stop() {
   if (stopped_) return;
   stopped_ = true;
+  // No scrape after this point.
+  metrics_server_.reset();
+  worker_collector_.reset();
+  dataplane_collector_.reset();
   if (dataplane_ != nullptr) dataplane_->Stop();
   steer_.reset();  // Detaches the program.
   next_hops_.reset();
 }
 
 DaemonStatus Daemon::status() const {
-  DaemonStatus s = status_;
+  DaemonStatus s;
+  {
+    absl::MutexLock lock(&mu_);
+    s = status_;
+  }
   if (dataplane_ != nullptr) {
     s.oldest_worker_progress = dataplane_->OldestProgress();
   }
   return s;
 }
 
-int Daemon::metrics_port() const { return 0; }
+int Daemon::metrics_port() const {
+  return metrics_server_ == nullptr ? 0 : metrics_server_->port();
+}
 
 std::string Daemon::DumpText() const {
-  std::string out = absl::StrFormat(
-      "lbnode: revision %d, %d service(s), %d reload(s), %d failed\n",
-      status_.revision, status_.services, status_.reloads,
-      status_.reload_failures);
+  absl::StatusOr<agent::DataplaneMetricsInput> input = ReadMetricsInput();
+  if (!input.ok()) return absl::StrCat("counters: ", input.status().message());
+  std::string out = agent::FormatTextDump(*input);
+  for (const auto& ws : dataplane_->Stats()) {
+    const auto& w = ws.worker;
+    absl::StrAppendFormat(
+        &out,
+        "xsk queue %d: rx %d tx %d dropped %d pass_unavailable %d "
+        "tx_ring_full %d parked %d (forwarded %d, timeout %d, overflow %d) "
+        "fill_empty %d swaps %d; frames free %d fill %d rx %d tx %d\n",
+        ws.queue, w.rx_packets, w.tx_packets, w.dropped, w.pass_unavailable,
+        w.tx_ring_full, w.parked, w.parked_forwarded, w.neighbor_wait_timeout,
+        w.neighbor_wait_overflow, w.fill_empty, w.snapshot_swaps,
+        ws.frames.free, ws.frames.fill, ws.frames.rx, ws.frames.tx_in_flight);
+  }
   return out;
 }
 

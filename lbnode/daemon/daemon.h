@@ -36,10 +36,15 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/ip_address.h"
+#include "common/metrics/metrics_server.h"
+#include "common/metrics/registry.h"
+#include "lbnode/agent/dataplane_metrics.h"
 #include "lbnode/agent/snapshot_builder.h"
 #include "lbnode/daemon/interface_info.h"
 #include "lbnode/dataplane/bpf/steer_loader.h"
@@ -104,6 +109,9 @@ class Daemon {
   void Stop();
 
   DaemonStatus status() const;
+  // ReadMetricsInput gathers every worker's latest counters with the names
+  // of the config it runs (any thread: the /metrics scrape calls it).
+  absl::StatusOr<agent::DataplaneMetricsInput> ReadMetricsInput() const;
   const InterfaceInfo& interface() const { return interface_; }
   const dataplane::xsk::Dataplane& dataplane() const { return *dataplane_; }
   // The bound /metrics port (0 without an endpoint).
@@ -113,6 +121,9 @@ class Daemon {
   Daemon() = default;
   absl::StatusOr<agent::EngineConfig> BuildConfig() const;
   absl::Status Install(const agent::EngineConfig& config);
+  void Remember(const agent::EngineConfig& config);
+  absl::Status CollectWorkerFamilies(
+      std::vector<metrics::MetricFamily>* out) const;
 
   DaemonOptions options_;
   InterfaceInfo interface_;
@@ -122,8 +133,25 @@ class Daemon {
   std::unique_ptr<dataplane::bpf::SteerProgram> steer_;
   std::unique_ptr<dataplane::xsk::Dataplane> dataplane_;
   agent::EngineConfig config_;
-  DaemonStatus status_;
   bool stopped_ = false;
+
+  // Shared with the scrape threads.
+  mutable absl::Mutex mu_;
+  DaemonStatus status_ ABSL_GUARDED_BY(mu_);
+  // The names of the configs workers may still run (current and previous),
+  // by snapshot: a worker's counters are indexed by its snapshot.
+  std::vector<std::pair<const dataplane::EngineSnapshot*,
+                        std::shared_ptr<const agent::NameTable>>>
+      names_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<const dataplane::EngineSnapshot>> kept_
+      ABSL_GUARDED_BY(mu_);
+
+  // Declared last: destroyed first, so no scrape runs into a half-gone
+  // daemon.
+  std::unique_ptr<metrics::Registry> registry_;
+  std::unique_ptr<metrics::ScopedCollector> dataplane_collector_;
+  std::unique_ptr<metrics::ScopedCollector> worker_collector_;
+  std::unique_ptr<metrics::MetricsServer> metrics_server_;
 };
 
 }  // namespace anylb::lbnode
