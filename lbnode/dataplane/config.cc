@@ -157,7 +157,9 @@ absl::StatusOr<std::shared_ptr<const EngineSnapshot>> EngineSnapshot::Create(
       return absl::InvalidArgumentError(
           absl::StrCat(Describe(s), ": the VIP is also in local_addresses"));
     }
-    if (s.mode == ForwardingMode::kFullNat) snap->has_fullnat_ = true;
+    if (s.mode == ForwardingMode::kNat || s.mode == ForwardingMode::kFullNat) {
+      snap->uses_nat_ = true;
+    }
     if (s.mode == ForwardingMode::kNat) {
       for (const BackendConfig& b : s.backends) {
         const IpAddress& a = b.endpoint.address();

@@ -165,8 +165,8 @@ class EngineSnapshot {
   // not the kernel's traffic. Never allocates.
   bool IsNatBackendSource(const uint8_t* address, IpFamily family,
                           uint16_t port, uint8_t protocol) const;
-  // HasFullNat: some service uses FULLNAT.
-  bool HasFullNat() const { return has_fullnat_; }
+  // UsesNat: some service uses NAT or FULLNAT.
+  bool UsesNat() const { return uses_nat_; }
 
   // MakeServiceKey builds a key from raw address bytes (4 or 16).
   static ServiceKey MakeServiceKey(const uint8_t* address, IpFamily family,
@@ -182,7 +182,7 @@ class EngineSnapshot {
   // NAT backend sources, as ServiceKeys (address, port, protocol; port 0 for
   // "any port").
   absl::flat_hash_set<ServiceKey, ServiceKeyHash> nat_sources_;
-  bool has_fullnat_ = false;
+  bool uses_nat_ = false;
 };
 
 }  // namespace anylb::dataplane

@@ -213,13 +213,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(
   ASSIGN_OR_RETURN(engine->flows_, scheduler::FlowTable::Create(table_options));
   ASSIGN_OR_RETURN(engine->persistence_, scheduler::PersistenceTable::Create(
                                              options.persistence_capacity));
-  // Each NAT/FULLNAT flow takes two table entries.
-  const size_t links = engine->flows_->capacity() / 2 + 1;
-  engine->links_.resize(links);
-  engine->free_links_.reserve(links);
-  for (size_t i = links; i > 0; --i) {
-    engine->free_links_.push_back(static_cast<uint32_t>(i - 1));
-  }
+  if (engine->snapshot_->UsesNat()) engine->AllocateLinks();
   ASSIGN_OR_RETURN(engine->runtimes_,
                    engine->BuildRuntimes(*engine->snapshot_));
   return engine;
@@ -276,12 +270,24 @@ absl::Status Engine::UpdateSnapshot(
   ASSIGN_OR_RETURN(std::vector<ServiceRuntime> runtimes,
                    BuildRuntimes(*snapshot));
   DrainPending();
+  if (snapshot->UsesNat()) AllocateLinks();
   runtimes_ = std::move(runtimes);
   snapshot_ = std::move(snapshot);
   ports_->SetAddresses(snapshot_->node().local_addresses);
   epoch_ = (epoch_ + 1) & kEpochMask;
   if (epoch_ == 0) epoch_ = 1;
   return absl::OkStatus();
+}
+
+void Engine::AllocateLinks() {
+  if (!links_.empty()) return;
+  // Each NAT/FULLNAT flow takes two table entries.
+  const size_t links = flows_->capacity() / 2 + 1;
+  links_.resize(links);
+  free_links_.reserve(links);
+  for (size_t i = links; i > 0; --i) {
+    free_links_.push_back(static_cast<uint32_t>(i - 1));
+  }
 }
 
 size_t Engine::ExpireSome(absl::Time now, size_t max_entries) {

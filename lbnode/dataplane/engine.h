@@ -109,21 +109,21 @@
 // two FlowTable entries: the forward entry (key client → VIP, the one DR
 // and TUN flows have) and a reply entry (key backend:bport → client:cport,
 // or → local:lport for FULLNAT: the reply exactly as it arrives). Both
-// carry an index into the engine's NatLink pool (preallocated at Create,
-// capacity/2 + 1 links, free list: O(1), no allocation per packet), which
-// holds the two entry pointers, the backend's identity tag and the FULLNAT
-// lease. Both entries always have the same state and last-seen time (every
-// packet either way updates both), so they sit side by side in one LRU
-// list and expire together. When either leaves the table (any reason) the
-// removal callback releases the link, the lease and the backend count, and
-// queues the partner, which the engine removes right after the table call
-// returns (the callback may not call into the table). A stale link (the
-// partner gone) is detected by the pointers and treated as no flow. A NAT
-// reply key already owned by another flow (one client ip:port talking to
-// two VIPs that map to the same backend:port, which the backend could not
-// tell apart either) → kDrop(flow_table_full) and counted in
-// nat_reply_conflicts. A NAT/FULLNAT flow therefore takes two of the
-// table's capacity slots.
+// carry an index into the engine's NatLink pool, which holds the two entry
+// pointers, the backend's identity tag and the FULLNAT lease (capacity/2 +
+// 1 links of 32 bytes, allocated by the first snapshot with a NAT or
+// FULLNAT service; a free list: O(1), no allocation per packet). Both entries
+// always have the same state and last-seen time (every packet either way
+// updates both), so they sit side by side in one LRU list and expire together.
+// When either leaves the table (any reason) the removal callback releases the
+// link, the lease and the backend count, and queues the partner, which the
+// engine removes right after the table call returns (the callback may not call
+// into the table). A stale link (the partner gone) is detected by the pointers
+// and treated as no flow. A NAT reply key already owned by another flow (one
+// client ip:port talking to two VIPs that map to the same backend:port, which
+// the backend could not tell apart either) → kDrop(flow_table_full) and counted
+// in nat_reply_conflicts (no dedicated DropReason yet). A NAT/FULLNAT flow
+// therefore takes two of the table's capacity slots.
 //
 // Multi-queue limitation: NIC RSS hashes a reply on its own 5-tuple, so
 // a NAT or FULLNAT reply can arrive on another queue (another worker) than
@@ -362,6 +362,8 @@ class Engine {
   int ServiceOf(const scheduler::FlowEntry& forward) const;
   void ApplyActivityChange(int service, int backend,
                            scheduler::ActivityChange change);
+  // Sizes the NatLink pool (once, when a snapshot first uses NAT/FULLNAT).
+  void AllocateLinks();
   // Removes the partners queued by the removal callback.
   void DrainPending();
   void QueuePending(scheduler::FlowEntry* entry);
