@@ -507,16 +507,22 @@ absl::StatusOr<uint64_t> BouncedFrames(const Topology& topology, int count) {
 }
 
 TEST(VethForDirector, XdpTxReachesThePeerOnlyWithAnXdpProgramThere) {
+  // p-dir's rx counter also sees the director's own few frames (IPv6 MLD or
+  // router solicitations, ARP): allow a handful besides the 20 bounced.
+  constexpr int kFrames = 20;
+  constexpr uint64_t kStray = 4;
   {
     ASSERT_OK_AND_ASSIGN(auto topology, Topology::Create({.real_servers = 1}));
-    EXPECT_THAT(BouncedFrames(*topology, 20), status_testing::IsOkAndHolds(0u));
+    ASSERT_OK_AND_ASSIGN(uint64_t arrived, BouncedFrames(*topology, kFrames));
+    EXPECT_LE(arrived, kStray) << "XDP_TX frames reached a peer with no XDP";
   }
   {
     ASSERT_OK_AND_ASSIGN(auto topology,
                          Topology::Create({.real_servers = 1,
                                            .xdp_pass_on_director_peer = true}));
-    EXPECT_THAT(BouncedFrames(*topology, 20),
-                status_testing::IsOkAndHolds(20u));
+    ASSERT_OK_AND_ASSIGN(uint64_t arrived, BouncedFrames(*topology, kFrames));
+    EXPECT_GE(arrived, uint64_t{kFrames});
+    EXPECT_LE(arrived, kFrames + kStray);
   }
 }
 

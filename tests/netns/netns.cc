@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -270,8 +271,8 @@ absl::StatusOr<std::unique_ptr<Process>> Netns::Spawn(
   // lacks /usr/sbin): name `ip` by its path. `ip netns exec` then looks up
   // argv[0] with kPath.
   std::string ip = "/usr/sbin/ip";
-  for (const char* candidate : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip",
-                                "/bin/ip"}) {
+  for (const char* candidate :
+       {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"}) {
     if (access(candidate, X_OK) == 0) {
       ip = candidate;
       break;
@@ -305,7 +306,30 @@ absl::StatusOr<std::unique_ptr<Process>> Netns::Spawn(
   int error = errno;
   close(out);
   if (pid < 0) return absl::ErrnoToStatus(error, "fork");
-  return std::unique_ptr<Process>(new Process(pid));
+  std::unique_ptr<Process> process(new Process(pid));
+  // Return once the child is inside the namespace (`ip netns exec` enters
+  // it before exec'ing argv), so Pids() and the destructor see it.
+  struct stat target;
+  if (stat(("/var/run/netns/" + name_).c_str(), &target) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("stat of netns ", name_));
+  }
+  std::string own = absl::StrCat("/proc/", pid, "/ns/net");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (;;) {
+    struct stat current;
+    if (stat(own.c_str(), &current) == 0 && current.st_ino == target.st_ino &&
+        current.st_dev == target.st_dev) {
+      break;
+    }
+    if (!process->Running()) break;  // Failed early: its output says why.
+    if (std::chrono::steady_clock::now() > deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("`", argv[0], "` did not enter network namespace \"",
+                       name_, "\" within 5 s"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return process;
 }
 
 absl::Status Netns::Sysctl(std::string_view key, std::string_view value) const {
