@@ -1349,6 +1349,15 @@ TEST_P(EngineFamilyTest, NatReplyKeyOfAnotherFlowIsAConflictNotAMixUp) {
                                  .Build()));
 }
 
+TEST_P(NatTest, EngineStartedWithoutNatTakesNatFromALaterSnapshot) {
+  Harness h({Service(fam(), 443, 6, ForwardingMode::kDr, TunnelType::kIpip)});
+  auto snap = EngineSnapshot::Create(Node(), {NatService(fam(), 6, mode())});
+  ASSERT_THAT(snap, IsOk());
+  ASSERT_THAT(h.engine->UpdateSnapshot(*snap), IsOk());
+  ASSERT_EQ(h.Run(FromClient(0, 1000, kSyn)).action, Action::kTransmit);
+  EXPECT_EQ(h.Run(ReplyTo(h.out, kSyn | kAck)).action, Action::kTransmit);
+}
+
 TEST_P(NatTest, ProcessDoesNotAllocate) {
   Harness h(
       {NatService(fam(), 6, mode(), 4), NatService(fam(), 17, mode(), 4)});
