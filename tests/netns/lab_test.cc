@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <xdp/xsk.h>
 
@@ -98,6 +99,22 @@ TEST(Netns, DestructorKillsItsProcessesAndRemovesIt) {
   }
   EXPECT_FALSE(NamespaceExists(name));
   EXPECT_NE(kill(pid, 0), 0) << "process " << pid << " survived its netns";
+}
+
+TEST(Netns, ReapRemovesNamespacesOfDeadProcessesOnly) {
+  pid_t dead = fork();
+  if (dead == 0) _exit(0);
+  ASSERT_GT(dead, 0);
+  int status;
+  ASSERT_EQ(waitpid(dead, &status, 0), dead);
+  std::string stale = absl::StrCat("lb-stale-", dead, "-0");
+  std::string live = absl::StrCat("lb-live-", getpid(), "-999");
+  ASSERT_THAT(RunCommand("ip netns add " + stale), IsOk());
+  ASSERT_THAT(RunCommand("ip netns add " + live), IsOk());
+  ReapStaleNamespaces();
+  EXPECT_FALSE(NamespaceExists(stale));
+  EXPECT_TRUE(NamespaceExists(live));
+  EXPECT_THAT(RunCommand("ip netns del " + live), IsOk());
 }
 
 TEST(Netns, RunErrorQuotesNamespaceCommandAndStderr) {

@@ -14,8 +14,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -193,6 +195,38 @@ Process::~Process() { Stop(SIGTERM, 2000); }
 
 // Netns.
 
+void ReapStaleNamespaces() {
+  absl::StatusOr<std::string> list = RunCommand("ip netns list");
+  if (!list.ok()) return;
+  for (absl::string_view line :
+       absl::StrSplit(*list, '\n', absl::SkipWhitespace())) {
+    absl::string_view name = line.substr(0, line.find(' '));
+    if (!absl::StartsWith(name, "lb-")) continue;
+    std::vector<absl::string_view> parts = absl::StrSplit(name, '-');
+    int pid;
+    if (parts.size() < 4 || !absl::SimpleAtoi(parts[parts.size() - 2], &pid) ||
+        pid <= 0 || kill(pid, 0) == 0 || errno != ESRCH) {
+      continue;
+    }
+    absl::StatusOr<std::string> pids =
+        RunCommand(absl::StrCat("ip netns pids ", name));
+    if (pids.ok()) {
+      for (absl::string_view p :
+           absl::StrSplit(*pids, '\n', absl::SkipWhitespace())) {
+        int inside;
+        if (absl::SimpleAtoi(p, &inside) && inside != getpid()) {
+          kill(inside, SIGKILL);
+        }
+      }
+    }
+    absl::StatusOr<std::string> deleted =
+        RunCommand(absl::StrCat("ip netns del ", name));
+    std::fprintf(
+        stderr, "netns: removed stale namespace %s (pid %d is gone)%s\n",
+        std::string(name).c_str(), pid, deleted.ok() ? "" : " -- failed");
+  }
+}
+
 absl::StatusOr<std::unique_ptr<Netns>> Netns::Create(std::string_view tag) {
   static std::atomic<int> counter{0};
   std::string name =
@@ -203,6 +237,8 @@ absl::StatusOr<std::unique_ptr<Netns>> Netns::Create(std::string_view tag) {
         "\" needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN): run the test as root "
         "(sudo bazel test ..., or deploy/test.sh)"));
   }
+  static std::once_flag reaped;
+  std::call_once(reaped, ReapStaleNamespaces);
   absl::StatusOr<std::string> added = RunCommand("ip netns add " + name);
   if (!added.ok()) return added.status();
   // Owned from here on: deleted even if the next step fails.

@@ -13,6 +13,10 @@
 // "lb-<tag>-<pid>-<n>": unique per process and per call, so parallel tests
 // never collide and a leftover namespace names the process that made it.
 //
+// A test killed outright (a Bazel timeout's SIGKILL) runs no destructor; the
+// first Create() of every process therefore removes namespaces left by
+// processes that no longer exist (ReapStaleNamespaces).
+//
 // Threads: Run() and the other methods may be called from any thread;
 // RunInThread() runs its function on a new thread that entered the
 // namespace with setns(2) (the calling thread never changes namespace).
@@ -47,6 +51,12 @@ std::string ShellQuote(std::string_view text);
 // listed by `ip netns`). Meant for threads that live there for good; prefer
 // Netns::RunInThread().
 absl::Status EnterNetns(std::string_view name);
+
+// ReapStaleNamespaces deletes the namespaces named like Netns's
+// ("lb-<tag>-<pid>-<n>") whose creating process is gone, killing what still
+// runs inside. Namespaces of live processes are left alone. Netns::Create()
+// calls it once per process.
+void ReapStaleNamespaces();
 
 // Process is a child process started by Netns::Spawn(). Its destructor stops
 // it (SIGTERM, then SIGKILL after a grace period) and reaps it.
