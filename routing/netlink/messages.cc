@@ -371,7 +371,7 @@ size_t EncodeResolveRequest(int ifindex, const IpAddress& address,
   size_t offset = kHeaderLength + NLMSG_ALIGN(sizeof(ndmsg));
   const auto bytes = address.bytes();
   rtattr attribute{};
-  attribute.rta_len = static_cast<unsigned short>(RTA_LENGTH(bytes.size()));
+  attribute.rta_len = static_cast<uint16_t>(RTA_LENGTH(bytes.size()));
   attribute.rta_type = NDA_DST;
   std::memcpy(buffer.data() + offset, &attribute, sizeof(attribute));
   std::memcpy(buffer.data() + offset + sizeof(attribute), bytes.data(),

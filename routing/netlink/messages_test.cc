@@ -36,7 +36,7 @@ class MessageBuilder {
   // Attribute appends an rtattr with `payload`.
   MessageBuilder& Attribute(uint16_t type, const void* payload, size_t size) {
     rtattr attribute{};
-    attribute.rta_len = static_cast<unsigned short>(RTA_LENGTH(size));
+    attribute.rta_len = static_cast<uint16_t>(RTA_LENGTH(size));
     attribute.rta_type = type;
     Append(&attribute, sizeof(attribute));
     Append(payload, size);
@@ -58,7 +58,7 @@ class MessageBuilder {
   // Bytes returns the message with nlmsg_len set to its size.
   std::vector<uint8_t> Bytes() const {
     std::vector<uint8_t> out = bytes_;
-    const uint32_t length = static_cast<uint32_t>(out.size());
+    const auto length = static_cast<uint32_t>(out.size());
     std::memcpy(out.data(), &length, sizeof(length));
     return out;
   }
@@ -107,14 +107,14 @@ class Multipath {
     hop.rtnh_flags = flags;
     size_t size = sizeof(hop);
     if (gateway != nullptr) size += RTA_LENGTH(gateway->bytes().size());
-    hop.rtnh_len = static_cast<unsigned short>(size);
+    hop.rtnh_len = static_cast<uint16_t>(size);
     const size_t start = bytes_.size();
     bytes_.resize(start + RTNH_ALIGN(size));
     std::memcpy(bytes_.data() + start, &hop, sizeof(hop));
     if (gateway != nullptr) {
       rtattr attribute{};
       attribute.rta_len =
-          static_cast<unsigned short>(RTA_LENGTH(gateway->bytes().size()));
+          static_cast<uint16_t>(RTA_LENGTH(gateway->bytes().size()));
       attribute.rta_type = RTA_GATEWAY;
       std::memcpy(bytes_.data() + start + sizeof(hop), &attribute,
                   sizeof(attribute));
@@ -251,7 +251,7 @@ TEST(DecodeNeighbor, BadHeadersAreMalformed) {
   DecodeStats stats;
   // nlmsg_len past the buffer.
   auto longer = good;
-  const uint32_t too_long = static_cast<uint32_t>(good.size() + 4);
+  const auto too_long = static_cast<uint32_t>(good.size() + 4);
   std::memcpy(longer.data(), &too_long, 4);
   EXPECT_EQ(DecodeNeighbor(longer, &m, &stats), DecodeResult::kMalformed);
   // nlmsg_len shorter than the header.

@@ -5,10 +5,10 @@
 #include <linux/rtnetlink.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <time.h>
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -19,7 +19,7 @@ namespace {
 
 // Replies of a dump come in datagrams of up to 32 KiB when the reader's
 // buffer is that large (netlink_dump sizes them by the last recvmsg).
-constexpr size_t kBufferBytes = 64 * 1024;
+constexpr size_t kBufferBytes = size_t{64} * 1024;
 constexpr int kDumpAttempts = 5;
 constexpr int kRequestTimeoutSeconds = 5;
 
@@ -46,9 +46,8 @@ absl::Status ErrnoError(int error, std::string_view what) {
   if (error < 0) error = -error;
   absl::Status status = absl::ErrnoToStatus(error, ToAbsl(what));
   if (error == EPERM || error == EACCES) {
-    return absl::Status(
-        status.code(),
-        absl::StrCat(status.message(), " (need root or CAP_NET_ADMIN?)"));
+    return {status.code(),
+            absl::StrCat(status.message(), " (need root or CAP_NET_ADMIN?)")};
   }
   return status;
 }

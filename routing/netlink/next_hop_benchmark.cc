@@ -59,12 +59,13 @@ std::shared_ptr<const NextHopSnapshot> MakeSnapshot(int extra_routes) {
                          RouteKind::kUnicast,
                          {Via(gw4, 2), Via(gw4b, 2)}});
   for (int i = 0; i < extra_routes; ++i) {
-    routes.push_back(
-        Route{*IpPrefix::Create(
-                  IpAddress::FromV4(0x0a000000 | (uint32_t(i) << 8)), 24),
-              0,
-              RouteKind::kUnicast,
-              {Via(gw4, 2)}});
+    routes.push_back(Route{
+        *IpPrefix::Create(
+            IpAddress::FromV4(0x0a000000 | (static_cast<uint32_t>(i) << 8)),
+            24),
+        0,
+        RouteKind::kUnicast,
+        {Via(gw4, 2)}});
     std::array<uint8_t, 16> v6{0x20,
                                0x01,
                                0x0d,
@@ -86,8 +87,8 @@ std::shared_ptr<const NextHopSnapshot> MakeSnapshot(int extra_routes) {
 }
 
 void Run(benchmark::State& state, const char* destination) {
-  auto reader =
-      NextHopReader::ForFixedSnapshot(MakeSnapshot(int(state.range(0))));
+  auto reader = NextHopReader::ForFixedSnapshot(
+      MakeSnapshot(static_cast<int>(state.range(0))));
   const IpAddress address = *IpAddress::Parse(destination);
   uint64_t hash = 0;
   for (auto _ : state) {
@@ -95,7 +96,7 @@ void Run(benchmark::State& state, const char* destination) {
     benchmark::DoNotOptimize(hop);
     if (!hop.ok()) state.SkipWithError("lookup missed");
   }
-  state.counters["extra_routes"] = double(2 * state.range(0));
+  state.counters["extra_routes"] = static_cast<double>(2 * state.range(0));
 }
 
 // A connected host (most specific: /24).

@@ -48,7 +48,7 @@ const RouteNextHop* RouteTable::SelectNextHop(const Route& route,
   auto takes_part = [only_ifindex](const RouteNextHop& hop) {
     return only_ifindex == 0 || hop.ifindex == only_ifindex;
   };
-  if (hops.size() == 1) return takes_part(hops[0]) ? &hops[0] : nullptr;
+  if (hops.size() == 1) return takes_part(hops.front()) ? hops.data() : nullptr;
   uint64_t total = 0;
   for (const RouteNextHop& hop : hops) {
     if (takes_part(hop)) total += hop.weight;
