@@ -17,8 +17,9 @@ PACKAGES=(
   # Netlink, controller store, TLS, lbnode's config file and /metrics.
   libmnl-dev libsqlite3-dev libssl-dev libyaml-cpp-dev libcpp-httplib-dev
   # Integration tests and benchmarks: namespaces, real HTTP servers and
-  # clients, nftables (the DNAT baseline), trafgen (netsniff-ng).
-  iproute2 nginx-light curl nftables netsniff-ng
+  # clients, nftables (the DNAT baseline), trafgen (netsniff-ng), ethtool
+  # (checksum offload off on veth endpoints whose frames cross AF_XDP).
+  iproute2 ethtool nginx-light curl nftables netsniff-ng
 )
 
 missing=()
