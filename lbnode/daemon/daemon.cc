@@ -251,6 +251,9 @@ absl::Status Daemon::CollectWorkerFamilies(
        &C::fill_empty},
       {"anylb_xsk_snapshot_swaps_total", "Config snapshots adopted.",
        &C::snapshot_swaps},
+      {"anylb_xsk_flows_expired_total",
+       "Flow-table entries removed by expiry in the worker loop.",
+       &C::flows_expired},
   };
   for (const Field& f : kFields) {
     MetricFamily family(f.name, f.help, MetricType::kCounter);

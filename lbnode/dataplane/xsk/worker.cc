@@ -90,6 +90,10 @@ void Worker::RunOnce(absl::Time now) {
   Refill();
   uint32_t received = ReceiveBatch(now);
   FlushTx();
+  if (options_.expire_per_batch != 0) {
+    counters_.flows_expired +=
+        engine_->ExpireSome(now, options_.expire_per_batch);
+  }
   if (received == 0) Wait();
   if (now - last_publish_ >= options_.stats_interval) Publish(now, false);
 }

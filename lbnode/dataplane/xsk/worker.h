@@ -80,6 +80,10 @@ struct WorkerOptions {
   // per-worker state). Must not block for long.
   std::function<void(uint32_t queue)> before_batch;
   absl::Duration stats_interval = absl::Milliseconds(100);
+  // Expired flows removed per loop iteration (Engine::ExpireSome; bounded so
+  // a mass expiry never delays a batch for long). 0 turns expiry off (the
+  // flow table then only evicts when full).
+  uint32_t expire_per_batch = 64;
   // After Stop(): how long to wait for the kernel to complete TX frames.
   absl::Duration drain_timeout = absl::Milliseconds(500);
 };
@@ -108,6 +112,7 @@ struct WorkerCounters {
   uint64_t polls = 0;
   uint64_t snapshot_swaps = 0;
   uint64_t snapshot_errors = 0;  // UpdateSnapshot refused (old one kept).
+  uint64_t flows_expired = 0;    // Flow-table entries expired by the loop.
 };
 
 // FrameCounts says where the UMEM's frames are.
