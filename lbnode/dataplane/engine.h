@@ -308,6 +308,11 @@ class Engine {
   const scheduler::FlowTable& flow_table() const { return *flows_; }
   scheduler::FlowTable& flow_table() { return *flows_; }
   const EngineSnapshot& snapshot() const { return *snapshot_; }
+  // shared_snapshot: the same, shared (stats copies keep it alive to name
+  // their counters).
+  const std::shared_ptr<const EngineSnapshot>& shared_snapshot() const {
+    return snapshot_;
+  }
   const scheduler::PersistenceTable& persistence() const {
     return *persistence_;
   }
