@@ -63,6 +63,7 @@ enum class DropReason : uint8_t {
   kFlowTableFull,         // No room for a new flow.
   kNoLocalPort,           // FULLNAT: local address/port pool exhausted.
   kFragmentNotSupported,  // A fragment where the mode cannot forward one.
+  kNatReplyConflict,      // NAT/FULLNAT: the reply key is another flow's.
 
   kCount,  // Number of reasons; not a reason.
 };
@@ -144,6 +145,8 @@ constexpr std::string_view DropReasonName(DropReason reason) {
       return "no_local_port";
     case DropReason::kFragmentNotSupported:
       return "fragment_not_supported";
+    case DropReason::kNatReplyConflict:
+      return "nat_reply_conflict";
     case DropReason::kCount:
       break;
   }

@@ -40,6 +40,12 @@ TEST(DropReason, NamesAreStable) {
   EXPECT_EQ(DropReasonName(DropReason::kMtuExceeded), "mtu_exceeded");
   EXPECT_EQ(DropReasonName(DropReason::kUnsupportedProtocol),
             "unsupported_protocol");
+  EXPECT_EQ(DropReasonName(DropReason::kFlowTableFull), "flow_table_full");
+  EXPECT_EQ(DropReasonName(DropReason::kNoLocalPort), "no_local_port");
+  EXPECT_EQ(DropReasonName(DropReason::kFragmentNotSupported),
+            "fragment_not_supported");
+  EXPECT_EQ(DropReasonName(DropReason::kNatReplyConflict),
+            "nat_reply_conflict");
 }
 
 TEST(DropReason, OutOfRangeValuesAreUnknown) {

@@ -240,18 +240,24 @@ absl::StatusOr<std::vector<Engine::ServiceRuntime>> Engine::BuildRuntimes(
       rt.tags[b] = EndpointTag(s.backends[b].endpoint);
       rt.resolve_mac[b] = s.backends[b].mac == Mac{} ? 1 : 0;
     }
-    // Carry this worker's counts over from the same service's same backend.
+    // Carry this worker's counts and traffic counters over from the same
+    // service (key) and the same backend (endpoint): the counters feed
+    // monotonic metrics.
     if (!runtimes_.empty() && snapshot_ != nullptr) {
-      const int old = snapshot_->Find(EngineSnapshot::MakeServiceKey(
-          s.vip.bytes().data(), s.vip.family(), s.port, s.protocol));
-      if (old >= 0 && snapshot_->services()[old].port == s.port) {
+      const int old = snapshot_->Find(skey);
+      if (old >= 0 && static_cast<size_t>(old) < runtimes_.size() &&
+          snapshot_->services()[old].port == s.port) {
         const ServiceRuntime& prev = runtimes_[old];
-        for (SchedBackend& nb : rt.backends) {
-          for (const SchedBackend& ob : prev.backends) {
+        rt.counters = prev.counters;
+        for (size_t b = 0; b < rt.backends.size(); ++b) {
+          SchedBackend& nb = rt.backends[b];
+          for (size_t o = 0; o < prev.backends.size(); ++o) {
+            const SchedBackend& ob = prev.backends[o];
             if (ob.endpoint == nb.endpoint) {
               nb.active = ob.active;
               nb.inactive = ob.inactive;
               nb.UpdateOverload();
+              rt.backend_counters[b] = prev.backend_counters[o];
               break;
             }
           }
@@ -743,6 +749,7 @@ FlowEntry* Engine::InsertNatFlow(const FlowKey& key, int service, int backend,
   if (!rep.inserted()) {
     if (rep.status == scheduler::InsertStatus::kAlreadyPresent) {
       ++counters_.nat_reply_conflicts;
+      *drop = DropReason::kNatReplyConflict;
     }
     flows_->Remove(fwd.entry);  // Releases the link, lease and count.
     DrainPending();

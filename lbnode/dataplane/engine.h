@@ -121,8 +121,8 @@
 // into the table). A stale link (the partner gone) is detected by the pointers
 // and treated as no flow. A NAT reply key already owned by another flow (one
 // client ip:port talking to two VIPs that map to the same backend:port, which
-// the backend could not tell apart either) → kDrop(flow_table_full) and counted
-// in nat_reply_conflicts (no dedicated DropReason yet). A NAT/FULLNAT flow
+// the backend could not tell apart either) → kDrop(nat_reply_conflict) (also
+// counted in nat_reply_conflicts, kept for its readers). A NAT/FULLNAT flow
 // therefore takes two of the table's capacity slots.
 //
 // Multi-queue limitation: NIC RSS hashes a reply on its own 5-tuple, so
@@ -158,7 +158,8 @@
 // created by the first attempt (and its FULLNAT port) is found by the retry.
 //
 // Snapshot changes (UpdateSnapshot): schedulers are rebuilt; active/inactive
-// counts carry over by (service key, backend endpoint). Existing flows keep
+// counts and TrafficCounters carry over by (service key, backend endpoint)
+// (service counters by service key). Existing flows keep
 // their backend as long as it is still in the service (even with weight 0);
 // a flow whose backend left the service is removed and rescheduled on its
 // next packet (IPVS's expire_nodest_conn = 1); its replies find no flow.
@@ -243,7 +244,8 @@ struct EngineCounters {
   uint64_t icmp_too_big_suppressed = 0;
   uint64_t flows_rescheduled = 0;  // Backend left the service.
   uint64_t persistence_hits = 0;   // New flow placed by persistence.
-  // A NAT flow's reply key was another live flow's (see the file comment).
+  // A NAT flow's reply key was another live flow's (see the file comment);
+  // the same figure as drops_for(DropReason::kNatReplyConflict).
   uint64_t nat_reply_conflicts = 0;
   // A NAT/FULLNAT partner entry could not be queued for removal (only when
   // FlowTable::ExpireSome is called directly with a large count instead of
@@ -297,7 +299,9 @@ class Engine {
 
   const EngineCounters& counters() const { return counters_; }
   // Per-service and per-backend counters, by snapshot index (backends in
-  // canonical order). Reset by UpdateSnapshot.
+  // canonical order). Monotonic while the service / backend exists:
+  // UpdateSnapshot carries them over by service key and (service key,
+  // backend endpoint); a removed one's are gone, a re-added one starts at 0.
   const TrafficCounters& service_counters(size_t service) const;
   const TrafficCounters& backend_counters(size_t service, size_t backend) const;
   // The schedulers' view of a service's backends (active/inactive counts).

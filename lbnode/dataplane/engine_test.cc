@@ -860,6 +860,118 @@ TEST_P(EngineFamilyTest, FlowWhoseBackendLeftIsRescheduled) {
   EXPECT_EQ(h.engine->counters().flows_rescheduled, 1u);
 }
 
+// Counters of the service on VIP:`port`/TCP and of its backend `endpoint`
+// (zeros and false when absent), found by key, not by snapshot index.
+struct CountersOf {
+  bool found = false;
+  TrafficCounters service;
+  TrafficCounters backend;
+};
+CountersOf FindCounters(const Engine& engine, const Family& fam, uint16_t port,
+                        const Endpoint& endpoint) {
+  CountersOf out;
+  const IpAddress vip = Ip(fam.vip);
+  const int s = engine.snapshot().Find(EngineSnapshot::MakeServiceKey(
+      vip.bytes().data(), vip.family(), port, 6));
+  if (s < 0) return out;
+  out.service = engine.service_counters(s);
+  const auto& backends = engine.snapshot().services()[s].backends;
+  for (size_t b = 0; b < backends.size(); ++b) {
+    if (backends[b].endpoint == endpoint) {
+      out.found = true;
+      out.backend = engine.backend_counters(s, b);
+    }
+  }
+  return out;
+}
+
+TEST_P(EngineFamilyTest, TrafficCountersSurviveSnapshotChanges) {
+  ServiceConfig web =
+      Service(fam(), 80, 6, ForwardingMode::kDr, TunnelType::kIpip, 4);
+  const std::vector<BackendConfig> all = web.backends;
+  web.backends.resize(2);
+  Harness h({web});
+  constexpr int kFlows = 32;
+  for (int c = 0; c < kFlows; ++c) {
+    ASSERT_EQ(h.Run(From(c, 1000, kSyn)).action, Action::kTransmit);
+  }
+  const Endpoint e0 = all[0].endpoint, e1 = all[1].endpoint,
+                 e2 = all[2].endpoint;
+  const CountersOf b0 = FindCounters(*h.engine, fam(), 80, e0);
+  const CountersOf b1 = FindCounters(*h.engine, fam(), 80, e1);
+  ASSERT_TRUE(b0.found && b1.found);
+  ASSERT_GT(b0.backend.packets, 0u);
+  ASSERT_GT(b1.backend.packets, 0u);
+  ASSERT_EQ(b0.backend.packets + b1.backend.packets, uint64_t{kFlows});
+  ASSERT_EQ(b0.service.packets, uint64_t{kFlows});
+  ASSERT_EQ(b0.service.new_flows, uint64_t{kFlows});
+
+  // An added backend, a changed weight and a new service in front (the
+  // snapshot indices move): the counters carry over by key and endpoint.
+  ServiceConfig other =
+      Service(fam(), 79, 6, ForwardingMode::kDr, TunnelType::kIpip, 1);
+  web.backends = {all[0], all[1], all[2]};
+  web.backends[0].weight = 7;
+  auto snap = EngineSnapshot::Create(Node(), {other, web});
+  ASSERT_THAT(snap, IsOk());
+  ASSERT_THAT(h.engine->UpdateSnapshot(*snap), IsOk());
+  CountersOf now0 = FindCounters(*h.engine, fam(), 80, e0);
+  CountersOf now1 = FindCounters(*h.engine, fam(), 80, e1);
+  CountersOf now2 = FindCounters(*h.engine, fam(), 80, e2);
+  ASSERT_TRUE(now0.found && now1.found && now2.found);
+  EXPECT_EQ(now0.service.packets, uint64_t{kFlows});
+  EXPECT_EQ(now0.service.bytes, b0.service.bytes);
+  EXPECT_EQ(now0.service.new_flows, uint64_t{kFlows});
+  EXPECT_EQ(now0.backend.packets, b0.backend.packets);
+  EXPECT_EQ(now0.backend.bytes, b0.backend.bytes);
+  EXPECT_EQ(now0.backend.new_flows, b0.backend.new_flows);
+  EXPECT_EQ(now1.backend.packets, b1.backend.packets);
+  EXPECT_EQ(now2.backend.packets, 0u);
+  EXPECT_EQ(FindCounters(*h.engine, fam(), 79, all[0].endpoint).service.packets,
+            0u);
+  // Traffic on the existing flows continues the counts.
+  for (int c = 0; c < kFlows; ++c) {
+    ASSERT_EQ(h.Run(From(c, 1000, kAck)).action, Action::kTransmit);
+  }
+  now0 = FindCounters(*h.engine, fam(), 80, e0);
+  now1 = FindCounters(*h.engine, fam(), 80, e1);
+  EXPECT_EQ(now0.service.packets, uint64_t{2 * kFlows});
+  EXPECT_EQ(now0.service.new_flows, uint64_t{kFlows});
+  EXPECT_EQ(now0.backend.packets, 2 * b0.backend.packets);
+  EXPECT_EQ(now1.backend.packets, 2 * b1.backend.packets);
+
+  // A removed backend's counters go with it; re-added, it starts at 0.
+  web.backends = {all[0], all[2]};
+  snap = EngineSnapshot::Create(Node(), {other, web});
+  ASSERT_THAT(snap, IsOk());
+  ASSERT_THAT(h.engine->UpdateSnapshot(*snap), IsOk());
+  EXPECT_FALSE(FindCounters(*h.engine, fam(), 80, e1).found);
+  EXPECT_EQ(FindCounters(*h.engine, fam(), 80, e0).backend.packets,
+            2 * b0.backend.packets);
+  web.backends = {all[0], all[1], all[2]};
+  snap = EngineSnapshot::Create(Node(), {other, web});
+  ASSERT_THAT(snap, IsOk());
+  ASSERT_THAT(h.engine->UpdateSnapshot(*snap), IsOk());
+  now1 = FindCounters(*h.engine, fam(), 80, e1);
+  ASSERT_TRUE(now1.found);
+  EXPECT_EQ(now1.backend.packets, 0u);
+  EXPECT_EQ(now1.backend.bytes, 0u);
+  EXPECT_EQ(now1.backend.new_flows, 0u);
+  EXPECT_EQ(FindCounters(*h.engine, fam(), 80, e0).service.packets,
+            uint64_t{2 * kFlows});
+
+  // A removed service's counters go with it; re-added, it starts at 0.
+  snap = EngineSnapshot::Create(Node(), {other});
+  ASSERT_THAT(snap, IsOk());
+  ASSERT_THAT(h.engine->UpdateSnapshot(*snap), IsOk());
+  snap = EngineSnapshot::Create(Node(), {other, web});
+  ASSERT_THAT(snap, IsOk());
+  ASSERT_THAT(h.engine->UpdateSnapshot(*snap), IsOk());
+  const CountersOf fresh = FindCounters(*h.engine, fam(), 80, e0);
+  EXPECT_EQ(fresh.service.packets, 0u);
+  EXPECT_EQ(fresh.backend.packets, 0u);
+}
+
 TEST_P(EngineFamilyTest, FlowCountsFollowTcpStateAndTableRemovals) {
   Harness h({Service(fam(), 80, 6, ForwardingMode::kDr, TunnelType::kIpip)});
   h.Run(From(0, 1000, kSyn));
@@ -1333,8 +1445,10 @@ TEST_P(EngineFamilyTest, NatReplyKeyOfAnotherFlowIsAConflictNotAMixUp) {
       Action::kTransmit);
   const Verdict v =
       h.Run(Pkt(FromRouter(), fam(), client, fam().vip, 40000, 81, 6).Build());
-  EXPECT_EQ(v.drop_reason, DropReason::kFlowTableFull);
+  EXPECT_EQ(v.drop_reason, DropReason::kNatReplyConflict);
   EXPECT_EQ(h.engine->counters().nat_reply_conflicts, 1u);
+  EXPECT_EQ(h.engine->counters().drops_for(DropReason::kNatReplyConflict), 1u);
+  EXPECT_EQ(h.engine->counters().drops_for(DropReason::kFlowTableFull), 0u);
   EXPECT_EQ(h.engine->flow_table().size(), 2u);
   EXPECT_EQ(h.engine->backends(1)[0].inactive, 0u);
   // The first flow's replies still come back from VIP:80.
