@@ -22,6 +22,7 @@
 #include "google/protobuf/message.h"
 #include "google/protobuf/reflection.h"
 #include "lbnode/agent/error_list.h"
+#include "yaml-cpp/eventhandler.h"
 #include "yaml-cpp/yaml.h"
 
 namespace anylb::agent {
@@ -459,6 +460,27 @@ class Converter {
   ErrorList* errors_;
 };
 
+// DocumentStarts records where each document starts and ignores the rest.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    marks.push_back(mark);
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  std::vector<YAML::Mark> marks;
+};
+
 }  // namespace
 
 absl::StatusOr<lb::v1::ConfigSnapshot> ParseConfigYaml(
@@ -467,21 +489,30 @@ absl::StatusOr<lb::v1::ConfigSnapshot> ParseConfigYaml(
   ErrorList errors(kMaxConfigErrors);
   lb::v1::ConfigSnapshot snapshot;
   try {
-    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(text));
-    if (documents.empty() || documents[0].IsNull()) {
+    // Not YAML::LoadAll: yaml-cpp 0.7's loops forever, allocating, on text
+    // after a closing bracket ("{a: 1}, b"; found by config_fuzz_test).
+    // Load() reads the first document; one more HandleNextDocument() says
+    // whether anything follows it.
+    const std::string copy(text);
+    const YAML::Node root = YAML::Load(copy);
+    std::istringstream in(copy);
+    YAML::Parser parser(in);
+    DocumentStarts starts;
+    parser.HandleNextDocument(starts);
+    if (parser.HandleNextDocument(starts) && starts.marks.size() > 1) {
+      const YAML::Mark mark = starts.marks[1];
+      return absl::InvalidArgumentError(absl::StrCat(
+          source_name, ":", mark.line + 1, ":", mark.column + 1,
+          ": text after the end of the first YAML document; the config is "
+          "one document (remove any \"---\" line or stray text)"));
+    }
+    if (root.IsNull()) {
       return absl::InvalidArgumentError(absl::StrCat(
           source_name,
           ": the config is empty; expected a mapping with node: and "
           "services:"));
     }
-    if (documents.size() > 1) {
-      const YAML::Mark mark = documents[1].Mark();
-      return absl::InvalidArgumentError(absl::StrCat(
-          source_name, ":", mark.line + 1, ":", mark.column + 1,
-          ": a second YAML document; the config is one document (remove "
-          "the \"---\" line)"));
-    }
-    Converter(source_name, &errors).ToMessage(documents[0], "", &snapshot);
+    Converter(source_name, &errors).ToMessage(root, "", &snapshot);
   } catch (const YAML::Exception& e) {
     // yaml-cpp reports syntax errors (and only those, here) by exception;
     // they stop at the control-plane edge.
