@@ -194,21 +194,22 @@ absl::StatusOr<agent::DataplaneMetricsInput> Daemon::ReadMetricsInput() const {
     agent::WorkerMetricsInput w;
     w.worker = static_cast<int>(ws.queue);
     w.engine = ws.engine;
-    // The worker's counters are indexed by the snapshot it runs: find the
-    // newest config whose shape matches (services and their backends).
+    w.flows = ws.flows;
+    // The worker's counters are indexed by the snapshot it runs; name them
+    // with that snapshot's names (a worker that has not published since a
+    // reload may still run the previous one).
     for (const auto& [snapshot, names] : names_) {
-      const auto& services = snapshot->services();
-      bool match = services.size() == ws.services.size() &&
-                   services.size() == ws.backends.size();
-      for (size_t i = 0; match && i < services.size(); ++i) {
-        match = services[i].backends.size() == ws.backends[i].size();
+      if (snapshot != ws.snapshot.get()) continue;
+      w.names = names;
+      w.services = ws.services;
+      w.backends = ws.backends;
+      w.connections.resize(ws.loads.size());
+      for (size_t i = 0; i < ws.loads.size(); ++i) {
+        for (const dataplane::xsk::BackendLoad& load : ws.loads[i]) {
+          w.connections[i].push_back({load.active, load.inactive});
+        }
       }
-      if (match) {
-        w.names = names;
-        w.services = ws.services;
-        w.backends = ws.backends;
-        break;
-      }
+      break;
     }
     if (w.names == nullptr) w.names = names_.front().second;
     input.workers.push_back(std::move(w));

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -190,6 +191,27 @@ bool WaitForLog(const std::string& path, const std::string& text,
   return false;
 }
 
+// MetricSum adds up the samples of `name` whose labels contain `label`
+// (Prometheus text format: `name{labels} value`).
+double MetricSum(const std::string& page, const std::string& name,
+                 const std::string& label) {
+  double sum = 0;
+  for (absl::string_view line : absl::StrSplit(page, '\n')) {
+    if (!absl::StartsWith(line, name + "{") &&
+        !absl::StartsWith(line, name + " ")) {
+      continue;
+    }
+    if (!label.empty() && !absl::StrContains(line, label)) continue;
+    size_t space = line.rfind(' ');
+    double value = 0;
+    if (space != absl::string_view::npos &&
+        absl::SimpleAtod(line.substr(space + 1), &value)) {
+      sum += value;
+    }
+  }
+  return sum;
+}
+
 class LbnodeTest : public ::testing::TestWithParam<Case> {
  protected:
   void SetUp() override {
@@ -277,7 +299,7 @@ TEST_P(LbnodeTest, BalancesHttpAndUdpAndDrainsByWeight) {
       std::unique_ptr<Process> lbnode,
       director.Spawn({Runfile("lbnode/lbnode"), "--interface=eth0",
                       absl::StrCat("--config=", config),
-                      "--metrics_address=", "--log_level=debug"},
+                      "--metrics_address=127.0.0.1:9464", "--log_level=debug"},
                      log));
   ASSERT_TRUE(
       WaitForLog(log, "lbnode running", lbnode.get(), absl::Seconds(20)))
@@ -314,6 +336,48 @@ TEST_P(LbnodeTest, BalancesHttpAndUdpAndDrainsByWeight) {
         << name << " saw requests from other addresses than "
         << seen_address.ToString();
   }
+
+  // /metrics, scraped in the director's namespace, counts what went where.
+  HttpClient local(director, absl::Seconds(3));
+  const IpAddress loopback = *IpAddress::Parse("127.0.0.1");
+  // Workers publish their counters every 100 ms: wait for the last ones.
+  lab::HttpResponse page;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    ASSERT_OK_AND_ASSIGN(page, local.Get(loopback, 9464, "/metrics"));
+    ASSERT_EQ(page.status_code, 200);
+    if (MetricSum(page.body, "anylb_service_new_flows_total",
+                  "service=\"http\"") >= kRequests) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_GE(
+      MetricSum(page.body, "anylb_service_new_flows_total", "service=\"http\""),
+      kRequests);
+  EXPECT_GE(MetricSum(page.body, "anylb_xsk_tx_packets_total", ""),
+            kRequests * 3);  // At least SYN, ACK, request per connection.
+  EXPECT_EQ(MetricSum(page.body, "anylb_config_revision", ""), 1);
+
+  // A bad file on SIGHUP is rejected, the running config stays.
+  std::string bad = ConfigYaml(c, 9, -1);
+  bad.replace(bad.find("scheduler: mh"), 13, "scheduler: mhh");
+  ASSERT_THAT(WriteFile(config, bad), IsOk());
+  ASSERT_EQ(kill(lbnode->pid(), SIGHUP), 0);
+  ASSERT_TRUE(
+      WaitForLog(log, "config rejected", lbnode.get(), absl::Seconds(10)))
+      << ReadFile(log);
+  EXPECT_THAT(ReadFile(log), ::testing::HasSubstr("unknown value \"mhh\""));
+  for (int n = 0; n < 30; ++n) {
+    EXPECT_THAT(http.Get(vip, 80, "/id"), IsOk()) << "after a bad reload";
+  }
+  ASSERT_OK_AND_ASSIGN(page, local.Get(loopback, 9464, "/metrics"));
+  EXPECT_EQ(MetricSum(page.body, "anylb_config_reload_failures_total", ""), 1);
+  EXPECT_EQ(MetricSum(page.body, "anylb_config_revision", ""), 1);
+
+  // SIGUSR1 dumps the counters into the log.
+  ASSERT_EQ(kill(lbnode->pid(), SIGUSR1), 0);
+  ASSERT_TRUE(WaitForLog(log, "service http", lbnode.get(), absl::Seconds(5)))
+      << ReadFile(log);
 
   // 300 UDP exchanges, each from a new socket (a new source port).
   std::map<std::string, int> udp_by_server;

@@ -337,13 +337,23 @@ void Worker::Publish(absl::Time now, bool stopped) {
   stats.published = now;
   stats.worker = counters_;
   stats.engine = engine_->counters();
+  stats.snapshot = engine_->shared_snapshot();
+  stats.flows = engine_->flow_table().size();
   const auto& services = engine_->snapshot().services();
   stats.services.reserve(services.size());
   stats.backends.resize(services.size());
+  stats.loads.resize(services.size());
   for (size_t s = 0; s < services.size(); ++s) {
     stats.services.push_back(engine_->service_counters(s));
+    std::span<const scheduler::SchedBackend> sched = engine_->backends(s);
     for (size_t b = 0; b < services[s].backends.size(); ++b) {
       stats.backends[s].push_back(engine_->backend_counters(s, b));
+      BackendLoad load;
+      if (b < sched.size()) {
+        load.active = sched[b].active;
+        load.inactive = sched[b].inactive;
+      }
+      stats.loads[s].push_back(load);
     }
   }
   absl::StatusOr<XskKernelStats> kernel = rx_socket_->KernelStats();

@@ -130,15 +130,28 @@ struct FrameCounts {
   }
 };
 
+// BackendLoad is one worker's flows on a backend.
+struct BackendLoad {
+  uint32_t active = 0;
+  uint32_t inactive = 0;
+};
+
 // WorkerStats is one published copy of a worker's counters.
 struct WorkerStats {
   uint32_t queue = 0;
   absl::Time published = absl::InfinitePast();
   WorkerCounters worker;
   EngineCounters engine;
+  // The snapshot the per-service vectors below are indexed by (the one
+  // the engine ran at publication).
+  std::shared_ptr<const EngineSnapshot> snapshot;
+  uint64_t flows = 0;  // Flow-table entries.
   // By snapshot index, as Engine::service_counters / backend_counters.
   std::vector<TrafficCounters> services;
   std::vector<std::vector<TrafficCounters>> backends;
+  // [service][backend]: this worker's flows on each backend (IPVS's
+  // ActiveConn / InActConn), from Engine::backends().
+  std::vector<std::vector<BackendLoad>> loads;
   XskKernelStats kernel;  // The RX socket's XDP_STATISTICS.
   FrameCounts frames;
   // The last UpdateSnapshot error (counted in snapshot_errors), or empty.
