@@ -222,6 +222,15 @@ struct Verdict {
   uint32_t length = 0;
 };
 
+// Packet is one frame of a batch for Engine::ProcessBatch: the arguments
+// of Process (buffer, headroom, frame_len) and its answer (verdict).
+struct Packet {
+  std::span<uint8_t> buffer;
+  size_t headroom = 0;
+  size_t frame_len = 0;
+  Verdict verdict;  // Set by ProcessBatch.
+};
+
 // TrafficCounters count what went to one service or backend.
 struct TrafficCounters {
   uint64_t packets = 0;  // Client → server (all modes).
@@ -297,6 +306,20 @@ class Engine {
   Verdict Process(std::span<uint8_t> buffer, size_t headroom, size_t frame_len,
                   absl::Time now);
 
+  // kMaxBatch is how many frames ProcessBatch stages at once.
+  static constexpr size_t kMaxBatch = 64;
+
+  // ProcessBatch is Process(p.buffer, p.headroom, p.frame_len, now) for each
+  // packet of `packets`, in order, with the same verdicts, frame bytes and
+  // counters, but staged kMaxBatch frames at a time: parse, flow key and
+  // hash of every frame first, prefetching each one's flow-table slot, then
+  // the lookups and rewrites (which then find the slots in cache). Buffers
+  // must not overlap. Never allocates, locks or throws. The AF_XDP worker
+  // fills one Packet per RX descriptor (buffer = the UMEM chunk, headroom =
+  // the descriptor's offset in it, frame_len = its length), calls
+  // ProcessBatch once per RX batch and acts on each packet's verdict.
+  void ProcessBatch(std::span<Packet> packets, absl::Time now);
+
   const EngineCounters& counters() const { return counters_; }
   // Per-service and per-backend counters, by snapshot index (backends in
   // canonical order). Monotonic while the service / backend exists:
@@ -334,6 +357,23 @@ class Engine {
  private:
   struct ServiceRuntime;
   struct NatLink;
+  // Prepared is a frame after Process's first stage (parse, key, hash).
+  struct Prepared {
+    ParsedPacket packet;
+    scheduler::FlowKey key;
+    uint16_t port = 0;  // The service lookup's port.
+    uint32_t hash = 0;  // flows_->Hash(key).
+  };
+  // Prepare counts the frame received and runs the first stage: true with
+  // `*out` filled when the frame needs the flow table, else false with the
+  // final `*verdict` (a parse drop, a pass; counted).
+  bool Prepare(std::span<uint8_t> buffer, size_t headroom, size_t frame_len,
+               Prepared* out, Verdict* verdict);
+  // ProcessPrepared is the rest of Process for a prepared frame.
+  Verdict ProcessPrepared(std::span<uint8_t> buffer, size_t headroom,
+                          size_t frame_len, const Prepared& prepared,
+                          absl::Time now);
+  Verdict Pass(size_t headroom, size_t frame_len);
   Engine(std::shared_ptr<const EngineSnapshot> snapshot,
          NextHopResolver* resolver, const EngineOptions& options);
   static void OnFlowRemoved(void* context, const scheduler::FlowEntry& entry,

@@ -1170,6 +1170,120 @@ TEST_P(EngineFamilyTest, ProcessDoesNotAllocate) {
   EXPECT_EQ(h.engine->counters().rx_packets, frames.size());
 }
 
+TEST_P(EngineFamilyTest, ProcessBatchMatchesProcess) {
+  // Two engines over the same snapshot: one fed frame by frame, one in
+  // batches (more than kMaxBatch frames, so the batch is taken in chunks).
+  ServiceConfig nat = NatService(fam(), 6, ForwardingMode::kFullNat, 2);
+  nat.port = 81;
+  const std::vector<ServiceConfig> services = {
+      Service(fam(), 80, 6, ForwardingMode::kTun, TunnelType::kGue, 4),
+      Service(fam(), 80, 17, ForwardingMode::kDr, TunnelType::kIpip, 4), nat};
+  Harness ref(services);
+  Harness h(services);
+  std::vector<std::vector<uint8_t>> frames;
+  for (int round = 0; round < 2; ++round) {
+    for (int c = 0; c < 24; ++c) {
+      frames.push_back(From(c, 1000, round == 0 ? kSyn : kAck));
+      frames.push_back(Pkt(FromRouter(), fam(), fam().client, fam().vip,
+                           2000 + c, 81, 6, round == 0 ? kSyn : kAck)
+                           .Build());
+      frames.push_back(
+          Pkt(FromRouter(), fam(), fam().client, fam().vip, 3000 + c, 80, 17)
+              .Build());
+    }
+    frames.push_back(IcmpErrorAboutFlow(fam(), 1000));
+    frames.push_back(IcmpErrorAboutFlow(fam(), 999));  // No flow.
+    for (const auto& s : dataplane_testing::MalformedSampleFrames()) {
+      frames.push_back(s.frame);
+    }
+    for (const auto& s : dataplane_testing::ValidSampleFrames()) {
+      frames.push_back(s.frame);
+    }
+  }
+  ASSERT_GT(frames.size(), 2 * Engine::kMaxBatch);
+  std::vector<std::vector<uint8_t>> buffers(frames.size());
+  std::vector<Packet> packets(frames.size());
+  for (size_t i = 0; i < frames.size(); ++i) {
+    buffers[i].assign(kBufferSize, 0xa5);
+    std::copy(frames[i].begin(), frames[i].end(),
+              buffers[i].begin() + kHeadroom);
+    packets[i].buffer = buffers[i];
+    packets[i].headroom = kHeadroom;
+    packets[i].frame_len = frames[i].size();
+  }
+  alloc_testing::StartCountingAllocations();
+  h.engine->ProcessBatch(packets, kNow);
+  EXPECT_EQ(alloc_testing::StopCountingAllocations(), 0u);
+  size_t transmitted = 0;
+  for (size_t i = 0; i < frames.size(); ++i) {
+    SCOPED_TRACE(i);
+    const Verdict want = ref.Run(frames[i]);
+    const Verdict got = packets[i].verdict;
+    EXPECT_EQ(got.action, want.action);
+    EXPECT_EQ(got.drop_reason, want.drop_reason);
+    EXPECT_EQ(got.to_sender, want.to_sender);
+    ASSERT_EQ(got.offset, want.offset);
+    ASSERT_EQ(got.length, want.length);
+    const std::vector<uint8_t> out(
+        buffers[i].begin() + got.offset,
+        buffers[i].begin() + got.offset + got.length);
+    EXPECT_THAT(out, FrameEq(ref.out));
+    if (got.action == Action::kTransmit) ++transmitted;
+  }
+  EXPECT_GT(transmitted, frames.size() / 2);
+  const EngineCounters& a = h.engine->counters();
+  const EngineCounters& b = ref.engine->counters();
+  EXPECT_EQ(a.rx_packets, b.rx_packets);
+  EXPECT_EQ(a.rx_bytes, b.rx_bytes);
+  EXPECT_EQ(a.tx_packets, b.tx_packets);
+  EXPECT_EQ(a.tx_bytes, b.tx_bytes);
+  EXPECT_EQ(a.pass_packets, b.pass_packets);
+  EXPECT_EQ(a.drop_packets, b.drop_packets);
+  EXPECT_EQ(a.drops, b.drops);
+  for (size_t s = 0; s < services.size(); ++s) {
+    EXPECT_EQ(h.engine->service_counters(s).packets,
+              ref.engine->service_counters(s).packets);
+    EXPECT_EQ(h.engine->service_counters(s).new_flows,
+              ref.engine->service_counters(s).new_flows);
+  }
+  EXPECT_EQ(h.engine->flow_table().size(), ref.engine->flow_table().size());
+  // An empty batch is fine.
+  h.engine->ProcessBatch({}, kNow);
+  EXPECT_EQ(h.engine->counters().rx_packets, b.rx_packets);
+}
+
+TEST_P(EngineFamilyTest, GueChecksumIsRightForEveryLengthAndAlignment) {
+  // The GUE checksum (computed over IPv6, 0 over IPv4) covers the whole
+  // inner packet: odd and even lengths, frames at odd and even offsets.
+  for (const Family* outer : {&FamilyOf(false), &FamilyOf(true)}) {
+    Harness h({Service(fam(), 80, 17, ForwardingMode::kTun, TunnelType::kGue, 1,
+                       outer)});
+    for (size_t payload = 0; payload < 40; ++payload) {
+      for (size_t headroom : {kHeadroom, kHeadroom + 1, kHeadroom + 3}) {
+        SCOPED_TRACE(payload);
+        SCOPED_TRACE(headroom);
+        std::string data;
+        for (size_t i = 0; i < payload; ++i) {
+          data.push_back(static_cast<char>(0xf1 + 7 * i));
+        }
+        PacketBuilder b = FromRouter();
+        ClientIp(b, fam()).Udp(40000, 80).Payload(data);
+        const Verdict v = h.Run(b.Build(), kNow, headroom);
+        ASSERT_EQ(v.action, Action::kTransmit);
+        EXPECT_THAT(VerifyChecksums(h.out), IsOk());
+        const size_t udp = 14 + (outer->v6 ? 40 : 20);
+        const uint16_t check =
+            static_cast<uint16_t>(h.out[udp + 6] << 8 | h.out[udp + 7]);
+        if (outer->v6) {
+          EXPECT_NE(check, 0);
+        } else {
+          EXPECT_EQ(check, 0);
+        }
+      }
+    }
+  }
+}
+
 // --- NAT and FULLNAT: stateful scenarios ---
 
 class NatTest
