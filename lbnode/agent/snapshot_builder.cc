@@ -654,7 +654,7 @@ class Builder {
       }
 
       // Fleet health.
-      uint32_t weight = b.weight();
+      uint32_t weight = b.has_weight() ? b.weight() : 1;
       if (health != nullptr) {
         for (HealthEntry& h : *health) {
           const uint16_t ref_port =

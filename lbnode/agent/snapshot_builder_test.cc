@@ -471,6 +471,28 @@ services:
   EXPECT_EQ(c->snapshot->services()[1].mode, ForwardingMode::kFullNat);
 }
 
+// ipvsadm's -w defaults to 1: an omitted weight must not quiesce a real
+// server, while an explicit 0 does.
+TEST(BuildEngineConfig, OmittedWeightIsOneExplicitZeroIsZero) {
+  ASSERT_OK_AND_ASSIGN(EngineConfig c, Build(R"(
+services:
+  - name: web
+    vip: 192.0.2.1
+    port: 80
+    protocol: tcp
+    scheduler: wrr
+    forwarding: {mode: dr}
+    backends:
+      - {address: 198.51.100.1}
+      - {address: 198.51.100.2, weight: 0}
+      - {address: 198.51.100.3, weight: 7}
+)"));
+  const dataplane::ServiceConfig& web = c.snapshot->services()[0];
+  EXPECT_EQ(FindBackend(web, "198.51.100.1:80")->weight, 1u);
+  EXPECT_EQ(FindBackend(web, "198.51.100.2:80")->weight, 0u);
+  EXPECT_EQ(FindBackend(web, "198.51.100.3:80")->weight, 7u);
+}
+
 // deploy/examples/lbnode.yaml is what operators copy: it must stay valid.
 TEST(BuildEngineConfig, TheExampleConfigIsValid) {
   ASSERT_OK_AND_ASSIGN(lb::v1::ConfigSnapshot config,
