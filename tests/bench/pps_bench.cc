@@ -42,7 +42,6 @@
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -50,6 +49,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -181,12 +181,15 @@ absl::StatusOr<uint64_t> PerCpuSum(int map_fd) {
 }
 
 bool ParseMac(const std::string& text, uint8_t out[6]) {
-  unsigned b[6];
-  if (std::sscanf(text.c_str(), "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2], &b[3],
-                  &b[4], &b[5]) != 6) {
-    return false;
+  std::vector<absl::string_view> parts = absl::StrSplit(text, ':');
+  if (parts.size() != 6) return false;
+  for (int i = 0; i < 6; ++i) {
+    int value;
+    if (!absl::SimpleHexAtoi(parts[i], &value) || value < 0 || value > 255) {
+      return false;
+    }
+    out[i] = static_cast<uint8_t>(value);
   }
-  for (int i = 0; i < 6; ++i) out[i] = static_cast<uint8_t>(b[i]);
   return true;
 }
 
@@ -313,7 +316,7 @@ struct Measurement {
 std::vector<uint8_t> Frame(const Lab& lab, const std::string& gen_mac,
                            int flow) {
   std::vector<uint8_t> frame(60, 0x61);
-  ParseMac(lab.director_in_mac, &frame[0]);
+  ParseMac(lab.director_in_mac, frame.data());
   ParseMac(gen_mac, &frame[6]);
   frame[12] = 0x08;
   frame[13] = 0x00;
@@ -632,7 +635,7 @@ absl::Status PinNapi(const Lab& lab) {
   std::set<pid_t> after = NapiThreads("in0");
   int pinned = 0;
   for (pid_t pid : after) {
-    if (before.count(pid) != 0) continue;
+    if (before.contains(pid)) continue;
     RETURN_IF_ERROR(
         lab::RunCommand(absl::StrCat("taskset -p -c ",
                                      absl::GetFlag(FLAGS_forward_cpu), " ", pid,
@@ -666,7 +669,7 @@ absl::StatusOr<Measurement> RunXdpBaseline(const Lab& lab) {
   if (bpf_map_update_elem(MapFd(fwd, "fwd_config"), &zero, &config, 0) != 0) {
     return absl::ErrnoToStatus(errno, "filling fwd_config");
   }
-  uint32_t ifindex = static_cast<uint32_t>(lab.out_ifindex);
+  auto ifindex = static_cast<uint32_t>(lab.out_ifindex);
   // A devmap resolves the ifindex in the updating thread's namespace.
   RETURN_IF_ERROR(lab.director->RunInThread([&]() -> absl::Status {
     if (bpf_map_update_elem(MapFd(fwd, "fwd_ports"), &zero, &ifindex, 0) != 0) {
@@ -777,10 +780,10 @@ int Main(int argc, char** argv) {
       std::fprintf(stderr,
                    "pps_bench: unknown mode \"%s\" in --modes (use "
                    "xdp-baseline, nft-dnat, lbnode)\n",
-                   std::string(m).c_str());
+                   static_cast<std::string>(m).c_str());
       return 2;
     }
-    modes.insert(std::string(m));
+    modes.insert(static_cast<std::string>(m));
   }
   std::printf(
       "pps_bench: 64-byte UDP, generator ns -> director ns -> sink ns "
@@ -803,7 +806,7 @@ int Main(int argc, char** argv) {
   std::map<std::string, absl::StatusOr<Measurement>> results;
   std::string lbnode_cmd = absl::GetFlag(FLAGS_lbnode_cmd);
   for (const char* mode : {"xdp-baseline", "nft-dnat", "lbnode"}) {
-    if (modes.count(mode) == 0) continue;
+    if (!modes.contains(mode)) continue;
     if (std::string(mode) == "lbnode" && lbnode_cmd.empty()) continue;
     std::printf("[%s]\n", mode);
     std::fflush(stdout);

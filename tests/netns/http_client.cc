@@ -89,8 +89,9 @@ absl::StatusOr<int> Connect(const Netns& ns, const IpAddress& address, int port,
   int error = 0;
   socklen_t error_length = sizeof(error);
   getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &error_length);
-  if (ready < 0 || error != 0)
+  if (ready < 0 || error != 0) {
     return fail(ready < 0 ? errno : error, "connect");
+  }
   size_t sent = 0;
   while (sent < request.size()) {
     ssize_t n =
@@ -152,7 +153,8 @@ std::string HttpResponse::Header(std::string_view name) const {
     size_t colon = line.find(':');
     if (colon == absl::string_view::npos) continue;
     if (absl::EqualsIgnoreCase(line.substr(0, colon), Absl(name))) {
-      return std::string(absl::StripAsciiWhitespace(line.substr(colon + 1)));
+      return static_cast<std::string>(
+          absl::StripAsciiWhitespace(line.substr(colon + 1)));
     }
   }
   return "";
@@ -254,7 +256,7 @@ void SlowDownload::Read() {
       size_t head_end = head.find("\r\n\r\n");
       if (head_end == std::string::npos) continue;
       HttpResponse response;
-      status = ParseHead(std::string_view(head).substr(0, head_end), what_,
+      status = ParseHead(std::string_view{head}.substr(0, head_end), what_,
                          &response);
       if (!status.ok()) break;
       result.status_code = response.status_code;
@@ -262,7 +264,7 @@ void SlowDownload::Read() {
       has_length =
           absl::SimpleAtoi(response.Header("Content-Length"), &content_length);
       in_body = true;
-      chunk = std::string_view(head).substr(head_end + 4);
+      chunk = std::string_view{head}.substr(head_end + 4);
       hash = Fnv1a64Update(hash, chunk);
       result.body_bytes += chunk.size();
       continue;

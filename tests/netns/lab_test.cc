@@ -17,13 +17,14 @@
 #include <linux/if_link.h>
 #include <linux/if_xdp.h>
 #include <net/if.h>
-#include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <xdp/xsk.h>
 
+#include <algorithm>
+#include <csignal>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -34,6 +35,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -65,10 +67,10 @@ constexpr int kUdpPort = 5353;
 bool NamespaceExists(const std::string& name) {
   absl::StatusOr<std::string> list = RunCommand("ip netns list");
   if (!list.ok()) return true;  // Cannot tell: fail the caller's check.
-  for (absl::string_view line : absl::StrSplit(*list, '\n')) {
-    if (absl::StartsWith(line, name + " ") || line == name) return true;
-  }
-  return false;
+  std::vector<absl::string_view> lines = absl::StrSplit(*list, '\n');
+  return std::ranges::any_of(lines, [&](absl::string_view line) {
+    return absl::StartsWith(line, name + " ") || line == name;
+  });
 }
 
 std::vector<std::string> NamespaceNames(const Topology& topology) {
@@ -95,7 +97,8 @@ TEST(Netns, DestructorKillsItsProcessesAndRemovesIt) {
     pid = sleeper->pid();
     ASSERT_OK_AND_ASSIGN(std::vector<pid_t> pids, ns->Pids());
     EXPECT_THAT(pids, ::testing::Contains(pid));
-    sleeper.release();  // Leaked on purpose.
+    Process* leaked = sleeper.release();  // Leaked on purpose.
+    (void)leaked;
   }
   EXPECT_FALSE(NamespaceExists(name));
   EXPECT_NE(kill(pid, 0), 0) << "process " << pid << " survived its netns";
@@ -196,9 +199,9 @@ class LabTopologyTest : public ::testing::TestWithParam<IpFamily> {
     }
   }
 
-  IpFamily family() const { return GetParam(); }
-  IpAddress client() const { return Topology::ClientAddress(family()); }
-  IpAddress vip() const { return Topology::Vip(0, family()); }
+  static IpFamily family() { return GetParam(); }
+  static IpAddress client() { return Topology::ClientAddress(family()); }
+  static IpAddress vip() { return Topology::Vip(0, family()); }
 
   // SetNftDnat makes the director DNAT the VIP (any port) to the real
   // servers in `servers` (indexes), round robin (numgen inc).
@@ -327,8 +330,9 @@ TEST_P(LabTopologyTest, SlowDownloadSurvivesTakingItsServerOutOfRotation) {
   // Wait until the download is under way and find its server.
   int busy = -1;
   for (int tries = 0; tries < 500 && busy < 0; ++tries) {
-    if (download->bytes_received() > 0)
+    if (download->bytes_received() > 0) {
       busy = ServerWithEstablishedConnection();
+    }
     if (busy < 0) usleep(10'000);
   }
   ASSERT_GE(busy, 0) << "no real server holds the download";
@@ -363,12 +367,14 @@ INSTANTIATE_TEST_SUITE_P(Families, LabTopologyTest,
 std::vector<uint8_t> UdpFrameToRs1(std::string_view payload) {
   std::vector<uint8_t> frame(14 + 20 + 8 + payload.size(), 0);
   auto mac = [](const std::string& text, uint8_t* out) {
-    unsigned b[6];
-    std::sscanf(text.c_str(), "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2], &b[3],
-                &b[4], &b[5]);
-    for (int i = 0; i < 6; ++i) out[i] = static_cast<uint8_t>(b[i]);
+    std::vector<absl::string_view> parts = absl::StrSplit(text, ':');
+    for (size_t i = 0; i < 6 && i < parts.size(); ++i) {
+      int value = 0;
+      (void)absl::SimpleHexAtoi(parts[i], &value);
+      out[i] = static_cast<uint8_t>(value);
+    }
   };
-  mac(Topology::RealServerMac(0), &frame[0]);
+  mac(Topology::RealServerMac(0), frame.data());
   mac(Topology::DirectorMac(), &frame[6]);
   frame[12] = 0x08;
   uint8_t* ip = &frame[14];

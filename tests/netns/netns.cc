@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -12,6 +11,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -23,8 +23,6 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
-
-extern char** environ;
 
 namespace anylb::lab {
 namespace {
@@ -49,6 +47,7 @@ std::vector<std::string> ChildEnvironment() {
 
 std::vector<char*> CStrings(std::vector<std::string>& strings) {
   std::vector<char*> result;
+  result.reserve(strings.size() + 1);
   for (std::string& s : strings) result.push_back(s.data());
   result.push_back(nullptr);
   return result;
@@ -221,9 +220,10 @@ void ReapStaleNamespaces() {
     }
     absl::StatusOr<std::string> deleted =
         RunCommand(absl::StrCat("ip netns del ", name));
-    std::fprintf(
-        stderr, "netns: removed stale namespace %s (pid %d is gone)%s\n",
-        std::string(name).c_str(), pid, deleted.ok() ? "" : " -- failed");
+    std::fprintf(stderr,
+                 "netns: removed stale namespace %s (pid %d is gone)%s\n",
+                 static_cast<std::string>(name).c_str(), pid,
+                 deleted.ok() ? "" : " -- failed");
   }
 }
 
@@ -272,7 +272,7 @@ Netns::~Netns() {
   absl::StatusOr<std::string> deleted = RunCommand("ip netns del " + name_);
   if (!deleted.ok()) {
     std::fprintf(stderr, "netns: %s\n",
-                 std::string(deleted.status().message()).c_str());
+                 static_cast<std::string>(deleted.status().message()).c_str());
   }
 }
 

@@ -1,12 +1,12 @@
 #include "tests/netns/nginx_server.h"
 
 #include <netinet/in.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -205,7 +205,8 @@ absl::StatusOr<std::vector<AccessLogEntry>> NginxServer::AccessLog() const {
     std::vector<absl::string_view> fields =
         absl::StrSplit(line, ' ', absl::SkipEmpty());
     AccessLogEntry entry;
-    absl::StatusOr<IpAddress> remote, local;
+    absl::StatusOr<IpAddress> remote;
+    absl::StatusOr<IpAddress> local;
     if (fields.size() == 5) {
       remote = IpAddress::Parse(
           std::string_view(fields[0].data(), fields[0].size()));
@@ -221,7 +222,7 @@ absl::StatusOr<std::vector<AccessLogEntry>> NginxServer::AccessLog() const {
     }
     entry.remote = *remote;
     entry.local = *local;
-    entry.uri = std::string(fields[2]);
+    entry.uri = static_cast<std::string>(fields[2]);
     entries.push_back(std::move(entry));
   }
   return entries;

@@ -113,7 +113,7 @@ void UdpEchoServer::Serve() {
       size_t reply_control_length = 0;
       for (cmsghdr* c = CMSG_FIRSTHDR(&message); c != nullptr;
            c = CMSG_NXTHDR(&message, c)) {
-        cmsghdr* out = reinterpret_cast<cmsghdr*>(reply_control);
+        auto* out = reinterpret_cast<cmsghdr*>(reply_control);
         if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
           in_pktinfo info;
           std::memcpy(&info, CMSG_DATA(c), sizeof(info));
