@@ -47,10 +47,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         Check(hop.weight >= 1 && hop.weight <= 256);
       }
     }
-    if (length < sizeof(nlmsghdr) || NLMSG_ALIGN(length) >= rest.size()) {
-      break;
-    }
-    rest = rest.subspan(NLMSG_ALIGN(length));
+    // In size_t: NLMSG_ALIGN of a length near 2^32 wraps to 0 in 32 bits.
+    const size_t step = (size_t{length} + 3) & ~size_t{3};
+    if (length < sizeof(nlmsghdr) || step >= rest.size()) break;
+    rest = rest.subspan(step);
   }
   return 0;
 }
