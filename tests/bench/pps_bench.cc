@@ -52,6 +52,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -101,6 +102,9 @@ ABSL_FLAG(std::string, sender, "xdp_live",
           "af_packet (sendmmsg on a packet socket; ~0.4 Mpps here, too slow "
           "to load a director) or trafgen (netsniff-ng; stops on EAGAIN here, "
           "see README.md)");
+ABSL_FLAG(bool, keep_files, false,
+          "keep the temp dir (trafgen configs, lbnode's config and log) even "
+          "when every mode succeeded");
 ABSL_FLAG(int, forward_cpu, 1, "CPU the director's forwarding runs on");
 
 namespace anylb::bench {
@@ -859,7 +863,12 @@ int Main(int argc, char** argv) {
       "lbnode/nft-dnat = %s (target >= 2.00), "
       "xdp-baseline/nft-dnat = %s\n",
       ratio(c, a).c_str(), ratio(c, b).c_str(), ratio(a, b).c_str());
-  std::printf("files (trafgen configs, logs): %s\n", (*lab)->dir.c_str());
+  if (failed || absl::GetFlag(FLAGS_keep_files)) {
+    std::printf("files (configs, logs): %s\n", (*lab)->dir.c_str());
+  } else {
+    std::error_code error;
+    std::filesystem::remove_all((*lab)->dir, error);
+  }
   return failed ? 1 : 0;
 }
 
