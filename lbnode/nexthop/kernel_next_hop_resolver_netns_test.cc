@@ -20,28 +20,28 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/ip_address.h"
+#include "common/testing/netns.h"
 #include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 #include "lbnode/nexthop/kernel_next_hop_resolver.h"
 #include "routing/netlink/kernel_next_hops.h"
-#include "routing/netlink/test_netns.h"
 
 namespace anylb::nexthop {
 namespace {
 
+using ::anylb::netns_testing::RequireRoot;
+using ::anylb::netns_testing::ScopedNetns;
+using ::anylb::netns_testing::TestNetns;
 using ::anylb::status_testing::IsOk;
 using routing::netlink::FormatMac;
 using routing::netlink::KernelNextHops;
-using routing::netlink::testing::RequireRoot;
-using routing::netlink::testing::ScopedNetns;
-using routing::netlink::testing::TestNetns;
 
 IpAddress Ip(const std::string& text) { return *IpAddress::Parse(text); }
 
 class ResolverNetnsTest : public ::testing::TestWithParam<const char*> {
  protected:
   void SetUp() override {
-    ASSERT_THAT(RequireRoot(), IsOk());
+    ASSERT_THAT(RequireRoot("kernel next-hop resolver netns tests"), IsOk());
     auto director = TestNetns::Create("nhr");
     ASSERT_THAT(director.status(), IsOk());
     director_ = std::move(*director);

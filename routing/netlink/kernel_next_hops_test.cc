@@ -21,19 +21,19 @@
 #include "absl/time/time.h"
 #include "common/ip_address.h"
 #include "common/testing/allocation_counter.h"
+#include "common/testing/netns.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "routing/netlink/test_netns.h"
 
 namespace anylb::routing::netlink {
 namespace {
 
+using ::anylb::netns_testing::RequireRoot;
+using ::anylb::netns_testing::ScopedNetns;
+using ::anylb::netns_testing::TestNetns;
 using ::anylb::status_testing::IsOk;
 using ::testing::HasSubstr;
-using testing::RequireRoot;
-using testing::ScopedNetns;
-using testing::TestNetns;
 
 constexpr uint16_t kNudPermanent = 0x80;
 constexpr uint16_t kNudReachable = 0x02;
@@ -63,7 +63,7 @@ bool WaitFor(const std::function<bool()>& condition) {
 class KernelNextHopsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_THAT(RequireRoot(), IsOk());
+    ASSERT_THAT(RequireRoot("kernel_next_hops tests"), IsOk());
     auto director = TestNetns::Create("nh");
     ASSERT_THAT(director.status(), IsOk());
     director_ = std::move(*director);
