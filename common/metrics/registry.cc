@@ -57,7 +57,7 @@ std::string Registry::Scrape() {
     if (!status.ok()) fail(status.ToString());
     for (MetricFamily& family : families) {
       if (absl::Status valid = family.Validate(); !valid.ok()) {
-        fail(std::string(valid.message()));
+        fail(absl::StrCat(valid.message()));
         continue;
       }
       if (family.name() == errors_name_) {

@@ -88,7 +88,8 @@ bool IsValidUtf8(std::string_view s) {
     if (c < 0x80) {
       ++i;
       continue;
-    } else if ((c & 0xe0) == 0xc0) {
+    }
+    if ((c & 0xe0) == 0xc0) {
       length = 2, min = 0x80, code = c & 0x1f;
     } else if ((c & 0xf0) == 0xe0) {
       length = 3, min = 0x800, code = c & 0x0f;
@@ -162,7 +163,8 @@ class Converter {
         continue;
       }
       const std::string& name = key.Scalar();
-      const std::string field_path = path.empty() ? name : path + "." + name;
+      const std::string field_path =
+          path.empty() ? name : absl::StrCat(path, ".", name);
       if (auto [first, inserted] = seen.emplace(name, key.Mark()); !inserted) {
         Error(key, field_path,
               absl::StrCat("duplicate key (first at line ",
@@ -221,6 +223,7 @@ class Converter {
       absl::StrAppend(&message, "; did you mean ", Quote(best->name()), "?");
     } else {
       std::vector<std::string> names;
+      names.reserve(descriptor->field_count());
       for (int i = 0; i < descriptor->field_count(); ++i) {
         names.push_back(descriptor->field(i)->name());
       }
@@ -239,6 +242,7 @@ class Converter {
         reflection->GetOneofFieldDescriptor(msg, oneof);
     if (set == nullptr || set == field) return true;
     std::vector<std::string> names;
+    names.reserve(oneof->field_count());
     for (int i = 0; i < oneof->field_count(); ++i) {
       names.push_back(oneof->field(i)->name());
     }
@@ -370,7 +374,7 @@ class Converter {
         if (field->cpp_type() == FieldDescriptor::CPPTYPE_DOUBLE) {
           repeated ? r->AddDouble(msg, field, v) : r->SetDouble(msg, field, v);
         } else {
-          const float f = static_cast<float>(v);
+          const auto f = static_cast<float>(v);
           repeated ? r->AddFloat(msg, field, f) : r->SetFloat(msg, field, f);
         }
         return;
@@ -467,15 +471,19 @@ class DocumentStarts : public YAML::EventHandler {
     marks.push_back(mark);
   }
   void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                const std::string&) override {}
-  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {}
+  void OnNull(const YAML::Mark& /*mark*/, YAML::anchor_t /*anchor*/) override {}
+  void OnAlias(const YAML::Mark& /*mark*/, YAML::anchor_t /*anchor*/) override {
+  }
+  void OnScalar(const YAML::Mark& /*mark*/, const std::string& /*tag*/,
+                YAML::anchor_t /*anchor*/,
+                const std::string& /*value*/) override {}
+  void OnSequenceStart(const YAML::Mark& /*mark*/, const std::string& /*tag*/,
+                       YAML::anchor_t /*anchor*/,
+                       YAML::EmitterStyle::value /*style*/) override {}
   void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {}
+  void OnMapStart(const YAML::Mark& /*mark*/, const std::string& /*tag*/,
+                  YAML::anchor_t /*anchor*/,
+                  YAML::EmitterStyle::value /*style*/) override {}
   void OnMapEnd() override {}
 
   std::vector<YAML::Mark> marks;
