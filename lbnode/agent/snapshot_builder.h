@@ -39,7 +39,8 @@
 // EngineSnapshot::Create's own checks (MTU against tunnel overhead, tunnel
 // sources, ...) run last; its error is returned as it is.
 //
-// Weights: a backend's effective weight is its configured weight, or the
+// Weights: a backend's effective weight is its configured weight (1 when
+// omitted, as in ipvsadm), or the
 // health verdict's dynamic_weight when that is non-zero. BACKEND_STATE_
 // DRAINING, and HEALTH_STATE_DOWN with FAILURE_ACTION_INHIBIT (the
 // default), make it 0: it stays in the service and keeps its established

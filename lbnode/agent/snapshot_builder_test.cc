@@ -148,6 +148,18 @@ backend_health:
                           "198.51.100.4:80", "198.51.100.5:80"));
 }
 
+TEST(BuildEngineConfig, OmittedWeightIsOneAndZeroQuiesces) {
+  ASSERT_OK_AND_ASSIGN(EngineConfig c, Build(R"(
+services:
+  - {name: web, vip: 192.0.2.1, port: 80, protocol: tcp, scheduler: wrr,
+     forwarding: {mode: dr},
+     backends: [{address: 198.51.100.1}, {address: 198.51.100.2, weight: 0}]}
+)"));
+  const dataplane::ServiceConfig& web = c.snapshot->services()[0];
+  EXPECT_EQ(FindBackend(web, "198.51.100.1:80")->weight, 1u);
+  EXPECT_EQ(FindBackend(web, "198.51.100.2:80")->weight, 0u);
+}
+
 TEST(BuildEngineConfig, PersistenceTunnelAndBackendLevelMode) {
   ASSERT_OK_AND_ASSIGN(EngineConfig c, Build(R"(
 services:
