@@ -17,11 +17,11 @@
 #include <ostream>
 #include <string>
 
+#include "common/testing/netns.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lbnode/dataplane/bpf/decap_loader.h"
-#include "lbnode/dataplane/bpf/test_netns.h"
 
 namespace anylb::dataplane::bpf {
 
@@ -30,6 +30,10 @@ void PrintTo(DecapMode mode, std::ostream* os) { *os << DecapModeName(mode); }
 
 namespace {
 
+using ::anylb::netns_testing::RequireRoot;
+using ::anylb::netns_testing::RunUnprivileged;
+using ::anylb::netns_testing::ScopedNetns;
+using ::anylb::netns_testing::TestNetns;
 using ::anylb::status_testing::IsOk;
 using ::anylb::status_testing::IsOkAndHolds;
 using ::anylb::status_testing::StatusIs;
@@ -95,9 +99,7 @@ int LoadTrivialProgram(bpf_prog_type type, const char* name, int verdict) {
 class DecapAttachTest : public ::testing::TestWithParam<DecapMode> {
  protected:
   void SetUp() override {
-    ASSERT_EQ(geteuid(), 0u)
-        << "decap attach tests need root (namespaces, XDP, tc); run them "
-           "with deploy/test.sh (as root) or sudo.";
+    ASSERT_THAT(RequireRoot("decap attach tests"), IsOk());
     ASSERT_OK_AND_ASSIGN(netns_, TestNetns::Create("decap-attach"));
     ASSERT_THAT(netns_->Run("ip link add dcp0 type veth peer name dcp1 && "
                             "ip link set dcp0 up && ip link set dcp1 up"),
@@ -244,32 +246,13 @@ INSTANTIATE_TEST_SUITE_P(Modes, DecapAttachTest,
                          });
 
 TEST(DecapLoad, WithoutPrivilegesTheErrorSaysWhy) {
-  ASSERT_EQ(geteuid(), 0u) << "needs root to drop privileges from";
-  int fds[2];
-  ASSERT_EQ(pipe(fds), 0);
-  pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    close(fds[0]);
-    // Becoming nobody drops every capability.
-    std::string message = "setuid failed";
-    if (setgid(65534) == 0 && setuid(65534) == 0) {
-      absl::StatusOr<std::unique_ptr<DecapProgram>> decap =
-          DecapProgram::Load();
-      message = decap.ok() ? "loaded" : decap.status().ToString();
-    }
-    (void)!write(fds[1], message.data(), message.size());
-    _exit(0);
-  }
-  close(fds[1]);
-  std::string message;
-  char buffer[256];
-  ssize_t n;
-  while ((n = read(fds[0], buffer, sizeof(buffer))) > 0) {
-    message.append(buffer, static_cast<size_t>(n));
-  }
-  close(fds[0]);
-  waitpid(child, nullptr, 0);
+  ASSERT_THAT(RequireRoot("decap load tests"), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::string message, RunUnprivileged([] {
+                         absl::StatusOr<std::unique_ptr<DecapProgram>> decap =
+                             DecapProgram::Load();
+                         return decap.ok() ? std::string("loaded")
+                                           : decap.status().ToString();
+                       }));
   EXPECT_THAT(message,
               AllOf(HasSubstr("PERMISSION_DENIED"),
                     HasSubstr("Operation not permitted (need root?)")));

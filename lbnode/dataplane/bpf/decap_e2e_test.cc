@@ -38,11 +38,11 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "common/ip_address.h"
+#include "common/testing/netns.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lbnode/dataplane/bpf/decap_loader.h"
-#include "lbnode/dataplane/bpf/test_netns.h"
 #include "lbnode/dataplane/testing/packet_builder.h"
 
 namespace anylb::dataplane::bpf {
@@ -52,6 +52,10 @@ void PrintTo(DecapMode mode, std::ostream* os) { *os << DecapModeName(mode); }
 namespace {
 
 using ::anylb::dataplane_testing::PacketBuilder;
+using ::anylb::netns_testing::RequireRoot;
+using ::anylb::netns_testing::RunCommand;
+using ::anylb::netns_testing::ScopedNetns;
+using ::anylb::netns_testing::TestNetns;
 using ::anylb::status_testing::IsOk;
 using ::testing::HasSubstr;
 
@@ -322,9 +326,7 @@ std::optional<uint64_t> CounterValue(const std::string& output,
 class DecapEndToEndTest : public ::testing::TestWithParam<DecapMode> {
  protected:
   void SetUp() override {
-    ASSERT_EQ(geteuid(), 0u)
-        << "the decap end-to-end test needs root (namespaces, XDP, tc); run "
-           "it with deploy/test.sh (as root) or sudo.";
+    ASSERT_THAT(RequireRoot("the decap end-to-end tests"), IsOk());
     ASSERT_OK_AND_ASSIGN(client_, TestNetns::Create("decap-cli"));
     ASSERT_OK_AND_ASSIGN(server_, TestNetns::Create("decap-srv"));
     ASSERT_THAT(RunCommand("ip -n " + client_->name() +

@@ -21,11 +21,13 @@
 #include <vector>
 
 #include "common/ip_address.h"
+#include "common/testing/netns.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lbnode/dataplane/bpf/decap_loader.h"
 #include "lbnode/dataplane/bpf/decap_structs.h"
+#include "lbnode/dataplane/bpf/prog_test_run.h"
 #include "lbnode/dataplane/testing/packet_builder.h"
 
 namespace anylb::dataplane::bpf {
@@ -35,6 +37,7 @@ using ::anylb::dataplane_testing::FrameEq;
 using ::anylb::dataplane_testing::kSyn;
 using ::anylb::dataplane_testing::PacketBuilder;
 using ::anylb::dataplane_testing::VerifyChecksums;
+using ::anylb::netns_testing::RequireRoot;
 using ::anylb::status_testing::IsOk;
 using ::anylb::status_testing::IsOkAndHolds;
 using ::anylb::status_testing::StatusIs;
@@ -417,15 +420,6 @@ std::string TestName(const std::string& text) {
   return name;
 }
 
-// RequireRoot fails the current test unless it runs as root: loading BPF
-// programs and BPF_PROG_TEST_RUN need CAP_BPF and CAP_NET_ADMIN.
-void RequireRoot() {
-  ASSERT_EQ(geteuid(), 0u)
-      << "decap tests need root (CAP_BPF + CAP_NET_ADMIN) to load BPF "
-         "programs and use BPF_PROG_TEST_RUN; run them with deploy/test.sh "
-         "(as root) or sudo.";
-}
-
 // LoadConfigured loads the programs with the fixtures' addresses and the
 // default GUE port.
 std::unique_ptr<DecapProgram> LoadConfigured() {
@@ -440,31 +434,13 @@ std::unique_ptr<DecapProgram> LoadConfigured() {
   return *std::move(decap);
 }
 
-struct RunResult {
-  int action = -1;
-  std::vector<uint8_t> output;
-};
-
 // TestRun feeds `input` once to `program` through BPF_PROG_TEST_RUN.
-absl::StatusOr<RunResult> TestRun(const DecapProgram& decap, Program program,
-                                  const std::vector<uint8_t>& input) {
-  RunResult result;
-  result.output.resize(input.size() + 256);
-  bpf_test_run_opts opts = {};
-  opts.sz = sizeof(opts);
-  opts.data_in = input.data();
-  opts.data_size_in = static_cast<uint32_t>(input.size());
-  opts.data_out = result.output.data();
-  opts.data_size_out = static_cast<uint32_t>(result.output.size());
-  opts.repeat = 1;
-  int fd =
-      program == Program::kXdp ? decap.xdp_program_fd() : decap.tc_program_fd();
-  if (int error = bpf_prog_test_run_opts(fd, &opts); error != 0) {
-    return absl::ErrnoToStatus(-error, "BPF_PROG_TEST_RUN");
-  }
-  result.action = static_cast<int>(opts.retval);
-  result.output.resize(opts.data_size_out);
-  return result;
+absl::StatusOr<TestRunResult> TestRun(const DecapProgram& decap,
+                                      Program program,
+                                      const std::vector<uint8_t>& input) {
+  return ProgTestRun(
+      program == Program::kXdp ? decap.xdp_program_fd() : decap.tc_program_fd(),
+      input);
 }
 
 int ActionFor(Program program, Verdict verdict) {
@@ -478,8 +454,7 @@ class DecapFixtureTest
     : public ::testing::TestWithParam<std::tuple<DecapCase, Program>> {
  protected:
   void SetUp() override {
-    RequireRoot();
-    if (HasFatalFailure()) return;
+    ASSERT_THAT(RequireRoot("decap tests (BPF_PROG_TEST_RUN)"), IsOk());
     decap_ = LoadConfigured();
     ASSERT_NE(decap_, nullptr);
   }
@@ -499,7 +474,7 @@ TEST_P(DecapFixtureTest, GivesTheExpectedVerdictFrameAndCounter) {
     EXPECT_EQ(after.values, before.values);
     return;
   }
-  ASSERT_OK_AND_ASSIGN(RunResult result,
+  ASSERT_OK_AND_ASSIGN(TestRunResult result,
                        TestRun(*decap_, program, fixture.input));
   ASSERT_OK_AND_ASSIGN(DecapCounters after, decap_->ReadCounters());
 
@@ -540,8 +515,7 @@ INSTANTIATE_TEST_SUITE_P(
 class DecapMapTest : public ::testing::TestWithParam<Program> {
  protected:
   void SetUp() override {
-    RequireRoot();
-    if (HasFatalFailure()) return;
+    ASSERT_THAT(RequireRoot("decap tests (BPF_PROG_TEST_RUN)"), IsOk());
     decap_ = LoadConfigured();
     ASSERT_NE(decap_, nullptr);
   }
@@ -549,7 +523,7 @@ class DecapMapTest : public ::testing::TestWithParam<Program> {
   // CounterAfterRun runs `frame` and returns which counter went up.
   std::string CounterAfterRun(const std::vector<uint8_t>& frame) {
     absl::StatusOr<DecapCounters> before = decap_->ReadCounters();
-    absl::StatusOr<RunResult> result = TestRun(*decap_, GetParam(), frame);
+    absl::StatusOr<TestRunResult> result = TestRun(*decap_, GetParam(), frame);
     absl::StatusOr<DecapCounters> after = decap_->ReadCounters();
     if (!before.ok() || !result.ok() || !after.ok()) return "error";
     std::string changed;
@@ -594,7 +568,8 @@ TEST_P(DecapMapTest, AnEmptyMapDecapsulatesNothing) {
                        DecapProgram::Load());
   for (const std::vector<uint8_t>& frame :
        {IpInIp(Family::kV4, Family::kV4), IpInIp(Family::kV6, Family::kV6)}) {
-    ASSERT_OK_AND_ASSIGN(RunResult result, TestRun(*empty, GetParam(), frame));
+    ASSERT_OK_AND_ASSIGN(TestRunResult result,
+                         TestRun(*empty, GetParam(), frame));
     EXPECT_THAT(result.output, FrameEq(frame));
   }
   ASSERT_OK_AND_ASSIGN(DecapCounters counters, empty->ReadCounters());

@@ -38,11 +38,12 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "common/ip_address.h"
+#include "common/testing/netns.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "lbnode/dataplane/bpf/prog_test_run.h"
 #include "lbnode/dataplane/bpf/steer_loader.h"
-#include "lbnode/dataplane/bpf/test_netns.h"
 #include "lbnode/dataplane/testing/packet_builder.h"
 
 namespace anylb::dataplane::bpf {
@@ -50,6 +51,11 @@ namespace {
 
 using ::anylb::dataplane_testing::FrameEq;
 using ::anylb::dataplane_testing::PacketBuilder;
+using ::anylb::netns_testing::PacketSocket;
+using ::anylb::netns_testing::RequireRoot;
+using ::anylb::netns_testing::RunUnprivileged;
+using ::anylb::netns_testing::ScopedNetns;
+using ::anylb::netns_testing::TestNetns;
 using ::anylb::status_testing::IsOk;
 using ::anylb::status_testing::StatusIs;
 using ::testing::HasSubstr;
@@ -192,22 +198,6 @@ class Xsk {
   xdp_mmap_offsets off_ = {};
 };
 
-// SendRaw sends `frame` out of `interface` with an AF_PACKET socket.
-absl::Status SendRaw(const char* interface, const std::vector<uint8_t>& frame) {
-  int fd = socket(AF_PACKET, SOCK_RAW, 0);
-  if (fd < 0) return Errno("socket(AF_PACKET)");
-  sockaddr_ll address = {};
-  address.sll_family = AF_PACKET;
-  address.sll_ifindex = static_cast<int>(if_nametoindex(interface));
-  address.sll_halen = 6;
-  ssize_t sent = sendto(fd, frame.data(), frame.size(), 0,
-                        reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  absl::Status status = absl::OkStatus();
-  if (sent != static_cast<ssize_t>(frame.size())) status = Errno("sendto");
-  close(fd);
-  return status;
-}
-
 std::vector<uint8_t> UdpTo(const char* dst, uint16_t port) {
   PacketBuilder b;
   b.Eth("02:00:00:00:00:01", "02:00:00:00:00:02");
@@ -229,9 +219,7 @@ std::string ModeName(SteerMode mode) {
 class SteerAttachTest : public ::testing::TestWithParam<SteerMode> {
  protected:
   void SetUp() override {
-    ASSERT_EQ(geteuid(), 0u)
-        << "steer attach tests need root (namespaces, XDP, AF_XDP); run "
-           "them with deploy/test.sh (as root) or sudo.";
+    ASSERT_THAT(RequireRoot("steer attach tests"), IsOk());
     ASSERT_OK_AND_ASSIGN(netns_, TestNetns::Create("steer-attach"));
     ASSERT_THAT(netns_->Run("ip link add str0 type veth peer name str1 && "
                             "ip link set str0 up && ip link set str1 up"),
@@ -322,17 +310,19 @@ TEST_P(SteerAttachTest, VipFramesReachTheAfXdpSocketAndTheRestDoesNot) {
       << std::strerror(errno);
   ASSERT_THAT(steer->Attach("str0", GetParam()), IsOk());
 
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<PacketSocket> str1,
+                       PacketSocket::Open("str1"));
   // IPv4 and IPv6 (the IPv6 kernel path may also send its own ND/MLD
   // frames out of str1; those are not steered either).
   for (const auto& [vip, node] :
        {std::pair{kVip, kNode}, std::pair{kVip6, kNode6}}) {
     SCOPED_TRACE(vip);
     // Not ours: the kernel gets it, the socket sees nothing.
-    ASSERT_THAT(SendRaw("str1", UdpTo(node, 179)), IsOk());
+    ASSERT_THAT(str1->Send(UdpTo(node, 179)), IsOk());
     EXPECT_EQ(xsk->Receive(200), std::nullopt);
 
     std::vector<uint8_t> frame = UdpTo(vip, 53);
-    ASSERT_THAT(SendRaw("str1", frame), IsOk());
+    ASSERT_THAT(str1->Send(frame), IsOk());
     std::optional<std::vector<uint8_t>> got = xsk->Receive(2000);
     ASSERT_TRUE(got.has_value()) << "the VIP frame did not reach the socket";
     EXPECT_THAT(*got, FrameEq(frame));
@@ -354,7 +344,7 @@ INSTANTIATE_TEST_SUITE_P(Modes, SteerAttachTest,
 
 // With a socket in xsks_map, BPF_PROG_TEST_RUN shows the redirect itself.
 TEST(SteerTestRun, WithASocketOnTheQueueAVipFrameIsRedirected) {
-  ASSERT_EQ(geteuid(), 0u) << "needs root (namespaces, XDP, AF_XDP)";
+  ASSERT_THAT(RequireRoot("steer test-run tests"), IsOk());
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<TestNetns> netns,
                        TestNetns::Create("steer-run"));
   ASSERT_THAT(netns->Run("ip link add str0 type veth peer name str1 && "
@@ -374,13 +364,9 @@ TEST(SteerTestRun, WithASocketOnTheQueueAVipFrameIsRedirected) {
     for (const auto& [frame, action] :
          {std::pair{UdpTo(kVip, 53), XDP_REDIRECT},
           std::pair{UdpTo(kNode, 179), XDP_PASS}}) {
-      bpf_test_run_opts opts = {};
-      opts.sz = sizeof(opts);
-      opts.data_in = frame.data();
-      opts.data_size_in = static_cast<uint32_t>(frame.size());
-      opts.repeat = 1;
-      ASSERT_EQ(bpf_prog_test_run_opts(steer->program_fd(), &opts), 0);
-      EXPECT_EQ(opts.retval, static_cast<uint32_t>(action));
+      ASSERT_OK_AND_ASSIGN(TestRunResult result,
+                           ProgTestRun(steer->program_fd(), frame));
+      EXPECT_EQ(result.action, static_cast<int>(action));
     }
     ASSERT_OK_AND_ASSIGN(SteerCounters counters, steer->ReadCounters());
     EXPECT_EQ(counters[ANYLB_STEER_CNT_STEER_NO_SOCKET], 0u);
@@ -389,32 +375,13 @@ TEST(SteerTestRun, WithASocketOnTheQueueAVipFrameIsRedirected) {
 }
 
 TEST(SteerLoad, WithoutPrivilegesTheErrorSaysWhy) {
-  ASSERT_EQ(geteuid(), 0u) << "needs root to drop privileges from";
-  int fds[2];
-  ASSERT_EQ(pipe(fds), 0);
-  pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    close(fds[0]);
-    // Becoming nobody drops every capability.
-    std::string message = "setuid failed";
-    if (setgid(65534) == 0 && setuid(65534) == 0) {
-      absl::StatusOr<std::unique_ptr<SteerProgram>> steer =
-          SteerProgram::Load();
-      message = steer.ok() ? "loaded" : steer.status().ToString();
-    }
-    (void)!write(fds[1], message.data(), message.size());
-    _exit(0);
-  }
-  close(fds[1]);
-  std::string message;
-  char buffer[256];
-  ssize_t n;
-  while ((n = read(fds[0], buffer, sizeof(buffer))) > 0) {
-    message.append(buffer, static_cast<size_t>(n));
-  }
-  close(fds[0]);
-  waitpid(child, nullptr, 0);
+  ASSERT_THAT(RequireRoot("steer load tests"), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::string message, RunUnprivileged([] {
+                         absl::StatusOr<std::unique_ptr<SteerProgram>> steer =
+                             SteerProgram::Load();
+                         return steer.ok() ? std::string("loaded")
+                                           : steer.status().ToString();
+                       }));
   EXPECT_THAT(message, ::testing::AllOf(
                            HasSubstr("PERMISSION_DENIED"),
                            HasSubstr("Operation not permitted (need root?)")));

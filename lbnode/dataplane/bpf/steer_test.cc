@@ -25,9 +25,11 @@
 #include <vector>
 
 #include "common/ip_address.h"
+#include "common/testing/netns.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "lbnode/dataplane/bpf/prog_test_run.h"
 #include "lbnode/dataplane/bpf/steer_loader.h"
 #include "lbnode/dataplane/bpf/steer_structs.h"
 #include "lbnode/dataplane/testing/packet_builder.h"
@@ -38,6 +40,7 @@ namespace {
 using ::anylb::dataplane_testing::FrameEq;
 using ::anylb::dataplane_testing::kSyn;
 using ::anylb::dataplane_testing::PacketBuilder;
+using ::anylb::netns_testing::RequireRoot;
 using ::anylb::status_testing::IsOk;
 using ::anylb::status_testing::StatusIs;
 using ::testing::HasSubstr;
@@ -364,14 +367,6 @@ std::string TestName(const std::string& text) {
   return name;
 }
 
-// RequireRoot fails the current test unless it runs as root.
-void RequireRoot() {
-  ASSERT_EQ(geteuid(), 0u)
-      << "steer tests need root (CAP_BPF + CAP_NET_ADMIN) to load BPF "
-         "programs and use BPF_PROG_TEST_RUN; run them with deploy/test.sh "
-         "(as root) or sudo.";
-}
-
 IpAddress Ip(const char* text) { return *IpAddress::Parse(text); }
 
 // LoadConfigured loads the program with both families' plan in its maps.
@@ -392,36 +387,10 @@ std::unique_ptr<SteerProgram> LoadConfigured() {
   return *std::move(steer);
 }
 
-struct RunResult {
-  int action = -1;
-  std::vector<uint8_t> output;
-};
-
-absl::StatusOr<RunResult> TestRun(const SteerProgram& steer,
-                                  const std::vector<uint8_t>& input) {
-  RunResult result;
-  result.output.resize(input.size() + 256);
-  bpf_test_run_opts opts = {};
-  opts.sz = sizeof(opts);
-  opts.data_in = input.data();
-  opts.data_size_in = static_cast<uint32_t>(input.size());
-  opts.data_out = result.output.data();
-  opts.data_size_out = static_cast<uint32_t>(result.output.size());
-  opts.repeat = 1;
-  if (int error = bpf_prog_test_run_opts(steer.program_fd(), &opts);
-      error != 0) {
-    return absl::ErrnoToStatus(-error, "BPF_PROG_TEST_RUN");
-  }
-  result.action = static_cast<int>(opts.retval);
-  result.output.resize(opts.data_size_out);
-  return result;
-}
-
 class SteerFixtureTest : public ::testing::TestWithParam<SteerCase> {
  protected:
   void SetUp() override {
-    RequireRoot();
-    if (HasFatalFailure()) return;
+    ASSERT_THAT(RequireRoot("steer tests (BPF_PROG_TEST_RUN)"), IsOk());
     steer_ = LoadConfigured();
     ASSERT_NE(steer_, nullptr);
   }
@@ -431,7 +400,8 @@ class SteerFixtureTest : public ::testing::TestWithParam<SteerCase> {
 TEST_P(SteerFixtureTest, MakesTheExpectedDecisionAndLeavesTheFrameAlone) {
   const SteerCase& fixture = GetParam();
   ASSERT_OK_AND_ASSIGN(SteerCounters before, steer_->ReadCounters());
-  ASSERT_OK_AND_ASSIGN(RunResult result, TestRun(*steer_, fixture.input));
+  ASSERT_OK_AND_ASSIGN(TestRunResult result,
+                       ProgTestRun(steer_->program_fd(), fixture.input));
   ASSERT_OK_AND_ASSIGN(SteerCounters after, steer_->ReadCounters());
 
   // No socket in xsks_map: steered frames fall back to XDP_PASS too.
@@ -469,8 +439,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, SteerFixtureTest,
 class SteerMapTest : public ::testing::TestWithParam<Family> {
  protected:
   void SetUp() override {
-    RequireRoot();
-    if (HasFatalFailure()) return;
+    ASSERT_THAT(RequireRoot("steer tests (BPF_PROG_TEST_RUN)"), IsOk());
     absl::StatusOr<std::unique_ptr<SteerProgram>> steer = SteerProgram::Load();
     ASSERT_THAT(steer, IsOk());
     steer_ = *std::move(steer);
@@ -482,7 +451,8 @@ class SteerMapTest : public ::testing::TestWithParam<Family> {
   // up, steer_no_socket left out.
   std::string Decision(const std::vector<uint8_t>& frame) {
     absl::StatusOr<SteerCounters> before = steer_->ReadCounters();
-    absl::StatusOr<RunResult> result = TestRun(*steer_, frame);
+    absl::StatusOr<TestRunResult> result =
+        ProgTestRun(steer_->program_fd(), frame);
     absl::StatusOr<SteerCounters> after = steer_->ReadCounters();
     if (!before.ok() || !result.ok() || !after.ok()) return "error";
     std::string changed;
@@ -622,8 +592,7 @@ INSTANTIATE_TEST_SUITE_P(BothFamilies, SteerMapTest,
 // --- Small pieces of the loader's API ---
 
 TEST(SteerLoader, TheLocalAddressMapIsBounded) {
-  RequireRoot();
-  if (HasFatalFailure()) return;
+  ASSERT_THAT(RequireRoot("steer tests (BPF_PROG_TEST_RUN)"), IsOk());
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<SteerProgram> steer,
                        SteerProgram::Load());
   for (uint32_t i = 0; i < ANYLB_STEER_MAX_LOCALS; ++i) {
@@ -636,8 +605,7 @@ TEST(SteerLoader, TheLocalAddressMapIsBounded) {
 }
 
 TEST(SteerLoader, AttachingToAMissingInterfaceNamesIt) {
-  RequireRoot();
-  if (HasFatalFailure()) return;
+  ASSERT_THAT(RequireRoot("steer tests (BPF_PROG_TEST_RUN)"), IsOk());
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<SteerProgram> steer,
                        SteerProgram::Load());
   EXPECT_THAT(
