@@ -359,7 +359,7 @@ class Engine {
   struct NatLink;
   // Prepared is a frame after Process's first stage (parse, key, hash).
   struct Prepared {
-    ParsedPacket packet;
+    ParseResult parsed;
     scheduler::FlowKey key;
     uint16_t port = 0;  // The service lookup's port.
     uint32_t hash = 0;  // flows_->Hash(key).
@@ -386,7 +386,7 @@ class Engine {
   Verdict Drop(DropReason reason, size_t headroom, size_t frame_len);
   Verdict Forward(std::span<uint8_t> buffer, size_t headroom, size_t frame_len,
                   const ParsedPacket& p, int service, int backend,
-                  uint64_t flow_hash, absl::Time now);
+                  uint64_t flow_hash, const absl::Time& now);
   Verdict ForwardNat(std::span<uint8_t> buffer, size_t headroom,
                      size_t frame_len, const ParsedPacket& p,
                      const scheduler::FlowKey& key,
