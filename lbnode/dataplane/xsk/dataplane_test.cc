@@ -30,6 +30,7 @@
 #include "absl/time/time.h"
 #include "common/ip_address.h"
 #include "common/testing/allocation_counter.h"
+#include "common/testing/netns.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -37,17 +38,18 @@
 #include "lbnode/dataplane/config.h"
 #include "lbnode/dataplane/engine.h"
 #include "lbnode/dataplane/testing/packet_builder.h"
-#include "lbnode/dataplane/xsk/test_netns.h"
 
 namespace anylb::dataplane::xsk {
 namespace {
 
-using ::anylb::dataplane::xsk_testing::PacketSocket;
-using ::anylb::dataplane::xsk_testing::ScopedNetns;
-using ::anylb::dataplane::xsk_testing::TestNetns;
 using ::anylb::dataplane_testing::FormatMac;
 using ::anylb::dataplane_testing::FrameEq;
 using ::anylb::dataplane_testing::PacketBuilder;
+using ::anylb::netns_testing::MacOf;
+using ::anylb::netns_testing::PacketSocket;
+using ::anylb::netns_testing::RequireRoot;
+using ::anylb::netns_testing::ScopedNetns;
+using ::anylb::netns_testing::TestNetns;
 using ::anylb::status_testing::IsOk;
 
 constexpr char kClient[] = "198.51.100.7";
@@ -123,19 +125,17 @@ void ExpectCountersAddUp(const WorkerStats& s) {
 class DataplaneTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_EQ(geteuid(), 0u)
-        << "dataplane_test needs root (namespaces, XDP, AF_XDP); run it "
-           "with deploy/test.sh (as root) or sudo.";
+    ASSERT_THAT(RequireRoot("dataplane_test"), IsOk());
     ASSERT_OK_AND_ASSIGN(gen_, TestNetns::Create("xsk-gen"));
     ASSERT_OK_AND_ASSIGN(dir_, TestNetns::Create("xsk-dir"));
     ASSERT_NO_FATAL_FAILURE(Link("dir0", "gen0", 1));
     {
       ASSERT_OK_AND_ASSIGN(auto in_gen, ScopedNetns::Enter(*gen_));
-      ASSERT_OK_AND_ASSIGN(gen_mac_, xsk_testing::MacOf("gen0"));
+      ASSERT_OK_AND_ASSIGN(gen_mac_, MacOf("gen0"));
       ASSERT_OK_AND_ASSIGN(gen_socket_, PacketSocket::Open("gen0"));
     }
     ASSERT_OK_AND_ASSIGN(inside_, ScopedNetns::Enter(*dir_));
-    ASSERT_OK_AND_ASSIGN(dir_mac_, xsk_testing::MacOf("dir0"));
+    ASSERT_OK_AND_ASSIGN(dir_mac_, MacOf("dir0"));
     resolver_.mac = gen_mac_;
     ASSERT_OK_AND_ASSIGN(steer_, bpf::SteerProgram::Load());
     ASSERT_THAT(steer_->AddVip(Ip(kDrVip), 0, IPPROTO_TCP), IsOk());
@@ -554,7 +554,7 @@ TEST_F(DataplaneTest, EveryQueueGetsAWorker) {
     ASSERT_OK_AND_ASSIGN(auto in_gen, ScopedNetns::Enter(*gen_));
     ASSERT_OK_AND_ASSIGN(gen1, PacketSocket::Open("gen1"));
   }
-  ASSERT_OK_AND_ASSIGN(Mac dir1_mac, xsk_testing::MacOf("dir1"));
+  ASSERT_OK_AND_ASSIGN(Mac dir1_mac, MacOf("dir1"));
   DataplaneOptions options = Options();
   options.interface = "dir1";
   options.queues.clear();  // All of them.

@@ -24,20 +24,22 @@
 #include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/testing/netns.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lbnode/dataplane/testing/packet_builder.h"
-#include "lbnode/dataplane/xsk/test_netns.h"
 
 namespace anylb::dataplane::xsk {
 namespace {
 
-using ::anylb::dataplane::xsk_testing::PacketSocket;
-using ::anylb::dataplane::xsk_testing::ScopedNetns;
-using ::anylb::dataplane::xsk_testing::TestNetns;
 using ::anylb::dataplane_testing::FormatMac;
 using ::anylb::dataplane_testing::PacketBuilder;
+using ::anylb::netns_testing::MacOf;
+using ::anylb::netns_testing::PacketSocket;
+using ::anylb::netns_testing::RequireRoot;
+using ::anylb::netns_testing::ScopedNetns;
+using ::anylb::netns_testing::TestNetns;
 using ::anylb::status_testing::IsOk;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -114,9 +116,7 @@ class Child {
 };
 
 TEST(LbXskForward, ForwardsAndTearsDownCleanlyOnSigterm) {
-  ASSERT_EQ(geteuid(), 0u)
-      << "lb_xsk_forward_test needs root (namespaces, XDP, AF_XDP); run it "
-         "with deploy/test.sh (as root) or sudo.";
+  ASSERT_THAT(RequireRoot("lb_xsk_forward_test"), IsOk());
   ASSERT_OK_AND_ASSIGN(auto gen, TestNetns::Create("xskf-gen"));
   ASSERT_OK_AND_ASSIGN(auto dir, TestNetns::Create("xskf-dir"));
   ASSERT_THAT(dir->Run("ip link add dir0 type veth peer name gen0 netns " +
@@ -127,13 +127,13 @@ TEST(LbXskForward, ForwardsAndTearsDownCleanlyOnSigterm) {
   std::array<uint8_t, 6> gen_mac;
   {
     ASSERT_OK_AND_ASSIGN(auto in_gen, ScopedNetns::Enter(*gen));
-    ASSERT_OK_AND_ASSIGN(gen_mac, xsk_testing::MacOf("gen0"));
+    ASSERT_OK_AND_ASSIGN(gen_mac, MacOf("gen0"));
     ASSERT_OK_AND_ASSIGN(socket, PacketSocket::Open("gen0"));
   }
   std::array<uint8_t, 6> dir_mac;
   {
     ASSERT_OK_AND_ASSIGN(auto in_dir, ScopedNetns::Enter(*dir));
-    ASSERT_OK_AND_ASSIGN(dir_mac, xsk_testing::MacOf("dir0"));
+    ASSERT_OK_AND_ASSIGN(dir_mac, MacOf("dir0"));
   }
 
   ASSERT_OK_AND_ASSIGN(

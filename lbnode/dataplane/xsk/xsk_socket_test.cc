@@ -19,19 +19,21 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "common/testing/netns.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lbnode/dataplane/xsk/rx_queues.h"
-#include "lbnode/dataplane/xsk/test_netns.h"
 #include "lbnode/dataplane/xsk/umem.h"
 
 namespace anylb::dataplane::xsk {
 namespace {
 
-using ::anylb::dataplane::xsk_testing::PacketSocket;
-using ::anylb::dataplane::xsk_testing::ScopedNetns;
-using ::anylb::dataplane::xsk_testing::TestNetns;
+using ::anylb::netns_testing::PacketSocket;
+using ::anylb::netns_testing::RequireRoot;
+using ::anylb::netns_testing::RunUnprivileged;
+using ::anylb::netns_testing::ScopedNetns;
+using ::anylb::netns_testing::TestNetns;
 using ::anylb::status_testing::IsOk;
 using ::anylb::status_testing::StatusIs;
 using ::testing::AnyOf;
@@ -59,9 +61,7 @@ UmemOptions SmallUmem() {
 class XskSocketTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_EQ(geteuid(), 0u)
-        << "xsk_socket_test needs root (namespaces, AF_XDP); run it with "
-           "deploy/test.sh (as root) or sudo.";
+    ASSERT_THAT(RequireRoot("xsk_socket_test"), IsOk());
     ASSERT_OK_AND_ASSIGN(netns_, TestNetns::Create("xsk-sock"));
     ASSERT_THAT(
         netns_->Run("ip link add xsk0 numrxqueues 2 numtxqueues 2 "
@@ -211,30 +211,12 @@ TEST_F(XskSocketTest, TransmittedFrameArrivesAndCompletes) {
 
 // Without privileges the error says what is missing.
 TEST(XskPrivileges, WithoutRootTheErrorSaysWhy) {
-  ASSERT_EQ(geteuid(), 0u) << "needs root to drop privileges from";
-  int fds[2];
-  ASSERT_EQ(pipe(fds), 0);
-  pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    close(fds[0]);
-    std::string message = "setuid failed";
-    if (setgid(65534) == 0 && setuid(65534) == 0) {
-      absl::StatusOr<std::unique_ptr<Umem>> umem = Umem::Create(SmallUmem());
-      message = umem.ok() ? "created" : umem.status().ToString();
-    }
-    (void)!write(fds[1], message.data(), message.size());
-    _exit(0);
-  }
-  close(fds[1]);
-  std::string message;
-  char buffer[256];
-  ssize_t n;
-  while ((n = read(fds[0], buffer, sizeof(buffer))) > 0) {
-    message.append(buffer, static_cast<size_t>(n));
-  }
-  close(fds[0]);
-  waitpid(child, nullptr, 0);
+  ASSERT_THAT(RequireRoot("xsk privilege tests"), IsOk());
+  ASSERT_OK_AND_ASSIGN(
+      std::string message, RunUnprivileged([] {
+        absl::StatusOr<std::unique_ptr<Umem>> umem = Umem::Create(SmallUmem());
+        return umem.ok() ? std::string("created") : umem.status().ToString();
+      }));
   EXPECT_THAT(message,
               ::testing::AllOf(HasSubstr("PERMISSION_DENIED"),
                                HasSubstr("registering a UMEM of 512 frames"),
