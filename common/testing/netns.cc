@@ -63,9 +63,10 @@ absl::StatusOr<std::string> RunUnprivileged(
 }
 
 absl::StatusOr<std::string> RunCommand(const std::string& command) {
-  // Bazel's strict action environment leaves /usr/sbin off PATH.
-  std::string shell =
-      "PATH=/usr/sbin:/sbin:$PATH; export PATH; " + command + " 2>&1";
+  // Bazel's strict action environment leaves /usr/sbin off PATH. The braces
+  // send the stderr of every command in `command` along, not only the last's.
+  const std::string shell =
+      "PATH=/usr/sbin:/sbin:$PATH; export PATH; { " + command + "\n} 2>&1";
   FILE* pipe = popen(shell.c_str(), "r");
   if (pipe == nullptr) {
     return absl::ErrnoToStatus(errno, absl::StrCat("popen: ", command));
