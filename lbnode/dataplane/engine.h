@@ -7,8 +7,8 @@
 // LocalPortAllocator, the NAT link pool and its counters. It reads an
 // immutable EngineSnapshot shared with other workers. Create(),
 // UpdateSnapshot() and ExpireSome() run on the worker's thread between
-// batches (the first two allocate); Process() never allocates, locks or
-// throws.
+// batches (the first two allocate); Process() and ProcessBatch() never
+// allocate, lock or throw.
 //
 // Per packet (Process):
 //  1. Parse. Not IP (ARP, LLDP, ...) → kPass. Malformed → kDrop(reason).
