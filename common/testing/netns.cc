@@ -148,6 +148,23 @@ ScopedNetns::~ScopedNetns() {
   close(original_fd_);
 }
 
+absl::StatusOr<std::unique_ptr<EnteredNetns>> EnteredNetns::Create(
+    std::string_view prefix, const std::string& setup) {
+  std::unique_ptr<EnteredNetns> entered(new EnteredNetns());
+  absl::StatusOr<std::unique_ptr<TestNetns>> netns = TestNetns::Create(prefix);
+  if (!netns.ok()) return netns.status();
+  entered->netns_ = *std::move(netns);
+  if (!setup.empty()) {
+    absl::StatusOr<std::string> done = entered->netns_->Run(setup);
+    if (!done.ok()) return done.status();
+  }
+  absl::StatusOr<std::unique_ptr<ScopedNetns>> inside =
+      ScopedNetns::Enter(*entered->netns_);
+  if (!inside.ok()) return inside.status();
+  entered->inside_ = *std::move(inside);
+  return entered;
+}
+
 absl::StatusOr<std::unique_ptr<PacketSocket>> PacketSocket::Open(
     const std::string& interface) {
   int ifindex = static_cast<int>(if_nametoindex(interface.c_str()));

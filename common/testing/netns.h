@@ -93,6 +93,27 @@ class ScopedNetns {
   int original_fd_;
 };
 
+// EnteredNetns is a TestNetns with the calling thread inside it, for test
+// fixtures: Create makes the namespace, runs `setup` in it (a shell command,
+// e.g. making a veth pair; skipped if empty) and enters it; destroying it
+// leaves the namespace, then deletes it. Destroy it on the creating thread.
+class EnteredNetns {
+ public:
+  static absl::StatusOr<std::unique_ptr<EnteredNetns>> Create(
+      std::string_view prefix, const std::string& setup = "");
+
+  EnteredNetns(const EnteredNetns&) = delete;
+  EnteredNetns& operator=(const EnteredNetns&) = delete;
+
+  const TestNetns& netns() const { return *netns_; }
+
+ private:
+  EnteredNetns() = default;
+  // Declared in this order so the thread leaves before the namespace goes.
+  std::unique_ptr<TestNetns> netns_;
+  std::unique_ptr<ScopedNetns> inside_;
+};
+
 // PacketSocket is an AF_PACKET socket on one interface (of the namespace
 // the calling thread is in when Open runs): sends whole frames, receives
 // incoming ones (its own outgoing frames are skipped).

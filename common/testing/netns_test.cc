@@ -74,6 +74,25 @@ TEST(ScopedNetns, MovesTheThreadInAndBackOut) {
   EXPECT_EQ(if_nametoindex("nta0"), 0u);
 }
 
+TEST(EnteredNetns, RunsSetupEntersAndLeavesBeforeDeleting) {
+  ASSERT_THAT(RequireRoot("netns_test"), IsOk());
+  std::string path;
+  {
+    ASSERT_OK_AND_ASSIGN(
+        std::unique_ptr<EnteredNetns> ns,
+        EnteredNetns::Create("nt",
+                             "ip link add nta0 type veth peer name ntb0"));
+    path = "/var/run/netns/" + ns->netns().name();
+    EXPECT_NE(if_nametoindex("nta0"), 0u);
+  }
+  EXPECT_EQ(if_nametoindex("nta0"), 0u);
+  EXPECT_FALSE(Exists(path)) << path << " outlived its EnteredNetns";
+  // A failing setup is the error, naming the command; nothing is left.
+  EXPECT_THAT(EnteredNetns::Create("nt", "ip link add nta0 type nosuchkind"),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("nosuchkind")));
+  EXPECT_EQ(if_nametoindex("nta0"), 0u);
+}
+
 TEST(PacketSocket, CarriesAFrameOverAVethAndMacOfReadsTheAddress) {
   ASSERT_THAT(RequireRoot("netns_test"), IsOk());
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<TestNetns> ns, TestNetns::Create("nt"));

@@ -30,10 +30,9 @@ void PrintTo(DecapMode mode, std::ostream* os) { *os << DecapModeName(mode); }
 
 namespace {
 
+using ::anylb::netns_testing::EnteredNetns;
 using ::anylb::netns_testing::RequireRoot;
 using ::anylb::netns_testing::RunUnprivileged;
-using ::anylb::netns_testing::ScopedNetns;
-using ::anylb::netns_testing::TestNetns;
 using ::anylb::status_testing::IsOk;
 using ::anylb::status_testing::IsOkAndHolds;
 using ::anylb::status_testing::StatusIs;
@@ -100,21 +99,15 @@ class DecapAttachTest : public ::testing::TestWithParam<DecapMode> {
  protected:
   void SetUp() override {
     ASSERT_THAT(RequireRoot("decap attach tests"), IsOk());
-    ASSERT_OK_AND_ASSIGN(netns_, TestNetns::Create("decap-attach"));
-    ASSERT_THAT(netns_->Run("ip link add dcp0 type veth peer name dcp1 && "
-                            "ip link set dcp0 up && ip link set dcp1 up"),
-                IsOk());
-    ASSERT_OK_AND_ASSIGN(inside_, ScopedNetns::Enter(*netns_));
+    ASSERT_OK_AND_ASSIGN(
+        ns_,
+        EnteredNetns::Create("decap-attach",
+                             "ip link add dcp0 type veth peer name dcp1 && "
+                             "ip link set dcp0 up && ip link set dcp1 up"));
   }
 
-  void TearDown() override {
-    // Leave the namespace before it is deleted.
-    inside_.reset();
-    netns_.reset();
-  }
-
-  std::unique_ptr<TestNetns> netns_;
-  std::unique_ptr<ScopedNetns> inside_;
+  // Leaves and deletes the namespace when the test ends.
+  std::unique_ptr<EnteredNetns> ns_;
 };
 
 TEST_P(DecapAttachTest, AttachesAndDetachesWithTheObject) {
@@ -125,26 +118,26 @@ TEST_P(DecapAttachTest, AttachesAndDetachesWithTheObject) {
   EXPECT_EQ(AttachedId("dcp0", mode), ProgramId(OurFd(*decap, mode)));
   EXPECT_EQ(AttachedId("dcp1", mode), 0u);
   if (mode == DecapMode::kTc) {
-    EXPECT_THAT(netns_->Run("tc qdisc show dev dcp0"),
+    EXPECT_THAT(ns_->netns().Run("tc qdisc show dev dcp0"),
                 IsOkAndHolds(HasSubstr("clsact")));
   }
   decap.reset();
   EXPECT_EQ(AttachedId("dcp0", mode), 0u);
   // The clsact qdisc we created went with our filter.
-  EXPECT_THAT(netns_->Run("tc qdisc show dev dcp0"),
+  EXPECT_THAT(ns_->netns().Run("tc qdisc show dev dcp0"),
               IsOkAndHolds(::testing::Not(HasSubstr("clsact"))));
 }
 
 TEST_P(DecapAttachTest, DetachLeavesAClsactItDidNotCreate) {
   const DecapMode mode = GetParam();
   if (mode != DecapMode::kTc) GTEST_SKIP() << "tc only";
-  ASSERT_THAT(netns_->Run("tc qdisc add dev dcp0 clsact"), IsOk());
+  ASSERT_THAT(ns_->netns().Run("tc qdisc add dev dcp0 clsact"), IsOk());
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<DecapProgram> decap,
                        DecapProgram::Load());
   ASSERT_THAT(decap->Attach("dcp0", mode), IsOk());
   ASSERT_THAT(decap->Detach("dcp0"), IsOk());
   EXPECT_EQ(AttachedTcId("dcp0"), 0u);
-  EXPECT_THAT(netns_->Run("tc qdisc show dev dcp0"),
+  EXPECT_THAT(ns_->netns().Run("tc qdisc show dev dcp0"),
               IsOkAndHolds(HasSubstr("clsact")));
 }
 

@@ -6,7 +6,7 @@
 // a steered frame's action is XDP_REDIRECT.
 //
 // Needs root (namespaces, XDP, AF_XDP): tagged "netns". The namespaces are
-// removed by TestNetns, also when a test fails half-way.
+// removed by EnteredNetns, also when a test fails half-way.
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -51,11 +51,10 @@ namespace {
 
 using ::anylb::dataplane_testing::FrameEq;
 using ::anylb::dataplane_testing::PacketBuilder;
+using ::anylb::netns_testing::EnteredNetns;
 using ::anylb::netns_testing::PacketSocket;
 using ::anylb::netns_testing::RequireRoot;
 using ::anylb::netns_testing::RunUnprivileged;
-using ::anylb::netns_testing::ScopedNetns;
-using ::anylb::netns_testing::TestNetns;
 using ::anylb::status_testing::IsOk;
 using ::anylb::status_testing::StatusIs;
 using ::testing::HasSubstr;
@@ -220,21 +219,15 @@ class SteerAttachTest : public ::testing::TestWithParam<SteerMode> {
  protected:
   void SetUp() override {
     ASSERT_THAT(RequireRoot("steer attach tests"), IsOk());
-    ASSERT_OK_AND_ASSIGN(netns_, TestNetns::Create("steer-attach"));
-    ASSERT_THAT(netns_->Run("ip link add str0 type veth peer name str1 && "
-                            "ip link set str0 up && ip link set str1 up"),
-                IsOk());
-    ASSERT_OK_AND_ASSIGN(inside_, ScopedNetns::Enter(*netns_));
+    ASSERT_OK_AND_ASSIGN(
+        ns_,
+        EnteredNetns::Create("steer-attach",
+                             "ip link add str0 type veth peer name str1 && "
+                             "ip link set str0 up && ip link set str1 up"));
   }
 
-  void TearDown() override {
-    // Leave the namespace before it is deleted.
-    inside_.reset();
-    netns_.reset();
-  }
-
-  std::unique_ptr<TestNetns> netns_;
-  std::unique_ptr<ScopedNetns> inside_;
+  // Leaves and deletes the namespace when the test ends.
+  std::unique_ptr<EnteredNetns> ns_;
 };
 
 TEST_P(SteerAttachTest, AttachesAndDetachesWithTheObject) {
@@ -345,13 +338,11 @@ INSTANTIATE_TEST_SUITE_P(Modes, SteerAttachTest,
 // With a socket in xsks_map, BPF_PROG_TEST_RUN shows the redirect itself.
 TEST(SteerTestRun, WithASocketOnTheQueueAVipFrameIsRedirected) {
   ASSERT_THAT(RequireRoot("steer test-run tests"), IsOk());
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<TestNetns> netns,
-                       TestNetns::Create("steer-run"));
-  ASSERT_THAT(netns->Run("ip link add str0 type veth peer name str1 && "
-                         "ip link set str0 up && ip link set str1 up"),
-              IsOk());
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ScopedNetns> inside,
-                       ScopedNetns::Enter(*netns));
+  ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<EnteredNetns> ns,
+      EnteredNetns::Create("steer-run",
+                           "ip link add str0 type veth peer name str1 && "
+                           "ip link set str0 up && ip link set str1 up"));
   {
     ASSERT_OK_AND_ASSIGN(std::unique_ptr<SteerProgram> steer,
                          SteerProgram::Load());
@@ -371,7 +362,6 @@ TEST(SteerTestRun, WithASocketOnTheQueueAVipFrameIsRedirected) {
     ASSERT_OK_AND_ASSIGN(SteerCounters counters, steer->ReadCounters());
     EXPECT_EQ(counters[ANYLB_STEER_CNT_STEER_NO_SOCKET], 0u);
   }
-  inside.reset();
 }
 
 TEST(SteerLoad, WithoutPrivilegesTheErrorSaysWhy) {

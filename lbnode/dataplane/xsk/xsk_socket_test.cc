@@ -4,7 +4,7 @@
 // interface, a frame transmitted and completed, RxQueueCount.
 //
 // Needs root (namespaces, AF_XDP): tagged "netns". The namespace is removed
-// by TestNetns, also when a test fails half-way.
+// by EnteredNetns, also when a test fails half-way.
 
 #include "lbnode/dataplane/xsk/xsk_socket.h"
 
@@ -29,11 +29,10 @@
 namespace anylb::dataplane::xsk {
 namespace {
 
+using ::anylb::netns_testing::EnteredNetns;
 using ::anylb::netns_testing::PacketSocket;
 using ::anylb::netns_testing::RequireRoot;
 using ::anylb::netns_testing::RunUnprivileged;
-using ::anylb::netns_testing::ScopedNetns;
-using ::anylb::netns_testing::TestNetns;
 using ::anylb::status_testing::IsOk;
 using ::anylb::status_testing::StatusIs;
 using ::testing::AnyOf;
@@ -62,20 +61,14 @@ class XskSocketTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_THAT(RequireRoot("xsk_socket_test"), IsOk());
-    ASSERT_OK_AND_ASSIGN(netns_, TestNetns::Create("xsk-sock"));
-    ASSERT_THAT(
-        netns_->Run("ip link add xsk0 numrxqueues 2 numtxqueues 2 "
-                    "type veth peer name xsk1 numrxqueues 1 numtxqueues 1 && "
-                    "ip link set xsk0 up && ip link set xsk1 up"),
-        IsOk());
-    ASSERT_OK_AND_ASSIGN(inside_, ScopedNetns::Enter(*netns_));
-  }
-  void TearDown() override {
-    inside_.reset();
-    netns_.reset();
-  }
-  std::unique_ptr<TestNetns> netns_;
-  std::unique_ptr<ScopedNetns> inside_;
+    ASSERT_OK_AND_ASSIGN(
+        ns_, EnteredNetns::Create(
+                 "xsk-sock",
+                 "ip link add xsk0 numrxqueues 2 numtxqueues 2 "
+                 "type veth peer name xsk1 numrxqueues 1 numtxqueues 1 && "
+                 "ip link set xsk0 up && ip link set xsk1 up"));
+  }  // Leaves and deletes the namespace when the test ends.
+  std::unique_ptr<EnteredNetns> ns_;
 };
 
 TEST_F(XskSocketTest, CopyModeBinds) {
