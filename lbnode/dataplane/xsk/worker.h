@@ -206,6 +206,9 @@ class Worker {
   uint32_t ReceiveBatch(absl::Time now);
   void Handle(uint64_t addr, uint32_t length, absl::Time now,
               const ParkedFrame* parked);
+  // Apply acts on the engine's verdict for the frame at `addr`.
+  void Apply(uint64_t addr, uint32_t length, const Verdict& verdict,
+             absl::Time now, const ParkedFrame* parked);
   void StageTx(uint64_t addr, uint32_t length);
   void FlushTx();
   void Kick(XskSocket& socket);
@@ -226,7 +229,11 @@ class Worker {
   // Worker-thread state.
   WorkerCounters counters_;
   std::vector<xdp_desc> tx_staged_;  // Sized at construction, never grows.
-  uint32_t tx_count_ = 0;            // Staged descriptors in use.
+  // One RX batch for Engine::ProcessBatch and the frames' UMEM addresses;
+  // sized at construction (batch_size), never grow.
+  std::vector<Packet> rx_packets_;
+  std::vector<uint64_t> rx_addrs_;
+  uint32_t tx_count_ = 0;  // Staged descriptors in use.
   std::string last_snapshot_error_;
   uint64_t fill_outstanding_ = 0;  // Given to the kernel for RX.
   uint64_t tx_outstanding_ = 0;    // On a TX ring, not completed.
