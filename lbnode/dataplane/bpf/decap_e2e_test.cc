@@ -13,17 +13,15 @@
 //
 // Needs root: tagged "netns"; deploy/test.sh runs it as root. Not being
 // root is a test failure, never a silent pass. Namespaces are removed even
-// when a test fails (TestNetns), after lb_decap is stopped (LbDecapProcess).
+// when a test fails (TestNetns), after lb_decap is stopped (ChildProcess).
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <cstring>
@@ -38,6 +36,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "common/ip_address.h"
+#include "common/testing/child_process.h"
 #include "common/testing/netns.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
@@ -56,6 +55,7 @@ using ::anylb::netns_testing::RequireRoot;
 using ::anylb::netns_testing::RunCommand;
 using ::anylb::netns_testing::ScopedNetns;
 using ::anylb::netns_testing::TestNetns;
+using ::anylb::process_testing::ChildProcess;
 using ::anylb::status_testing::IsOk;
 using ::testing::HasSubstr;
 
@@ -64,6 +64,7 @@ constexpr uint16_t kClientPort = 5000;
 constexpr uint16_t kServicePort = 7007;
 constexpr uint16_t kGuePort = 6080;
 constexpr int kTimeoutMs = 2000;
+constexpr absl::Duration kTimeout = absl::Milliseconds(kTimeoutMs);
 
 struct Side {
   const char* director;  // Client namespace's veth address (outer source).
@@ -215,104 +216,18 @@ absl::Status SendEncapsulated(const Flow& flow, const std::string& payload) {
   return absl::OkStatus();
 }
 
-// LbDecapProcess runs lb_decap inside a namespace and collects its output.
-// Destroying it stops the process (SIGTERM, then SIGKILL) and reaps it.
-class LbDecapProcess {
- public:
-  static absl::StatusOr<std::unique_ptr<LbDecapProcess>> Start(
-      const TestNetns& netns, std::vector<std::string> args) {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) return absl::ErrnoToStatus(errno, "pipe");
-    std::vector<std::string> argv = {
-        "/usr/bin/env", "PATH=/usr/sbin:/sbin:/usr/bin:/bin",
-        "ip",           "netns",
-        "exec",         netns.name(),
-        kLbDecap};
-    argv.insert(argv.end(), args.begin(), args.end());
-    pid_t pid = fork();
-    if (pid < 0) return absl::ErrnoToStatus(errno, "fork");
-    if (pid == 0) {
-      dup2(fds[1], STDOUT_FILENO);
-      dup2(fds[1], STDERR_FILENO);
-      std::vector<char*> c_argv;
-      c_argv.reserve(argv.size() + 1);
-      for (std::string& arg : argv) c_argv.push_back(arg.data());
-      c_argv.push_back(nullptr);
-      execv(c_argv[0], c_argv.data());
-      _exit(127);
-    }
-    close(fds[1]);
-    return std::unique_ptr<LbDecapProcess>(new LbDecapProcess(pid, fds[0]));
-  }
-
-  ~LbDecapProcess() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      if (!WaitForExit(5000)) {
-        kill(pid_, SIGKILL);
-        waitpid(pid_, nullptr, 0);
-      }
-    }
-    close(out_fd_);
-  }
-
-  // WaitFor reads output until it contains `text`; false on timeout or EOF.
-  bool WaitFor(const std::string& text, int timeout_ms = kTimeoutMs) {
-    auto deadline = std::chrono::steady_clock::now() +
-                    std::chrono::milliseconds(timeout_ms);
-    while (output_.find(text) == std::string::npos) {
-      int left = static_cast<int>(
-          std::chrono::duration_cast<std::chrono::milliseconds>(
-              deadline - std::chrono::steady_clock::now())
-              .count());
-      if (left <= 0 || !ReadSome(left)) return false;
-    }
-    return true;
-  }
-
-  void Signal(int signal) const { kill(pid_, signal); }
-
-  // Stop sends SIGTERM and returns the exit status (-1 on timeout).
-  int Stop() {
-    kill(pid_, SIGTERM);
-    while (ReadSome(kTimeoutMs)) {
-    }
-    return WaitForExit(kTimeoutMs) ? exit_status_ : -1;
-  }
-
-  const std::string& output() const { return output_; }
-
- private:
-  LbDecapProcess(pid_t pid, int out_fd) : pid_(pid), out_fd_(out_fd) {}
-
-  bool ReadSome(int timeout_ms) {
-    pollfd p = {out_fd_, POLLIN, 0};
-    if (poll(&p, 1, timeout_ms) <= 0) return false;
-    char buffer[4096];
-    ssize_t n = read(out_fd_, buffer, sizeof(buffer));
-    if (n <= 0) return false;
-    output_.append(buffer, static_cast<size_t>(n));
-    return true;
-  }
-
-  bool WaitForExit(int timeout_ms) {
-    for (int waited = 0; waited <= timeout_ms; waited += 10) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-        pid_ = -1;
-        return true;
-      }
-      usleep(10000);
-    }
-    return false;
-  }
-
-  pid_t pid_;
-  int out_fd_;
-  int exit_status_ = -1;
-  std::string output_;
-};
+// StartLbDecap runs lb_decap with `args` inside `netns`, its output
+// collected. Destroying the process stops it (SIGTERM, then SIGKILL).
+absl::StatusOr<std::unique_ptr<ChildProcess>> StartLbDecap(
+    const TestNetns& netns, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {
+      "/usr/bin/env", "PATH=/usr/sbin:/sbin:/usr/bin:/bin",
+      "ip",           "netns",
+      "exec",         netns.name(),
+      kLbDecap};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return ChildProcess::Start(argv);
+}
 
 // CounterValue finds the last "name value" line in lb_decap's output.
 std::optional<uint64_t> CounterValue(const std::string& output,
@@ -387,7 +302,7 @@ class DecapEndToEndTest : public ::testing::TestWithParam<DecapMode> {
 
   std::unique_ptr<TestNetns> client_;
   std::unique_ptr<TestNetns> server_;
-  std::unique_ptr<LbDecapProcess> decap_;
+  std::unique_ptr<ChildProcess> decap_;
   Fd service_v4_, service_v6_, client_v4_, client_v6_;
 };
 
@@ -415,12 +330,12 @@ TEST_P(DecapEndToEndTest, TheServerAnswersTheClientDirectly) {
   OpenSockets();
   if (HasFatalFailure()) return;
   ASSERT_OK_AND_ASSIGN(
-      decap_, LbDecapProcess::Start(
-                  *server_, {"--interface=ds0",
-                             "--mode=" + std::string(DecapModeName(GetParam())),
-                             "--local=192.0.2.2", "--local", "2001:db8::2",
-                             "--gue_port=6080"}));
-  ASSERT_TRUE(decap_->WaitFor("decapsulating on ds0"))
+      decap_, StartLbDecap(*server_,
+                           {"--interface=ds0",
+                            "--mode=" + std::string(DecapModeName(GetParam())),
+                            "--local=192.0.2.2", "--local", "2001:db8::2",
+                            "--gue_port=6080"}));
+  ASSERT_TRUE(decap_->ReadUntil("decapsulating on ds0", kTimeout))
       << "lb_decap did not start:\n"
       << decap_->output();
 
@@ -453,10 +368,10 @@ TEST_P(DecapEndToEndTest, TheServerAnswersTheClientDirectly) {
 
   // SIGUSR1 prints the counters while running.
   decap_->Signal(SIGUSR1);
-  EXPECT_TRUE(decap_->WaitFor("drop_adjust_failed"))
+  EXPECT_TRUE(decap_->ReadUntil("drop_adjust_failed", kTimeout))
       << "no counters on SIGUSR1:\n"
       << decap_->output();
-  EXPECT_EQ(decap_->Stop(), 0) << decap_->output();
+  EXPECT_EQ(decap_->Stop(absl::Seconds(10)), 0) << decap_->output();
   EXPECT_THAT(decap_->output(), HasSubstr("detached from ds0"));
   for (const auto& [counter, count] : sent) {
     EXPECT_EQ(CounterValue(decap_->output(), DecapCounters::Name(counter)),

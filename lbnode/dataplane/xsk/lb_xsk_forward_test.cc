@@ -7,7 +7,6 @@
 // removed by TestNetns and the child is killed by its guard, also when the
 // test fails half-way.
 
-#include <fcntl.h>
 #include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,6 +23,7 @@
 #include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/testing/child_process.h"
 #include "common/testing/netns.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
@@ -40,80 +40,12 @@ using ::anylb::netns_testing::PacketSocket;
 using ::anylb::netns_testing::RequireRoot;
 using ::anylb::netns_testing::ScopedNetns;
 using ::anylb::netns_testing::TestNetns;
+using ::anylb::process_testing::ChildProcess;
 using ::anylb::status_testing::IsOk;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr char kBinary[] = "lbnode/dataplane/xsk/lb_xsk_forward";
-
-// Child runs a command with stdout+stderr on a pipe; kills it if still
-// running when destroyed.
-class Child {
- public:
-  static absl::StatusOr<std::unique_ptr<Child>> Start(
-      const std::vector<std::string>& argv) {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) return absl::ErrnoToStatus(errno, "pipe");
-    pid_t pid = fork();
-    if (pid < 0) return absl::ErrnoToStatus(errno, "fork");
-    if (pid == 0) {
-      dup2(fds[1], STDOUT_FILENO);
-      dup2(fds[1], STDERR_FILENO);
-      std::vector<char*> c_argv;
-      c_argv.reserve(argv.size() + 1);
-      for (const std::string& arg : argv) {
-        c_argv.push_back(const_cast<char*>(arg.c_str()));
-      }
-      c_argv.push_back(nullptr);
-      execv(c_argv[0], c_argv.data());
-      _exit(127);
-    }
-    close(fds[1]);
-    return std::unique_ptr<Child>(new Child(pid, fds[0]));
-  }
-
-  ~Child() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    close(fd_);
-  }
-
-  // ReadUntil reads output until it contains `text` or `timeout` passes.
-  bool ReadUntil(const std::string& text, absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    while (!absl::StrContains(output_, text)) {
-      int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
-      if (left <= 0) return false;
-      pollfd p = {fd_, POLLIN, 0};
-      if (poll(&p, 1, static_cast<int>(left)) <= 0) return false;
-      char buffer[4096];
-      ssize_t n = read(fd_, buffer, sizeof(buffer));
-      if (n <= 0) return absl::StrContains(output_, text);
-      output_.append(buffer, static_cast<size_t>(n));
-    }
-    return true;
-  }
-
-  // Wait reaps the child and returns its exit status (-1 if signalled).
-  int Wait() {
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    ReadUntil("\x01", absl::Milliseconds(200));  // Drain what is left.
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
-  pid_t pid() const { return pid_; }
-  const std::string& output() const { return output_; }
-
- private:
-  Child(pid_t pid, int fd) : pid_(pid), fd_(fd) {}
-  pid_t pid_;
-  int fd_;
-  std::string output_;
-};
 
 TEST(LbXskForward, ForwardsAndTearsDownCleanlyOnSigterm) {
   ASSERT_THAT(RequireRoot("lb_xsk_forward_test"), IsOk());
@@ -137,8 +69,8 @@ TEST(LbXskForward, ForwardsAndTearsDownCleanlyOnSigterm) {
   }
 
   ASSERT_OK_AND_ASSIGN(
-      std::unique_ptr<Child> child,
-      Child::Start(
+      std::unique_ptr<ChildProcess> child,
+      ChildProcess::Start(
           {"/usr/sbin/ip", "netns", "exec", dir->name(), kBinary,
            "--interface=dir0", "--mode=copy",
            "--dr=tcp/203.0.113.10/80=192.0.2.1@" + FormatMac(gen_mac)}));
@@ -166,8 +98,7 @@ TEST(LbXskForward, ForwardsAndTearsDownCleanlyOnSigterm) {
   }
   EXPECT_TRUE(forwarded) << "no DR frame came back";
 
-  ASSERT_EQ(kill(child->pid(), SIGTERM), 0);
-  EXPECT_EQ(child->Wait(), 0) << child->output();
+  EXPECT_EQ(child->Stop(absl::Seconds(10)), 0) << child->output();
   EXPECT_THAT(child->output(), HasSubstr("stopped"));
   EXPECT_THAT(child->output(), HasSubstr("queue 0 rx 1 tx 1"));
   EXPECT_THAT(child->output(), HasSubstr("frames_unaccounted 0"));
