@@ -1,11 +1,13 @@
 #include "lbnode/dataplane/bpf/bpf_object_util.h"
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -74,6 +76,38 @@ absl::StatusOr<int> MapFd(bpf_object* object, const char* name,
         absl::StrCat(ToAbsl(what), " BPF object has no map ", name));
   }
   return bpf_map__fd(map);
+}
+
+absl::Status DetachXdpIfOurs(int ifindex, uint32_t flags, int prog_fd,
+                             std::string_view what) {
+  bpf_xdp_attach_opts opts = {};
+  opts.sz = sizeof(opts);
+  opts.old_prog_fd = prog_fd;
+  // libbpf logs the kernel's complaint when another program holds the
+  // slot; that is an expected case here.
+  libbpf_print_fn_t previous = libbpf_set_print(nullptr);
+  int error = bpf_xdp_detach(ifindex, flags, &opts);
+  libbpf_set_print(previous);
+  if (error != 0 && error != -EEXIST && error != -ENODEV) {
+    return ErrnoError(error, what);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadPerCpuCounters(int map_fd, uint32_t count,
+                                std::string_view what, uint64_t* values) {
+  int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) return ErrnoError(cpus, "counting possible CPUs");
+  std::vector<uint64_t> per_cpu(static_cast<size_t>(cpus));
+  for (uint32_t index = 0; index < count; ++index) {
+    if (int error = bpf_map_lookup_elem(map_fd, &index, per_cpu.data());
+        error != 0) {
+      return ErrnoError(error, what);
+    }
+    values[index] = 0;
+    for (uint64_t value : per_cpu) values[index] += value;
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace anylb::dataplane::bpf

@@ -52,6 +52,21 @@ absl::StatusOr<int> ProgramFd(bpf_object* object, const char* name,
 absl::StatusOr<int> MapFd(bpf_object* object, const char* name,
                           std::string_view what);
 
+// DetachXdpIfOurs removes the program `prog_fd` from the XDP slot `flags`
+// (XDP_FLAGS_DRV_MODE / XDP_FLAGS_SKB_MODE) of `ifindex`, and only that
+// program: the kernel checks it is still the one attached. A slot that now
+// holds another program (EEXIST) or an interface that is gone (ENODEV) is
+// not an error: there is nothing of ours to undo. `what` names the
+// attachment in errors ("detaching XDP steering from \"eth0\"").
+absl::Status DetachXdpIfOurs(int ifindex, uint32_t flags, int prog_fd,
+                             std::string_view what);
+
+// ReadPerCpuCounters sums a per-CPU array map of __u64 counters, indices
+// 0..count-1, over the CPUs into `values` (count entries). `what` names
+// them in errors ("reading decap counters").
+absl::Status ReadPerCpuCounters(int map_fd, uint32_t count,
+                                std::string_view what, uint64_t* values);
+
 }  // namespace anylb::dataplane::bpf
 
 #endif  // ANYLB_LBNODE_DATAPLANE_BPF_BPF_OBJECT_UTIL_H_

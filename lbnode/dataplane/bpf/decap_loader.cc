@@ -331,18 +331,9 @@ absl::Status DecapProgram::DetachOne(const Attachment& attachment) {
   std::string what = absl::StrCat("detaching ", ModeText(attachment.mode),
                                   " decap from ", Quote(attachment.interface));
   if (attachment.mode != DecapMode::kTc) {
-    // Only our program: old_prog_fd makes the kernel check it is still ours.
-    bpf_xdp_attach_opts opts = {};
-    opts.sz = sizeof(opts);
-    opts.old_prog_fd = xdp_fd_;
-    int error =
-        bpf_xdp_detach(attachment.ifindex, XdpModeFlag(attachment.mode), &opts);
-    // EEXIST: our program is no longer there (replaced by another
-    // DecapProgram); ENODEV: the interface is gone. Nothing to undo.
-    if (error != 0 && error != -EEXIST && error != -ENODEV) {
-      return ErrnoError(error, what);
-    }
-    return absl::OkStatus();
+    // A slot another DecapProgram took over is not ours to clear.
+    return DetachXdpIfOurs(attachment.ifindex, XdpModeFlag(attachment.mode),
+                           xdp_fd_, what);
   }
   bpf_tc_hook hook = {};
   hook.sz = sizeof(hook);
@@ -374,17 +365,10 @@ absl::Status DecapProgram::DetachOne(const Attachment& attachment) {
 // NOLINTEND(readability-make-member-function-const)
 
 absl::StatusOr<DecapCounters> DecapProgram::ReadCounters() const {
-  int cpus = libbpf_num_possible_cpus();
-  if (cpus <= 0) return ErrnoError(cpus, "counting possible CPUs");
-  std::vector<uint64_t> per_cpu(static_cast<size_t>(cpus));
   DecapCounters counters;
-  for (uint32_t index = 0; index < ANYLB_DECAP_CNT_MAX; ++index) {
-    if (int error = bpf_map_lookup_elem(counters_fd_, &index, per_cpu.data());
-        error != 0) {
-      return ErrnoError(error, "reading decap counters");
-    }
-    for (uint64_t value : per_cpu) counters.values[index] += value;
-  }
+  RETURN_IF_ERROR(ReadPerCpuCounters(counters_fd_, ANYLB_DECAP_CNT_MAX,
+                                     "reading decap counters",
+                                     counters.values.data()));
   return counters;
 }
 

@@ -388,36 +388,17 @@ absl::Status SteerProgram::DetachAll() {
 
 // NOLINTNEXTLINE(readability-make-member-function-const)
 absl::Status SteerProgram::DetachOne(const Attachment& attachment) {
-  // Only our program: old_prog_fd makes the kernel check it is still ours.
-  bpf_xdp_attach_opts opts = {};
-  opts.sz = sizeof(opts);
-  opts.old_prog_fd = program_fd_;
-  // libbpf logs the kernel's complaint when another program holds the slot;
-  // that is an expected case here.
-  libbpf_print_fn_t previous = libbpf_set_print(nullptr);
-  int error =
-      bpf_xdp_detach(attachment.ifindex, XdpModeFlag(attachment.mode), &opts);
-  libbpf_set_print(previous);
-  // EEXIST: our program is no longer there; ENODEV: the interface is gone.
-  if (error != 0 && error != -EEXIST && error != -ENODEV) {
-    return ErrnoError(error, absl::StrCat("detaching XDP steering from ",
-                                          Quote(attachment.interface)));
-  }
-  return absl::OkStatus();
+  return DetachXdpIfOurs(attachment.ifindex, XdpModeFlag(attachment.mode),
+                         program_fd_,
+                         absl::StrCat("detaching XDP steering from ",
+                                      Quote(attachment.interface)));
 }
 
 absl::StatusOr<SteerCounters> SteerProgram::ReadCounters() const {
-  int cpus = libbpf_num_possible_cpus();
-  if (cpus <= 0) return ErrnoError(cpus, "counting possible CPUs");
-  std::vector<uint64_t> per_cpu(static_cast<size_t>(cpus));
   SteerCounters counters;
-  for (uint32_t index = 0; index < ANYLB_STEER_CNT_MAX; ++index) {
-    if (int error = bpf_map_lookup_elem(counters_fd_, &index, per_cpu.data());
-        error != 0) {
-      return ErrnoError(error, "reading steering counters");
-    }
-    for (uint64_t value : per_cpu) counters.values[index] += value;
-  }
+  RETURN_IF_ERROR(ReadPerCpuCounters(counters_fd_, ANYLB_STEER_CNT_MAX,
+                                     "reading steering counters",
+                                     counters.values.data()));
   return counters;
 }
 
