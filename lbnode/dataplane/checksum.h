@@ -7,7 +7,8 @@
 // LoadBe16() returns it; functions that take a pointer read and write the
 // packet's big-endian field in place. Pointers and spans must already be
 // bounds-checked by the caller (the parser's offsets are). Nothing here
-// allocates, throws or branches on more than the UDP zero-checksum rules.
+// allocates, raises exceptions or branches on more than the UDP zero-checksum
+// rules.
 //
 // One's complement arithmetic is byte-order independent (RFC 1071 §2(B)) and
 // word-position independent, so an incremental update only needs the old and

@@ -8,7 +8,8 @@
 // immutable EngineSnapshot shared with other workers. Create(),
 // UpdateSnapshot() and ExpireSome() run on the worker's thread between
 // batches (the first two allocate); Process() and ProcessBatch() never
-// allocate, lock or throw.
+// allocate or lock, and raise no
+// exception.
 //
 // Per packet (Process):
 //  1. Parse. Not IP (ARP, LLDP, ...) → kPass. Malformed → kDrop(reason).
@@ -314,9 +315,9 @@ class Engine {
   // counters, but staged kMaxBatch frames at a time: parse, flow key and
   // hash of every frame first, prefetching each one's flow-table slot, then
   // the lookups and rewrites (which then find the slots in cache). Buffers
-  // must not overlap. Never allocates, locks or throws. The AF_XDP worker
-  // fills one Packet per RX descriptor (buffer = the UMEM chunk, headroom =
-  // the descriptor's offset in it, frame_len = its length), calls
+  // must not overlap. Never allocates or locks; no exceptions. The AF_XDP
+  // worker fills one Packet per RX descriptor (buffer = the UMEM chunk,
+  // headroom = the descriptor's offset in it, frame_len = its length), calls
   // ProcessBatch once per RX batch and acts on each packet's verdict.
   void ProcessBatch(std::span<Packet> packets, absl::Time now);
 

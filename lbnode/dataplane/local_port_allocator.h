@@ -30,7 +30,8 @@
 //
 // Ownership and threading: one allocator per worker, used on its thread.
 // Create() and SetAddresses() allocate; Allocate() and Release() never
-// allocate, lock or throw.
+// allocate or lock, and raise no
+// exception.
 
 #ifndef ANYLB_LBNODE_DATAPLANE_LOCAL_PORT_ALLOCATOR_H_
 #define ANYLB_LBNODE_DATAPLANE_LOCAL_PORT_ALLOCATOR_H_

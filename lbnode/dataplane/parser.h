@@ -2,8 +2,9 @@
 // returns where every header the engine needs is and the few values it
 // decides on (addresses by offset, ports, flags, fragment and ICMP-error
 // facts), or why the frame must be dropped. It never reads past the frame,
-// never writes, allocates or throws, and does no checksum verification
-// (end hosts verify; the engine only updates checksums incrementally).
+// never writes, allocates or raises exceptions, and does no checksum
+// verification (end hosts verify; the engine only updates checksums
+// incrementally).
 //
 // What it accepts, and the rules it applies:
 //

@@ -28,7 +28,7 @@
 // After Stop() the worker drains RX and completions and releases parked
 // frames; FrameCounts then checks free + fill == total.
 //
-// Per packet the loop never allocates, locks or throws.
+// Per packet the loop never allocates or locks, and raises no exception.
 
 #ifndef ANYLB_LBNODE_DATAPLANE_XSK_WORKER_H_
 #define ANYLB_LBNODE_DATAPLANE_XSK_WORKER_H_
