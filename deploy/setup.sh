@@ -20,6 +20,9 @@ PACKAGES=(
   # clients, nftables (the DNAT baseline), trafgen (netsniff-ng), ethtool
   # (checksum offload off on veth endpoints whose frames cross AF_XDP).
   iproute2 ethtool nginx-light curl nftables netsniff-ng
+  # Routing: FRRouting (zebra, bgpd, ospfd, bfdd, vtysh; frr-reload.py) for
+  # VIP announcement and the FPM feed, in tests and in the lab.
+  frr frr-pythontools
 )
 
 missing=()
