@@ -29,7 +29,6 @@ namespace {
 constexpr uint8_t kFreeState = 0xff;
 constexpr uint64_t kFreeStamp = kFreeState;
 
-constexpr int64_t kMaxMicros = (int64_t{1} << 56) - 1;
 constexpr absl::Duration kMaxTimeout = absl::Hours(24 * 30);
 
 // Bit masks over FlowState values for PickVictim.
@@ -69,12 +68,6 @@ void* AllocateRaw(size_t count) {
   void* p = std::aligned_alloc(align, rounded);
   if (p != nullptr && align == kHugePage) madvise(p, rounded, MADV_HUGEPAGE);
   return p;
-}
-
-// ToMicros converts `now` to microseconds since the Unix epoch, clamped to
-// what a stamp holds (times before 1970 count as 1970).
-int64_t ToMicros(absl::Time now) {
-  return std::clamp<int64_t>(absl::ToUnixMicros(now), 0, kMaxMicros);
 }
 
 uint64_t Stamp(int64_t now_us, FlowState state) {
@@ -375,14 +368,13 @@ FlowTable::Victim FlowTable::PickVictim(uint32_t expired_mask,
   return expired.index != kNil ? expired : lru;
 }
 
-FlowEntry* FlowTable::Lookup(const FlowKey& key, uint32_t hash,
-                             absl::Time now) {
+FlowEntry* FlowTable::Lookup(const FlowKey& key, uint32_t hash, FlowClock now) {
   ++counters_.lookups;
   const uint32_t slot = FindSlot(key, hash);
   if (slot == kNil) return nullptr;
   const uint32_t index = slots_[slot].entry;
   FlowEntry& entry = entries_[index];
-  if (Expired(entry, ToMicros(now))) {
+  if (Expired(entry, now.micros)) {
     RemoveAt(index, slot, RemovalReason::kExpired);
     return nullptr;
   }
@@ -391,14 +383,14 @@ FlowEntry* FlowTable::Lookup(const FlowKey& key, uint32_t hash,
 }
 
 InsertResult FlowTable::Insert(const FlowKey& key, const FlowValue& value,
-                               FlowState state, absl::Time now) {
+                               FlowState state, FlowClock now) {
   InsertResult result;
   if (!IsStorable(state)) {
     ++counters_.refused_invalid_state;
     result.status = InsertStatus::kRefusedInvalidState;
     return result;
   }
-  const int64_t now_us = ToMicros(now);
+  const int64_t now_us = now.micros;
   const uint32_t tag = Hash(key);
   if (const uint32_t slot = FindSlot(key, tag); slot != kNil) {
     const uint32_t index = slots_[slot].entry;
@@ -457,11 +449,11 @@ InsertResult FlowTable::Insert(const FlowKey& key, const FlowValue& value,
   return result;
 }
 
-void FlowTable::Touch(FlowEntry* entry, absl::Time now) {
+void FlowTable::Touch(FlowEntry* entry, FlowClock now) {
   const uint32_t index = IndexOf(entry);
   if (index == kNil) return;
   const FlowState state = entry->state();
-  entry->stamp_ = Stamp(ToMicros(now), state);
+  entry->stamp_ = Stamp(now.micros, state);
   if (lists_[static_cast<int>(state)].head != index) {
     Unlink(state, index);
     PushFront(state, index);
@@ -469,7 +461,7 @@ void FlowTable::Touch(FlowEntry* entry, absl::Time now) {
 }
 
 ActivityChange FlowTable::SetState(FlowEntry* entry, FlowState state,
-                                   absl::Time now) {
+                                   FlowClock now) {
   const uint32_t index = IndexOf(entry);
   if (index == kNil) return ActivityChange::kNone;
   const FlowState old = entry->state();
@@ -478,7 +470,7 @@ ActivityChange FlowTable::SetState(FlowEntry* entry, FlowState state,
     return ActivityChange::kNone;
   }
   Unlink(old, index);
-  entry->stamp_ = Stamp(ToMicros(now), state);
+  entry->stamp_ = Stamp(now.micros, state);
   PushFront(state, index);
   return ActivityChangeOf(old, state);
 }
@@ -489,8 +481,8 @@ void FlowTable::Remove(FlowEntry* entry) {
   RemoveEntry(index, RemovalReason::kRemoved);
 }
 
-size_t FlowTable::ExpireSome(absl::Time now, size_t max_entries) {
-  const int64_t now_us = ToMicros(now);
+size_t FlowTable::ExpireSome(FlowClock now, size_t max_entries) {
+  const int64_t now_us = now.micros;
   size_t removed = 0;
   // Start at a different list each call, so that a small budget does not
   // always go to the same state.

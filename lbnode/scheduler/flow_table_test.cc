@@ -556,6 +556,112 @@ TEST(FlowTableExpiry, TimesBeforeTheEpochCountAsTheEpoch) {
             nullptr);
 }
 
+// --- FlowClock: the packet path's precomputed `now` ---
+
+TEST(FlowClock, IsMicrosSinceTheEpochClampedToWhatAStampHolds) {
+  EXPECT_EQ(FlowClock::FromTime(kT0).micros, 1'700'000'000'000'000);
+  EXPECT_EQ(FlowClock::FromTime(kT0).ToTime(), kT0);
+  // Rounded down to the microsecond, like the stamp.
+  EXPECT_EQ(FlowClock::FromTime(kT0 + absl::Nanoseconds(999)).micros,
+            FlowClock::FromTime(kT0).micros);
+  EXPECT_EQ(FlowClock::FromTime(absl::UnixEpoch() - absl::Hours(1)).micros, 0);
+  EXPECT_EQ(FlowClock::FromTime(absl::InfinitePast()).micros, 0);
+  EXPECT_EQ(FlowClock::FromTime(absl::InfiniteFuture()).micros,
+            FlowClock::kMaxMicros);
+  EXPECT_EQ(FlowClock::FromMicros(-5).micros, 0);
+  EXPECT_EQ(FlowClock::FromMicros(int64_t{1} << 60).micros,
+            FlowClock::kMaxMicros);
+  static_assert(FlowClock::FromMicros(123).micros == 123);
+}
+
+TEST(FlowClock, ClockOverloadsBehaveExactlyLikeTheTimeOnes) {
+  // Two tables, the same random calls: one given absl::Time, the other the
+  // FlowClock of that time. Every result, removal and the final contents
+  // must be the same.
+  Recorder rec_time, rec_clock;
+  auto by_time = MakeTable(Options(13, &rec_time));
+  auto by_clock = MakeTable(Options(13, &rec_clock));
+  std::mt19937 rng(7);
+  absl::Time now = kT0;
+  for (int i = 0; i < 20000; ++i) {
+    // Sub-microsecond steps too: both must round the same way.
+    now += absl::Nanoseconds(rng() % 3'000'000'000u);
+    const FlowClock clock = FlowClock::FromTime(now);
+    const FlowKey key = Key(rng() % 30);
+    const FlowState state = static_cast<FlowState>(rng() % 12);
+    const uint32_t hash = by_time->Hash(key);
+    ASSERT_EQ(by_clock->Hash(key), hash);
+    switch (rng() % 6) {
+      case 0: {
+        const InsertResult a = by_time->Insert(key, Value(i), state, now);
+        const InsertResult b = by_clock->Insert(key, Value(i), state, clock);
+        ASSERT_EQ(a.status, b.status) << "step " << i;
+        ASSERT_EQ(a.made_room_by, b.made_room_by) << "step " << i;
+        break;
+      }
+      case 1: {
+        FlowEntry* a = by_time->Lookup(key, now);
+        FlowEntry* b = by_clock->Lookup(key, clock);
+        ASSERT_EQ(a == nullptr, b == nullptr) << "step " << i;
+        if (a != nullptr) {
+          by_time->Touch(a, now);
+          by_clock->Touch(b, clock);
+        }
+        break;
+      }
+      case 2: {
+        FlowEntry* a = by_time->Lookup(key, hash, now);
+        FlowEntry* b = by_clock->Lookup(key, hash, clock);
+        ASSERT_EQ(a == nullptr, b == nullptr) << "step " << i;
+        if (a != nullptr) {
+          const uint8_t flags = static_cast<uint8_t>(rng() % 32);
+          ASSERT_EQ(by_time->OnTcpSegment(a, flags, kIn, now),
+                    by_clock->OnTcpSegment(b, flags, kIn, clock));
+        }
+        break;
+      }
+      case 3: {
+        FlowEntry* a = by_time->Lookup(key, now);
+        FlowEntry* b = by_clock->Lookup(key, clock);
+        ASSERT_EQ(a == nullptr, b == nullptr) << "step " << i;
+        if (a != nullptr) {
+          ASSERT_EQ(by_time->SetState(a, state, now),
+                    by_clock->SetState(b, state, clock));
+        }
+        break;
+      }
+      case 4: {
+        const size_t budget = rng() % 4;
+        ASSERT_EQ(by_time->ExpireSome(now, budget),
+                  by_clock->ExpireSome(clock, budget));
+        break;
+      }
+      case 5:
+        if (FlowEntry* a = by_time->Lookup(key, now)) by_time->Remove(a);
+        if (FlowEntry* b = by_clock->Lookup(key, clock)) by_clock->Remove(b);
+        break;
+    }
+  }
+  ASSERT_THAT(by_clock->CheckConsistency(), IsOk());
+  ASSERT_EQ(rec_time.removals.size(), rec_clock.removals.size());
+  for (size_t i = 0; i < rec_time.removals.size(); ++i) {
+    EXPECT_EQ(rec_time.removals[i].key, rec_clock.removals[i].key);
+    EXPECT_EQ(rec_time.removals[i].state, rec_clock.removals[i].state);
+    EXPECT_EQ(rec_time.removals[i].reason, rec_clock.removals[i].reason);
+  }
+  EXPECT_GT(rec_time.removals.size(), 100u);  // the run did remove flows
+  EXPECT_EQ(by_time->size(), by_clock->size());
+  for (uint32_t k = 0; k < 30; ++k) {
+    const FlowEntry* a = by_time->Lookup(Key(k), now);
+    const FlowEntry* b = by_clock->Lookup(Key(k), FlowClock::FromTime(now));
+    ASSERT_EQ(a == nullptr, b == nullptr) << "key " << k;
+    if (a == nullptr) continue;
+    EXPECT_EQ(a->state(), b->state());
+    EXPECT_EQ(a->last_seen(), b->last_seen());
+    EXPECT_EQ(a->value().backend, b->value().backend);
+  }
+}
+
 // --- The TCP state machine ---
 
 struct TransitionCase {
