@@ -419,6 +419,33 @@ size_t Engine::ExpireSome(absl::Time now, size_t max_entries) {
   return removed;
 }
 
+bool Engine::RefreshFlow(const FlowKey& forward_key, absl::Time now) {
+  if (pending_count_ != 0) DrainPending();
+  FlowEntry* const entry = flows_->Lookup(forward_key, now);
+  if (pending_count_ != 0) DrainPending();  // Lookup expired a NAT entry.
+  if (entry == nullptr) return false;
+  flows_->Touch(entry, now);
+  const scheduler::FlowValue& v = entry->value();
+  if (KindOf(v) != kPlain) {
+    const uint32_t index = LowOf(v);
+    if (index < links_.size() && links_[index].in_use) {
+      const NatLink& link = links_[index];
+      FlowEntry* const partner =
+          link.forward == entry ? link.reply : link.forward;
+      if (partner != nullptr && partner != entry) flows_->Touch(partner, now);
+    }
+  }
+  return true;
+}
+
+scheduler::FlowKey Engine::ForwardKeyOf(std::span<const uint8_t> frame,
+                                        const ParsedPacket& parsed) {
+  if (parsed.is_icmp_error) return MakeIcmpErrorFlowKey(frame, parsed);
+  FlowKey key;
+  BuildFlowKey(frame, parsed, &key);
+  return key;
+}
+
 const TrafficCounters& Engine::service_counters(size_t service) const {
   return runtimes_.at(service).counters;
 }

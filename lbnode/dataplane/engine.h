@@ -346,6 +346,23 @@ class Engine {
   }
   const LocalPortAllocator& local_ports() const { return *ports_; }
 
+  // RefreshFlow marks the flow whose forward key is `forward_key` (and, for
+  // NAT/FULLNAT, its reply entry) as seen at `now`, as a packet hit does for
+  // the idle timeout, without counting a packet or changing the TCP state.
+  // False when there is no such live flow (an expired one is removed). For
+  // the XDP fast path, which forwards hits itself and reports them here.
+  // Never allocates; the worker's thread only, between batches or within one.
+  bool RefreshFlow(const scheduler::FlowKey& forward_key, absl::Time now);
+
+  // ForwardKeyOf is the flow-table key a worker looks up for the packet
+  // `parsed` describes in `frame` (the frame Parse() saw, Parse() ok, not a
+  // non-error ICMP): MakeIcmpErrorFlowKey for an ICMP error, else
+  // MakeFlowKey (a fragment: the 3-tuple, ports 0). NAT/FULLNAT first
+  // fragments are then looked up by their 5-tuple too (see the file
+  // comment, "Fragments").
+  static scheduler::FlowKey ForwardKeyOf(std::span<const uint8_t> frame,
+                                         const ParsedPacket& parsed);
+
   // ExpireSome removes up to `max_entries` expired flow-table entries (and
   // the partners of NAT/FULLNAT ones) and returns how many entries left the
   // table. The worker calls it between batches.

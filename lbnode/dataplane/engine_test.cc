@@ -1616,6 +1616,64 @@ TEST_P(NatTest, ProcessDoesNotAllocate) {
   EXPECT_GT(h.engine->counters().tx_packets, 64u);
 }
 
+// The key a worker looks up for `frame` (what the XDP fast path reports).
+scheduler::FlowKey KeyOf(const std::vector<uint8_t>& frame) {
+  const ParseResult r = Parse(frame);
+  EXPECT_TRUE(r.ok());
+  return Engine::ForwardKeyOf(frame, r.packet);
+}
+
+TEST_P(EngineFamilyTest, RefreshFlowKeepsADrFlowAliveWithoutCountingAPacket) {
+  Harness h({Service(fam(), 80, 17, ForwardingMode::kDr, TunnelType::kIpip)});
+  const std::vector<uint8_t> frame =
+      ClientPacket(FromRouter(), fam(), 17).Build();
+  ASSERT_EQ(h.Run(frame).action, Action::kTransmit);
+  const scheduler::FlowKey key = KeyOf(frame);
+  EXPECT_EQ(key, scheduler::FlowKey::Make(Ip(fam().client), 40000,
+                                          Ip(fam().vip), 80, 17));
+  // UDP flows idle out after 5 minutes: refreshed at 4, alive at 8.
+  EXPECT_TRUE(h.engine->RefreshFlow(key, kNow + absl::Minutes(4)));
+  EXPECT_EQ(h.engine->ExpireSome(kNow + absl::Minutes(8), 100), 0u);
+  EXPECT_EQ(h.engine->flow_table().size(), 1u);
+  EXPECT_EQ(h.engine->service_counters(0).packets, 1u);
+  EXPECT_EQ(h.engine->counters().rx_packets, 1u);
+  EXPECT_EQ(
+      h.engine->flow_table().Lookup(key, kNow + absl::Minutes(8))->last_seen(),
+      kNow + absl::Minutes(4));
+  // Not refreshed again: gone at 10; a refresh then finds nothing.
+  EXPECT_FALSE(h.engine->RefreshFlow(key, kNow + absl::Minutes(10)));
+  EXPECT_EQ(h.engine->flow_table().size(), 0u);
+  EXPECT_EQ(h.engine->backends(0)[0].inactive, 0u);
+}
+
+TEST_P(EngineFamilyTest, RefreshFlowOfAnUnknownKeyIsFalse) {
+  Harness h({Service(fam(), 80, 6, ForwardingMode::kDr, TunnelType::kIpip)});
+  ASSERT_EQ(h.Run(ClientPacket(FromRouter(), fam(), 6).Build()).action,
+            Action::kTransmit);
+  EXPECT_FALSE(h.engine->RefreshFlow(
+      scheduler::FlowKey::Make(Ip(fam().client), 40001, Ip(fam().vip), 80, 6),
+      kNow));
+  EXPECT_EQ(h.engine->flow_table().size(), 1u);
+}
+
+TEST_P(NatTest, RefreshFlowKeepsBothEntriesAlive) {
+  Harness h({NatService(fam(), 17, mode())});
+  const std::vector<uint8_t> frame = FromClient(0, 1000, 0, 17);
+  ASSERT_EQ(h.Run(frame).action, Action::kTransmit);
+  const std::vector<uint8_t> reply = ReplyTo(h.out, 0, 17);
+  EXPECT_TRUE(h.engine->RefreshFlow(KeyOf(frame), kNow + absl::Minutes(4)));
+  // Neither entry expired: the reply still finds its flow at 8 minutes.
+  EXPECT_EQ(h.engine->ExpireSome(kNow + absl::Minutes(8), 100), 0u);
+  EXPECT_EQ(h.engine->flow_table().size(), 2u);
+  EXPECT_EQ(h.Run(reply, kNow + absl::Minutes(8)).action, Action::kTransmit);
+  EXPECT_EQ(h.engine->service_counters(0).packets, 1u);
+  EXPECT_EQ(h.engine->service_counters(0).reply_packets, 1u);
+  // Both expire together later, the FULLNAT port with them.
+  EXPECT_EQ(h.engine->ExpireSome(kNow + absl::Minutes(20), 100), 2u);
+  EXPECT_FALSE(h.engine->RefreshFlow(KeyOf(frame), kNow + absl::Minutes(20)));
+  EXPECT_THAT(h.engine->flow_table().CheckConsistency(), IsOk());
+}
+
 // --- FULLNAT ports ---
 
 class FullNatPortTest : public ::testing::TestWithParam<bool> {
