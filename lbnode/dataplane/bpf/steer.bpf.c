@@ -40,6 +40,20 @@
 // - Malformed frames (truncated or inconsistent IP, TCP, UDP or ICMP
 //   headers) are passed, for the kernel to drop and count, and counted here.
 //
+// The fast path (steer_structs.h, README.md "Fast path"): a TCP/UDP frame
+// that would be steered to a VIP is first looked up in fastpath_flows by its
+// 5-tuple. A hit whose entry is current (its generation is its queue's) is
+// rewritten here exactly as the engine would (DR: the MACs; TUN: the outer
+// headers prepended, with lengths, TOS / traffic class, checksums) and sent
+// with XDP_TX, or bpf_redirect_map into fastpath_tx_ports when the entry
+// names another egress interface. These go to the AF_XDP socket as before,
+// for the engine: TCP SYN, FIN or RST (the engine's state machine must see
+// them), fragments, ICMP, a frame whose VLAN framing differs from the
+// entry's, a TUN packet that would exceed the MTU once encapsulated, and
+// for GUE over IPv6 (whose UDP checksum is derived from the inner
+// transport checksum, RFC 1071 §2) an inner IPv4 header with options, an
+// inner IPv4 UDP datagram without checksum or an IPv6 Fragment header.
+//
 // Every frame goes up exactly one decision counter; see steer_structs.h.
 
 // libbpf's headers use the uapi types: linux/* first.
@@ -55,6 +69,7 @@
 #include <bpf/bpf_helpers.h>
 // clang-format on
 
+#include "csum_helpers.h"
 #include "decap_consts.h"
 #include "steer_maps.h"
 #include "steer_structs.h"
@@ -82,6 +97,13 @@ struct steer_tuple {
   __u8 nd;      // IPv6 Neighbor Discovery.
   __u16 sport;  // Host order; 0 unless TCP/UDP (and not a fragment).
   __u16 dport;
+  // For the fast path.
+  __u8 tcp_flags;     // TCP flags byte (FIN 0x01, SYN 0x02, RST 0x04).
+  __u8 udp_no_csum;   // UDP over IPv4 with checksum 0 (RFC 768).
+  __u8 ip_options;    // IPv4 IHL > 5, or an IPv6 (atomic) Fragment header.
+  __u8 tos;           // IPv4 TOS / IPv6 traffic class.
+  __u32 ip_len;  // The IP datagram: IPv4 total length, IPv6 40 + payload.
+  __u32 l4_len;  // Transport header + data, by the IP length fields.
   __u8 saddr[16];
   __u8 daddr[16];
 };
@@ -103,6 +125,8 @@ static __always_inline int steer_parse_l4(void* l4, void* data_end,
     if (doff < sizeof(*tcp) || doff > l4_len) return -1;
     t->sport = bpf_ntohs(tcp->source);
     t->dport = bpf_ntohs(tcp->dest);
+    t->tcp_flags = ((__u8*)tcp)[13];
+    t->l4_len = l4_len;
     return 0;
   }
   if (t->proto == IPPROTO_UDP) {
@@ -113,6 +137,8 @@ static __always_inline int steer_parse_l4(void* l4, void* data_end,
     if (len < sizeof(*udp) || len > l4_len) return -1;
     t->sport = bpf_ntohs(udp->source);
     t->dport = bpf_ntohs(udp->dest);
+    t->udp_no_csum = udp->check == 0;
+    t->l4_len = l4_len;
     return 0;
   }
   if (t->proto == IPPROTO_ICMP || t->proto == STEER_IPPROTO_ICMPV6) {
@@ -139,6 +165,9 @@ static __always_inline int steer_parse_ipv4(void* l3, void* data_end,
   if (hlen < DECAP_IPV4_MIN_HLEN || total < hlen || total > l3_len) return -1;
   t->family = ANYLB_STEER_FAMILY_V4;
   t->proto = iph->protocol;
+  t->tos = iph->tos;
+  t->ip_len = total;
+  t->ip_options = hlen != DECAP_IPV4_MIN_HLEN;
   __builtin_memcpy(t->saddr, &iph->saddr, 4);
   __builtin_memcpy(t->daddr, &iph->daddr, 4);
   if (bpf_ntohs(iph->frag_off) & (DECAP_IPV4_MF | DECAP_IPV4_OFFSET_MASK)) {
@@ -161,6 +190,8 @@ static __always_inline int steer_parse_ipv6(void* l3, void* data_end,
     return -1;
   t->family = ANYLB_STEER_FAMILY_V6;
   t->proto = ip6->nexthdr;
+  t->tos = (__u8)((bpf_ntohs(*(__be16*)ip6) >> 4) & 0xff);
+  t->ip_len = DECAP_IPV6_HLEN + payload_len;
   __builtin_memcpy(t->saddr, &ip6->saddr, 16);
   __builtin_memcpy(t->daddr, &ip6->daddr, 16);
   void* l4 = l3 + DECAP_IPV6_HLEN;
@@ -170,6 +201,7 @@ static __always_inline int steer_parse_ipv6(void* l3, void* data_end,
         payload_len < STEER_IPV6_FRAG_HLEN)
       return -1;
     t->proto = frag[0];
+    t->ip_options = 1;
     __u16 offset_m = ((__u16)frag[2] << 8) | frag[3];
     if (offset_m & (STEER_IPV6_FRAG_OFFSET_MASK | STEER_IPV6_FRAG_M)) {
       t->fragment = 1;
@@ -238,6 +270,184 @@ static __always_inline __u32 steer_classify(const struct steer_tuple* t) {
   return ANYLB_STEER_CNT_PASS_NO_MATCH;
 }
 
+#define FASTPATH_TCP_FIN 0x01
+#define FASTPATH_TCP_SYN 0x02
+#define FASTPATH_TCP_RST 0x04
+
+// fastpath_sum_words adds `n` 16-bit words at `p` (in memory order: a
+// one's-complement sum does not care, RFC 1071 §2(B)). `n` is a constant.
+static __always_inline __u32 fastpath_sum_words(const void* p, int n) {
+  const __u16* w = p;
+  __u32 sum = 0;
+#pragma unroll
+  for (int i = 0; i < n; i++) sum += w[i];
+  return sum;
+}
+
+// fastpath_inner_sum is the one's-complement sum of the whole IP datagram
+// `t` describes, taken from the stack copy of its header words
+// (`hdr_words`, 10 or 20) and, for the transport part, from its own
+// checksum: a segment whose checksum is right sums to the complement of
+// its pseudo-header (RFC 793 §3.1, RFC 768, RFC 8200 §8.1), so nothing
+// past the IP header is read.
+static __always_inline __u32 fastpath_inner_sum(const struct steer_tuple* t,
+                                                __u32 ip_hdr_sum) {
+  __u32 pseudo = bpf_htons((__u16)t->proto) + bpf_htons((__u16)t->l4_len);
+  if (t->family == ANYLB_STEER_FAMILY_V4) {
+    pseudo += fastpath_sum_words(t->saddr, 2) + fastpath_sum_words(t->daddr, 2);
+  } else {
+    pseudo +=
+        fastpath_sum_words(t->saddr, 8) + fastpath_sum_words(t->daddr, 8);
+  }
+  return ip_hdr_sum + csum_fold(pseudo);  // csum_fold complements.
+}
+
+// fastpath_count_traffic adds the frame to its entry and its slot.
+static __always_inline void fastpath_count_traffic(
+    struct anylb_fastpath_value* v, __u32 frame_len) {
+  v->last_seen_ns = bpf_ktime_get_ns();
+  __sync_fetch_and_add(&v->packets, 1);
+  __sync_fetch_and_add(&v->bytes, frame_len);
+  __u32 slot = v->slot;
+  struct anylb_fastpath_traffic* traffic =
+      bpf_map_lookup_elem(&fastpath_traffic, &slot);
+  if (traffic) {
+    traffic->packets += 1;
+    traffic->bytes += frame_len;
+  }
+}
+
+// fastpath_punt counts a hit that goes to AF_XDP after all.
+static __always_inline int fastpath_punt(void) {
+  steer_count(ANYLB_STEER_CNT_FASTPATH_PUNT);
+  return -1;
+}
+
+// fastpath_try looks a VIP frame up in fastpath_flows. It returns the XDP
+// action after rewriting the frame, or -1: the frame is unchanged (a miss
+// or a punt; see the file comment) and goes to AF_XDP.
+static __always_inline int fastpath_try(struct xdp_md* ctx,
+                                        const struct steer_tuple* t,
+                                        __u32 l2_len, __u32 frame_len) {
+  if (t->fragment || (t->proto != IPPROTO_TCP && t->proto != IPPROTO_UDP))
+    return -1;
+  struct anylb_fastpath_key key;
+  __builtin_memset(&key, 0, sizeof(key));
+  if (t->family == ANYLB_STEER_FAMILY_V4) {
+    __builtin_memcpy(key.saddr, t->saddr, 4);
+    __builtin_memcpy(key.daddr, t->daddr, 4);
+    key.family = 0;
+  } else {
+    __builtin_memcpy(key.saddr, t->saddr, 16);
+    __builtin_memcpy(key.daddr, t->daddr, 16);
+    key.family = 1;
+  }
+  key.sport = t->sport;
+  key.dport = t->dport;
+  key.proto = t->proto;
+  struct anylb_fastpath_value* v = bpf_map_lookup_elem(&fastpath_flows, &key);
+  if (!v) return -1;
+  if (t->tcp_flags & (FASTPATH_TCP_SYN | FASTPATH_TCP_FIN | FASTPATH_TCP_RST))
+    return fastpath_punt();
+  __u32 queue = v->owner_queue;
+  __u32* generation = bpf_map_lookup_elem(&fastpath_generations, &queue);
+  if (!generation || *generation != v->generation || v->l2_len != l2_len)
+    return fastpath_punt();
+
+  if (v->mode == ANYLB_FASTPATH_MODE_DR) {
+    void* data = (void*)(long)ctx->data;
+    void* data_end = (void*)(long)ctx->data_end;
+    if (data + 12 > data_end) return fastpath_punt();
+    __builtin_memcpy(data, v->hdr, 12);
+  } else if (v->mode == ANYLB_FASTPATH_MODE_TUN) {
+    const int outer_v6 = (v->flags & ANYLB_FASTPATH_OUTER_V6) != 0;
+    const int gue = (v->flags & ANYLB_FASTPATH_GUE) != 0;
+    const __u32 ip_size = outer_v6 ? DECAP_IPV6_HLEN : DECAP_IPV4_MIN_HLEN;
+    const __u32 overhead = ip_size + (gue ? DECAP_UDP_HLEN : 0);
+    if (v->hdr_len != l2_len + overhead || v->hdr_len > ANYLB_FASTPATH_MAX_HDR)
+      return fastpath_punt();
+    const __u32 ip_len = t->ip_len;
+    if (ip_len > v->max_inner_len || l2_len + ip_len > frame_len)
+      return fastpath_punt();
+    // GUE over IPv6: the UDP checksum covers the inner datagram; sum its IP
+    // header now, from the frame as received.
+    __u32 inner_sum = 0;
+    if (gue && outer_v6) {
+      if (t->ip_options || t->udp_no_csum) return fastpath_punt();
+      void* data = (void*)(long)ctx->data;
+      void* data_end = (void*)(long)ctx->data_end;
+      void* inner = data + (l2_len == ETH_HLEN ? ETH_HLEN : DECAP_MAX_L2_LEN);
+      if (t->family == ANYLB_STEER_FAMILY_V4) {
+        if (inner + DECAP_IPV4_MIN_HLEN > data_end) return fastpath_punt();
+        inner_sum = fastpath_inner_sum(t, fastpath_sum_words(inner, 10));
+      } else {
+        if (inner + DECAP_IPV6_HLEN > data_end) return fastpath_punt();
+        inner_sum = fastpath_inner_sum(t, fastpath_sum_words(inner, 20));
+      }
+    }
+    // The engine sends the datagram without Ethernet padding.
+    const __u32 padding = frame_len - l2_len - ip_len;
+    if (padding > 0 && bpf_xdp_adjust_tail(ctx, -(int)padding)) {
+      steer_count(ANYLB_STEER_CNT_FASTPATH_ADJUST_FAILED);
+      return fastpath_punt();
+    }
+    if (bpf_xdp_adjust_head(ctx, -(int)overhead)) {
+      steer_count(ANYLB_STEER_CNT_FASTPATH_ADJUST_FAILED);
+      return fastpath_punt();
+    }
+    void* data = (void*)(long)ctx->data;
+    void* data_end = (void*)(long)ctx->data_end;
+    // The new head, word by word (hdr_len is even: 34 to 66).
+    __u16* to = data;
+    const __u16* from = (const __u16*)v->hdr;
+    for (int i = 0; i < ANYLB_FASTPATH_MAX_HDR / 2; i++) {
+      if ((__u32)i * 2 >= v->hdr_len) break;
+      __u16* p = to + i;
+      barrier_var(p);
+      if ((void*)(p + 1) > data_end) return XDP_DROP;  // Cannot happen.
+      *p = from[i];
+    }
+    __u8* o = data + (l2_len == ETH_HLEN ? ETH_HLEN : DECAP_MAX_L2_LEN);
+    if ((void*)(o + DECAP_IPV6_HLEN + DECAP_UDP_HLEN) > data_end)
+      return XDP_DROP;  // Cannot happen: the inner header follows.
+    const __u16 udp_len = (__u16)(ip_len + DECAP_UDP_HLEN);
+    if (!outer_v6) {
+      struct iphdr* oh = (struct iphdr*)o;
+      oh->tos = t->tos;
+      oh->tot_len = bpf_htons((__u16)(ip_len + overhead));
+      oh->check = 0;
+      oh->check = csum_fold(fastpath_sum_words(oh, 10));
+      if (gue) {
+        struct udphdr* udp = (struct udphdr*)(o + DECAP_IPV4_MIN_HLEN);
+        udp->len = bpf_htons(udp_len);  // Checksum 0 (the template's).
+      }
+    } else {
+      __be32* first = (__be32*)o;
+      __u32 label = bpf_ntohl(*first) & 0xfffff;
+      *first = bpf_htonl((6u << 28) | ((__u32)t->tos << 20) | label);
+      struct ipv6hdr* oh = (struct ipv6hdr*)o;
+      oh->payload_len = bpf_htons((__u16)(ip_len + overhead - DECAP_IPV6_HLEN));
+      if (gue) {
+        struct udphdr* udp = (struct udphdr*)(o + DECAP_IPV6_HLEN);
+        udp->len = bpf_htons(udp_len);
+        udp->check = 0;
+        __u32 sum = fastpath_sum_words(&oh->saddr, 16) +
+                    bpf_htons(IPPROTO_UDP) + bpf_htons(udp_len) +
+                    fastpath_sum_words(udp, 4) + inner_sum;
+        __u16 check = csum_fold(sum);
+        udp->check = check == 0 ? 0xffff : check;
+      }
+    }
+  } else {
+    return fastpath_punt();
+  }
+  fastpath_count_traffic(v, frame_len);
+  steer_count(ANYLB_STEER_CNT_FASTPATH_TX);
+  if (v->tx_port == 0) return XDP_TX;
+  // A missing port (a bug of ours): the rewritten frame is dropped.
+  return (int)bpf_redirect_map(&fastpath_tx_ports, v->tx_port, XDP_DROP);
+}
+
 // steer_xdp: see the file comment.
 SEC("xdp")
 int steer_xdp(struct xdp_md* ctx) {
@@ -279,6 +489,10 @@ int steer_xdp(struct xdp_md* ctx) {
     return XDP_PASS;
   }
   __u32 decision = steer_classify(&t);
+  if (decision == ANYLB_STEER_CNT_STEER_VIP) {
+    int action = fastpath_try(ctx, &t, l2_len, frame_len);
+    if (action >= 0) return action;
+  }
   steer_count(decision);
   if (decision != ANYLB_STEER_CNT_STEER_VIP &&
       decision != ANYLB_STEER_CNT_STEER_LOCAL &&

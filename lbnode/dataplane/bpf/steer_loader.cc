@@ -91,7 +91,8 @@ std::string SteerCounters::ToString() const {
   return text;
 }
 
-SteerProgram::SteerProgram(bpf_object* object, const Fds& fds)
+SteerProgram::SteerProgram(bpf_object* object, const Fds& fds,
+                           const FastPathMaps& fastpath)
     : object_(object),
       program_fd_(fds.program),
       vips_fd_(fds.vips),
@@ -99,7 +100,9 @@ SteerProgram::SteerProgram(bpf_object* object, const Fds& fds)
       locals_fd_(fds.locals),
       nat_backends_fd_(fds.nat_backends),
       xsks_fd_(fds.xsks),
-      counters_fd_(fds.counters) {}
+      counters_fd_(fds.counters),
+      tx_ports_fd_(fds.tx_ports),
+      fastpath_(fastpath) {}
 
 SteerProgram::~SteerProgram() {
   if (absl::Status status = DetachAll(); !status.ok()) {
@@ -108,12 +111,38 @@ SteerProgram::~SteerProgram() {
   bpf_object__close(object_);
 }
 
-absl::StatusOr<std::unique_ptr<SteerProgram>> SteerProgram::Load() {
+absl::StatusOr<std::unique_ptr<SteerProgram>> SteerProgram::Load(
+    const SteerOptions& options) {
   constexpr std::string_view kWhat = "steering";
-  ASSIGN_OR_RETURN(
-      BpfObjectPtr owner,
-      OpenAndLoadEmbedded(::anylb::bpf::SteerObject(), "anylb_steer", kWhat));
-  bpf_object* object = owner.get();
+  constexpr uint32_t kMaxFastPathFlows = 1u << 24;
+  if (options.fastpath_flows == 0 ||
+      options.fastpath_flows > kMaxFastPathFlows) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fast-path flow map size ", options.fastpath_flows,
+                     ": must be 1..", kMaxFastPathFlows));
+  }
+  std::span<const unsigned char> bytes = ::anylb::bpf::SteerObject();
+  bpf_object_open_opts open_opts = {};
+  open_opts.sz = sizeof(open_opts);
+  open_opts.object_name = "anylb_steer";
+  bpf_object* object =
+      bpf_object__open_mem(bytes.data(), bytes.size(), &open_opts);
+  if (object == nullptr) {
+    return ErrnoError(errno, "opening the embedded steering BPF object");
+  }
+  BpfObjectPtr owner(object, bpf_object__close);
+  bpf_map* flows =
+      bpf_object__find_map_by_name(object, ANYLB_FASTPATH_MAP_FLOWS);
+  if (flows == nullptr) {
+    return absl::InternalError("steering BPF object has no fast-path map");
+  }
+  if (int error = bpf_map__set_max_entries(flows, options.fastpath_flows);
+      error != 0) {
+    return ErrnoError(error, "sizing the fast-path flow map");
+  }
+  if (int error = bpf_object__load(object); error != 0) {
+    return ErrnoError(error, "loading the steering BPF object");
+  }
   Fds fds;
   ASSIGN_OR_RETURN(fds.program, ProgramFd(object, ANYLB_STEER_PROG_XDP, kWhat));
   ASSIGN_OR_RETURN(fds.vips, MapFd(object, ANYLB_STEER_MAP_VIPS, kWhat));
@@ -125,7 +154,31 @@ absl::StatusOr<std::unique_ptr<SteerProgram>> SteerProgram::Load() {
   ASSIGN_OR_RETURN(fds.xsks, MapFd(object, ANYLB_STEER_MAP_XSKS, kWhat));
   ASSIGN_OR_RETURN(fds.counters,
                    MapFd(object, ANYLB_STEER_MAP_COUNTERS, kWhat));
-  return std::unique_ptr<SteerProgram>(new SteerProgram(owner.release(), fds));
+  ASSIGN_OR_RETURN(fds.tx_ports,
+                   MapFd(object, ANYLB_FASTPATH_MAP_TX_PORTS, kWhat));
+  FastPathMaps fastpath;
+  ASSIGN_OR_RETURN(fastpath.flows,
+                   MapFd(object, ANYLB_FASTPATH_MAP_FLOWS, kWhat));
+  ASSIGN_OR_RETURN(fastpath.generations,
+                   MapFd(object, ANYLB_FASTPATH_MAP_GENERATIONS, kWhat));
+  ASSIGN_OR_RETURN(fastpath.traffic,
+                   MapFd(object, ANYLB_FASTPATH_MAP_TRAFFIC, kWhat));
+  fastpath.flow_capacity = options.fastpath_flows;
+  return std::unique_ptr<SteerProgram>(
+      new SteerProgram(owner.release(), fds, fastpath));
+}
+
+absl::Status SteerProgram::AddFastPathTxPort(int ifindex) {
+  uint32_t key = static_cast<uint32_t>(ifindex);
+  uint32_t value = key;
+  if (int error = bpf_map_update_elem(tx_ports_fd_, &key, &value, BPF_ANY);
+      error != 0) {
+    return UpdateError(error,
+                       absl::StrCat("adding interface index ", ifindex,
+                                    " to the fast path's egress ports"),
+                       ANYLB_FASTPATH_MAX_TX_PORTS);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status SteerProgram::AddVip(const IpAddress& address, uint16_t port,

@@ -89,12 +89,30 @@ struct SteerCounters {
   std::string ToString() const;
 };
 
+// SteerOptions are fixed at Load().
+struct SteerOptions {
+  // Entries of the fast-path flow map (LRU: the least recently used flow
+  // is evicted when it is full), 1..2^24.
+  uint32_t fastpath_flows = ANYLB_FASTPATH_DEFAULT_FLOWS;
+};
+
+// FastPathMaps are the fast path's map file descriptors (owned by the
+// SteerProgram), for the AF_XDP workers that fill them
+// (xsk/fastpath.h).
+struct FastPathMaps {
+  int flows = -1;        // LRU hash: anylb_fastpath_key → _value.
+  int generations = -1;  // Array: RX queue → generation.
+  int traffic = -1;      // Per-CPU array: slot → anylb_fastpath_traffic.
+  uint32_t flow_capacity = 0;
+};
+
 // SteerProgram: see the file comment.
 class SteerProgram {
  public:
   // Load opens the embedded object and loads the program into the kernel.
   // The maps start empty: nothing is steered until entries are added.
-  static absl::StatusOr<std::unique_ptr<SteerProgram>> Load();
+  static absl::StatusOr<std::unique_ptr<SteerProgram>> Load(
+      const SteerOptions& options = {});
 
   SteerProgram(const SteerProgram&) = delete;
   SteerProgram& operator=(const SteerProgram&) = delete;
@@ -157,6 +175,14 @@ class SteerProgram {
   absl::Status Detach(std::string_view interface);
   absl::Status DetachAll();
 
+  // AddFastPathTxPort lets fast-path entries send to interface `ifindex`
+  // (anylb_fastpath_value::tx_port = ifindex) with bpf_redirect_map; an
+  // interface that cannot take redirected frames is refused by the kernel.
+  absl::Status AddFastPathTxPort(int ifindex);
+
+  // fastpath_maps: the fast path's maps (see FastPathMaps).
+  const FastPathMaps& fastpath_maps() const { return fastpath_; }
+
   // ReadCounters returns the counters summed over all CPUs.
   absl::StatusOr<SteerCounters> ReadCounters() const;
 
@@ -181,9 +207,11 @@ class SteerProgram {
     int nat_backends;
     int xsks;
     int counters;
+    int tx_ports;
   };
 
-  SteerProgram(bpf_object* object, const Fds& fds);
+  SteerProgram(bpf_object* object, const Fds& fds,
+               const FastPathMaps& fastpath);
 
   absl::Status DetachOne(const Attachment& attachment);
 
@@ -195,6 +223,8 @@ class SteerProgram {
   int nat_backends_fd_;
   int xsks_fd_;
   int counters_fd_;
+  int tx_ports_fd_;
+  FastPathMaps fastpath_;
   std::set<SteerVip> vips_;
   // How many entries of vips_ have each address: steer_vip_addrs holds the
   // addresses with a nonzero count.

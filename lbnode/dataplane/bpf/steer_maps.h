@@ -62,6 +62,41 @@ struct {
   __uint(max_entries, ANYLB_STEER_CNT_MAX);
 } steer_counters SEC(".maps");
 
+// fastpath_flows: established DR/TUN flows and their rewrite (steer_structs.h).
+// LRU: when full, the kernel evicts the least recently used flow, whose
+// packets then go through AF_XDP again. The loader may resize it.
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __type(key, struct anylb_fastpath_key);
+  __type(value, struct anylb_fastpath_value);
+  __uint(max_entries, ANYLB_FASTPATH_DEFAULT_FLOWS);
+} fastpath_flows SEC(".maps");
+
+// fastpath_tx_ports: egress interfaces other than the RX one, by ifindex.
+struct {
+  __uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+  __type(key, __u32);
+  __type(value, __u32);
+  __uint(max_entries, ANYLB_FASTPATH_MAX_TX_PORTS);
+} fastpath_tx_ports SEC(".maps");
+
+// fastpath_generations: per RX queue, the generation its worker's entries
+// must carry to be used (bumped on every snapshot swap).
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __type(key, __u32);
+  __type(value, __u32);
+  __uint(max_entries, ANYLB_STEER_MAX_QUEUES);
+} fastpath_generations SEC(".maps");
+
+// fastpath_traffic: packets and bytes per (queue, service, backend) slot.
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __type(key, __u32);
+  __type(value, struct anylb_fastpath_traffic);
+  __uint(max_entries, ANYLB_STEER_MAX_QUEUES * ANYLB_FASTPATH_SLOTS_PER_QUEUE);
+} fastpath_traffic SEC(".maps");
+
 // steer_count adds one to counter `index` on this CPU.
 static __always_inline void steer_count(__u32 index) {
   __u64* value = bpf_map_lookup_elem(&steer_counters, &index);
