@@ -111,15 +111,15 @@ struct anylb_fastpath_key {
 // last_seen_ns, packets and bytes. The worker's writes replace the whole
 // value (the kernel copies it under the bucket lock).
 struct anylb_fastpath_value {
-  __u8 mode;      // ANYLB_FASTPATH_MODE_*.
-  __u8 flags;     // ANYLB_FASTPATH_OUTER_V6 | ANYLB_FASTPATH_GUE.
-  __u8 l2_len;    // 14, or 18 with an 802.1Q tag: the frame's and hdr's.
-  __u8 hdr_len;   // DR: 12 (the MACs). TUN: l2_len + outer IP (+ UDP).
+  __u8 mode;            // ANYLB_FASTPATH_MODE_*.
+  __u8 flags;           // ANYLB_FASTPATH_OUTER_V6 | ANYLB_FASTPATH_GUE.
+  __u8 l2_len;          // 14, or 18 with an 802.1Q tag: the frame's and hdr's.
+  __u8 hdr_len;         // DR: 12 (the MACs). TUN: l2_len + outer IP (+ UDP).
   __u16 max_inner_len;  // TUN: node MTU - overhead; DR: 0xffff.
   __u16 owner_queue;    // The RX queue whose worker installed it.
   __u32 generation;     // Valid while == fastpath_generations[owner_queue].
   __u32 tx_port;        // 0: XDP_TX; else an ifindex in fastpath_tx_ports.
-  __u32 slot;   // Index into ANYLB_FASTPATH_MAP_TRAFFIC (service/backend).
+  __u32 slot;  // Index into ANYLB_FASTPATH_MAP_TRAFFIC (service/backend).
   __u32 pad;
   // DR: destination MAC, source MAC. TUN: the frame's new head as the
   // engine built it for one packet of the flow: Ethernet (+ tag), outer
