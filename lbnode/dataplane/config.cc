@@ -165,6 +165,8 @@ absl::StatusOr<std::shared_ptr<const EngineSnapshot>> EngineSnapshot::Create(
         const IpAddress& a = b.endpoint.address();
         snap->nat_sources_.insert(MakeServiceKey(
             a.bytes().data(), a.family(), b.endpoint.port(), s.protocol));
+        snap->nat_hosts_.insert(
+            MakeServiceKey(a.bytes().data(), a.family(), 0, s.protocol));
       }
     }
   }
@@ -180,6 +182,12 @@ bool EngineSnapshot::IsNatBackendSource(const uint8_t* address, IpFamily family,
   if (nat_sources_.contains(key)) return true;
   key.port = 0;
   return nat_sources_.contains(key);
+}
+
+bool EngineSnapshot::IsNatBackendHost(const uint8_t* address, IpFamily family,
+                                      uint8_t protocol) const {
+  if (nat_hosts_.empty()) return false;
+  return nat_hosts_.contains(MakeServiceKey(address, family, 0, protocol));
 }
 
 int EngineSnapshot::Find(const ServiceKey& key) const {

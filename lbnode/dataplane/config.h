@@ -165,6 +165,11 @@ class EngineSnapshot {
   // not the kernel's traffic. Never allocates.
   bool IsNatBackendSource(const uint8_t* address, IpFamily family,
                           uint16_t port, uint8_t protocol) const;
+  // IsNatBackendHost: a NAT-mode backend has this address, for `protocol`
+  // (any port): a later fragment (no ports) from it that matches nothing is
+  // a reply fragment without its first, not the kernel's traffic.
+  bool IsNatBackendHost(const uint8_t* address, IpFamily family,
+                        uint8_t protocol) const;
   // UsesNat: some service uses NAT or FULLNAT.
   bool UsesNat() const { return uses_nat_; }
 
@@ -182,6 +187,8 @@ class EngineSnapshot {
   // NAT backend sources, as ServiceKeys (address, port, protocol; port 0 for
   // "any port").
   absl::flat_hash_set<ServiceKey, ServiceKeyHash> nat_sources_;
+  // The same with port 0: NAT backend addresses by protocol.
+  absl::flat_hash_set<ServiceKey, ServiceKeyHash> nat_hosts_;
   bool uses_nat_ = false;
 };
 

@@ -141,6 +141,12 @@ TEST(EngineSnapshot, KnowsLocalAddressesAndNatBackendSources) {
   EXPECT_FALSE((*snap)->IsNatBackendSource(b2, IpFamily::kV4, 80, 6));
   EXPECT_FALSE((*snap)->IsNatBackendSource(b2, IpFamily::kV4, 8080, 17));
   EXPECT_TRUE((*snap)->IsNatBackendSource(b3, IpFamily::kV4, 12345, 6));
+  // By address and protocol only (later fragments carry no port).
+  const uint8_t b4[4] = {192, 0, 2, 4};
+  EXPECT_TRUE((*snap)->IsNatBackendHost(b2, IpFamily::kV4, 6));
+  EXPECT_TRUE((*snap)->IsNatBackendHost(b3, IpFamily::kV4, 6));
+  EXPECT_FALSE((*snap)->IsNatBackendHost(b2, IpFamily::kV4, 17));
+  EXPECT_FALSE((*snap)->IsNatBackendHost(b4, IpFamily::kV4, 6));
 }
 
 TEST(EngineSnapshot, IpipNeedsTheVipFamilyGueTakesEither) {

@@ -43,6 +43,11 @@ constexpr uint8_t kIcmpTypeDestUnreachable = 3;
 constexpr uint8_t kIcmpCodeFragNeeded = 4;
 constexpr uint8_t kIcmpV6TypePacketTooBig = 2;
 constexpr uint8_t kReplyTtl = 64;
+// The drop reason of a later fragment that matches nothing (its first not
+// seen, or its record gone). TODO: DropReason::kFragmentUnmatched
+// ("fragment_unmatched") once drop_reason.h has it; until then such drops
+// are no_flow, told apart by EngineCounters::fragments_unmatched.
+constexpr DropReason kFragmentUnmatched = DropReason::kNoFlow;
 
 uint32_t EndpointTag(const Endpoint& endpoint) {
   return static_cast<uint32_t>(scheduler::HashEndpoint(endpoint, 0));
@@ -321,6 +326,8 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(
   ASSIGN_OR_RETURN(engine->flows_, scheduler::FlowTable::Create(table_options));
   ASSIGN_OR_RETURN(engine->persistence_, scheduler::PersistenceTable::Create(
                                              options.persistence_capacity));
+  ASSIGN_OR_RETURN(engine->fragments_,
+                   FragmentTable::Create(options.fragments));
   if (engine->snapshot_->UsesNat()) engine->AllocateLinks();
   ASSIGN_OR_RETURN(engine->runtimes_,
                    engine->BuildRuntimes(*engine->snapshot_));
@@ -703,11 +710,133 @@ void Engine::ProcessBatch(std::span<Packet> packets, absl::Time now) {
 [[gnu::always_inline]] inline Verdict Engine::ProcessPrepared(
     std::span<uint8_t> buffer, size_t headroom, size_t frame_len,
     const Prepared& prepared, absl::Time now) {
-  const std::span<const uint8_t> frame(buffer.data() + headroom, frame_len);
   const ParsedPacket& p = prepared.parsed.packet;
-  const FlowKey& key = prepared.key;
-  const uint16_t port = prepared.port;
-  const uint32_t hash = prepared.hash;
+  if (p.is_fragment) [[unlikely]] {
+    return ProcessFragment(buffer, headroom, frame_len, prepared, now);
+  }
+  return ProcessFlow(buffer, headroom, frame_len, p, prepared.key,
+                     prepared.port, prepared.hash, now);
+}
+
+[[gnu::noinline]] Verdict Engine::ProcessFragment(std::span<uint8_t> buffer,
+                                                  size_t headroom,
+                                                  size_t frame_len,
+                                                  const Prepared& prepared,
+                                                  absl::Time now) {
+  const ParsedPacket& p = prepared.parsed.packet;
+  const EngineSnapshot& snap = *snapshot_;
+  if (!snap.UsesNat() || p.is_icmp_error) {
+    return ProcessFlow(buffer, headroom, frame_len, p, prepared.key,
+                       prepared.port, prepared.hash, now);
+  }
+  const uint8_t* const frame = buffer.data() + headroom;
+  if (!p.has_l4_header()) {
+    // A later fragment: the record of its first, if it was translated.
+    const FragmentRewrite* const r =
+        fragments_->Lookup(FragmentKeyOf(frame, p), absl::ToUnixMicros(now));
+    if (r != nullptr && r->epoch == epoch_) {
+      return LaterFragment(buffer, headroom, frame_len, p, *r);
+    }
+    // Else a DR/TUN flow's (3-tuple), or unmatched (ProcessFlow drops it).
+    return ProcessFlow(buffer, headroom, frame_len, p, prepared.key,
+                       prepared.port, prepared.hash, now);
+  }
+  // A first fragment: NAT/FULLNAT flows (and their replies) are keyed by
+  // the 5-tuple, as unfragmented packets; DR/TUN fragment flows by the
+  // 3-tuple. A destination with no service at all (a NAT reply, the
+  // kernel's traffic, a VIP without this port) is looked up by the 5-tuple:
+  // it can only match a NAT reply entry.
+  FlowKey key = prepared.key;
+  key.src_port = p.src_port;
+  key.dst_port = p.dst_port;
+  const int service = snap.Find(EngineSnapshot::MakeServiceKey(
+      key.dst.data(), key.family, p.dst_port, key.protocol));
+  if (service >= 0 && !IsNatMode(snap.services()[service].mode)) {
+    return ProcessFlow(buffer, headroom, frame_len, p, prepared.key,
+                       prepared.port, prepared.hash, now);
+  }
+  return ProcessFlow(buffer, headroom, frame_len, p, key, p.dst_port,
+                     flows_->Hash(key), now);
+}
+
+FragmentKey Engine::FragmentKeyOf(const uint8_t* frame, const ParsedPacket& p) {
+  FragmentKey k;
+  std::memcpy(k.src.data(), frame + p.src_addr_offset(), p.addr_size());
+  std::memcpy(k.dst.data(), frame + p.dst_addr_offset(), p.addr_size());
+  k.id = p.fragment_id;
+  k.protocol = p.l4_protocol;
+  k.family = p.family;
+  return k;
+}
+
+void Engine::RecordFragment(const uint8_t* frame, const ParsedPacket& p,
+                            const uint8_t* new_src, const uint8_t* new_dst,
+                            int service, int backend, bool reply,
+                            absl::Time now) {
+  FragmentRewrite r;
+  std::memcpy(r.src.data(), new_src, p.addr_size());
+  std::memcpy(r.dst.data(), new_dst, p.addr_size());
+  r.service = static_cast<uint32_t>(service);
+  r.backend = static_cast<uint32_t>(backend);
+  r.epoch = epoch_;
+  r.reply = reply;
+  fragments_->Insert(FragmentKeyOf(frame, p), r, absl::ToUnixMicros(now));
+}
+
+Verdict Engine::LaterFragment(std::span<uint8_t> buffer, size_t headroom,
+                              size_t frame_len, const ParsedPacket& p,
+                              const FragmentRewrite& r) {
+  if (r.service >= runtimes_.size() ||
+      r.backend >= runtimes_[r.service].backends.size()) {
+    return DropUnmatchedFragment(headroom, frame_len);
+  }
+  if (p.ttl <= 1) return Drop(DropReason::kTtlExceeded, headroom, frame_len);
+  const IpAddress next =
+      p.is_v4()
+          ? IpAddress::FromV4Bytes(std::span<const uint8_t, 4>(r.dst.data(), 4))
+          : IpAddress::FromV6Bytes(std::span<const uint8_t, 16>(r.dst));
+  Mac next_hop;
+  if (!resolver_->Resolve(next, &next_hop)) {
+    return Drop(DropReason::kNoNeighbor, headroom, frame_len);
+  }
+  uint8_t* const f = buffer.data() + headroom;
+  uint8_t* const ip = f + p.l3_offset;
+  // No transport header here: only the addresses (and the IPv4 header
+  // checksum); the first fragment's L4 checksum covered the whole datagram.
+  SetAddress(p, ip, f + p.src_addr_offset(), r.src.data(), {});
+  SetAddress(p, ip, f + p.dst_addr_offset(), r.dst.data(), {});
+  DecrementTtl(p, ip);
+  std::memcpy(f, next_hop.data(), 6);
+  std::memcpy(f + 6, snapshot_->node().mac.data(), 6);
+  ServiceRuntime& rt = runtimes_[r.service];
+  TrafficCounters& bc = rt.backend_counters[r.backend];
+  if (r.reply) {
+    ++rt.counters.reply_packets;
+    rt.counters.reply_bytes += frame_len;
+    ++bc.reply_packets;
+    bc.reply_bytes += frame_len;
+  } else {
+    ++rt.counters.packets;
+    rt.counters.bytes += frame_len;
+    ++bc.packets;
+    bc.bytes += frame_len;
+  }
+  ++counters_.tx_packets;
+  counters_.tx_bytes += frame_len;
+  return MakeVerdict(Action::kTransmit, DropReason::kNone, false, headroom,
+                     frame_len);
+}
+
+Verdict Engine::DropUnmatchedFragment(size_t headroom, size_t frame_len) {
+  ++counters_.fragments_unmatched;
+  return Drop(kFragmentUnmatched, headroom, frame_len);
+}
+
+[[gnu::always_inline]] inline Verdict Engine::ProcessFlow(
+    std::span<uint8_t> buffer, size_t headroom, size_t frame_len,
+    const ParsedPacket& p, const FlowKey& key, uint16_t port, uint32_t hash,
+    absl::Time now) {
+  const std::span<const uint8_t> frame(buffer.data() + headroom, frame_len);
   const EngineSnapshot& snap = *snapshot_;
   const bool later_fragment = !p.has_l4_header();
   // The flow first: a hit made in this snapshot names its service (the key
@@ -743,6 +872,13 @@ void Engine::ProcessBatch(std::span<Packet> packets, absl::Time now) {
     if (!snap.IsVip(dst)) {
       // A NAT/FULLNAT reply (or an ICMP error about one) without a flow is
       // ours to drop; anything else is the kernel's.
+      if (later_fragment) {
+        if (snap.IsLocalAddress(dst) ||
+            snap.IsNatBackendHost(key.src.data(), key.family, key.protocol)) {
+          return DropUnmatchedFragment(headroom, frame_len);
+        }
+        return Pass(headroom, frame_len);
+      }
       if (snap.IsLocalAddress(dst) ||
           snap.IsNatBackendSource(key.src.data(), key.family, key.src_port,
                                   key.protocol)) {
@@ -750,20 +886,28 @@ void Engine::ProcessBatch(std::span<Packet> packets, absl::Time now) {
       }
       return Pass(headroom, frame_len);
     }
-    return Drop(later_fragment ? DropReason::kNoFlow : DropReason::kNoService,
-                headroom, frame_len);
+    if (later_fragment) return DropUnmatchedFragment(headroom, frame_len);
+    return Drop(DropReason::kNoService, headroom, frame_len);
   }
   ServiceRuntime& rt = runtimes_[service];
   const ServiceConfig& s = snap.services()[service];
   const bool nat = IsNatMode(s.mode);
   if (nat) {
     if (p.is_fragment) {
-      return Drop(DropReason::kFragmentNotSupported, headroom, frame_len);
+      // A later fragment whose first was not translated here (or whose
+      // record expired); an ICMP error in fragments.
+      if (later_fragment) return DropUnmatchedFragment(headroom, frame_len);
+      if (p.is_icmp_error) {
+        return Drop(DropReason::kFragmentNotSupported, headroom, frame_len);
+      }
     }
     if (p.ttl <= 1) return Drop(DropReason::kTtlExceeded, headroom, frame_len);
   }
   const TcpDirection direction =
       nat ? TcpDirection::kClientToServer : TcpDirection::kClientToServerOnly;
+  // DR/TUN fragment flows are 3-tuples: no TCP state machine. A NAT first
+  // fragment has its flow's 5-tuple and TCP header.
+  const bool segment = !p.is_fragment || nat;
 
   int backend = -1;
   if (entry != nullptr) {
@@ -784,7 +928,7 @@ void Engine::ProcessBatch(std::span<Packet> packets, absl::Time now) {
                        ? MakeUser(kPlain, epoch_, rt.tags[backend])
                        : MakeUser(kNatForward, epoch_, LowOf(value));
       ActivityChange change = ActivityChange::kNone;
-      if (key.protocol == kIpProtoTcp && !p.is_fragment && !p.is_icmp_error &&
+      if (key.protocol == kIpProtoTcp && segment && !p.is_icmp_error &&
           scheduler::NextTcpState(entry->state(), p.tcp_flags, direction) !=
               entry->state()) {
         change = flows_->OnTcpSegment(entry, p.tcp_flags, direction, now);
@@ -819,10 +963,9 @@ void Engine::ProcessBatch(std::span<Packet> packets, absl::Time now) {
                              now);
       }
     }
-    const FlowState state =
-        p.is_fragment
-            ? FlowState::kOther
-            : scheduler::InitialFlowState(key.protocol, p.tcp_flags, direction);
+    const FlowState state = segment ? scheduler::InitialFlowState(
+                                          key.protocol, p.tcp_flags, direction)
+                                    : FlowState::kOther;
     if (nat) {
       DropReason reason = DropReason::kNone;
       entry = InsertNatFlow(key, service, backend, state, now, &reason);
@@ -856,7 +999,7 @@ void Engine::ProcessBatch(std::span<Packet> packets, absl::Time now) {
   rt.backend_counters[backend].bytes += frame_len;
   if (nat) {
     return ForwardNat(buffer, headroom, frame_len, p, key, *entry, service,
-                      backend);
+                      backend, now);
   }
   return Forward(buffer, headroom, frame_len, p, service, backend, hash, now);
 }
@@ -953,7 +1096,7 @@ FlowEntry* Engine::InsertNatFlow(const FlowKey& key, int service, int backend,
 Verdict Engine::ForwardNat(std::span<uint8_t> buffer, size_t headroom,
                            size_t frame_len, const ParsedPacket& p,
                            const FlowKey& key, const FlowEntry& entry,
-                           int service, int backend) {
+                           int service, int backend, absl::Time now) {
   const EngineSnapshot& snap = *snapshot_;
   const ServiceConfig& s = snap.services()[service];
   const BackendConfig& b = s.backends[backend];
@@ -973,6 +1116,11 @@ Verdict Engine::ForwardNat(std::span<uint8_t> buffer, size_t headroom,
   }
   uint8_t* const f = buffer.data() + headroom;
   uint8_t* const ip = f + p.l3_offset;
+  if (p.is_fragment) {  // A first fragment (see ProcessFragment).
+    RecordFragment(f, p, local != nullptr ? local : f + p.src_addr_offset(),
+                   backend_address.bytes().data(), service, backend,
+                   /*reply=*/false, now);
+  }
   if (p.is_icmp_error) {
     // The quoted packet is VIP:vport → client:cport (our translation of
     // the backend's packet): make it the backend's own again.
@@ -1022,7 +1170,7 @@ Verdict Engine::Reply(std::span<uint8_t> buffer, size_t headroom,
     return Drop(DropReason::kNoFlow, headroom, frame_len);
   }
   const ServiceConfig& s = snapshot_->services()[service];
-  if (p.is_fragment) {
+  if (p.is_fragment && (p.is_icmp_error || !p.has_l4_header())) {
     return Drop(DropReason::kFragmentNotSupported, headroom, frame_len);
   }
   if (p.ttl <= 1) return Drop(DropReason::kTtlExceeded, headroom, frame_len);
@@ -1048,6 +1196,11 @@ Verdict Engine::Reply(std::span<uint8_t> buffer, size_t headroom,
   const bool fullnat = s.mode == ForwardingMode::kFullNat;
   uint8_t* const f = buffer.data() + headroom;
   uint8_t* const ip = f + p.l3_offset;
+  if (p.is_fragment) {  // A first fragment (see ProcessFragment).
+    RecordFragment(f, p, fk.dst.data(),
+                   fullnat ? fk.src.data() : f + p.dst_addr_offset(), service,
+                   backend, /*reply=*/true, now);
+  }
   if (p.is_icmp_error) {
     // The quoted packet is what the director sent the backend: make it the
     // client's own again (VIP:vport as destination).

@@ -181,6 +181,7 @@
 #include "common/ip_address.h"
 #include "lbnode/dataplane/config.h"
 #include "lbnode/dataplane/drop_reason.h"
+#include "lbnode/dataplane/fragment_table.h"
 #include "lbnode/dataplane/local_port_allocator.h"
 #include "lbnode/dataplane/parser.h"
 #include "lbnode/scheduler/backend.h"
@@ -262,6 +263,9 @@ struct EngineCounters {
   // Engine::ExpireSome); the orphan is caught by its link check and
   // expires on its own.
   uint64_t nat_orphans = 0;
+  // A later fragment matching no translated first fragment nor flow
+  // (dropped; see the file comment, "Fragments").
+  uint64_t fragments_unmatched = 0;
 
   uint64_t drops_for(DropReason r) const {
     return drops[static_cast<size_t>(r)];
@@ -280,6 +284,9 @@ struct EngineOptions {
   // p % worker_count == worker_index (see the file comment).
   uint32_t worker_index = 0;
   uint32_t worker_count = 1;
+  // NAT/FULLNAT fragments: how many datagrams' first-fragment rewrites are
+  // remembered, and how long (see FragmentTable).
+  FragmentTableOptions fragments;
 };
 
 // Engine processes frames for one worker; see the file comment.
@@ -345,6 +352,7 @@ class Engine {
     return *persistence_;
   }
   const LocalPortAllocator& local_ports() const { return *ports_; }
+  const FragmentTable& fragment_table() const { return *fragments_; }
 
   // RefreshFlow marks the flow whose forward key is `forward_key` (and, for
   // NAT/FULLNAT, its reply entry) as seen at `now`, as a packet hit does for
@@ -391,6 +399,30 @@ class Engine {
   Verdict ProcessPrepared(std::span<uint8_t> buffer, size_t headroom,
                           size_t frame_len, const Prepared& prepared,
                           absl::Time now);
+  // ProcessFragment is ProcessPrepared for a fragment (cold): a later
+  // NAT/FULLNAT fragment by the FragmentTable, a NAT first fragment by its
+  // 5-tuple, DR/TUN fragments by the prepared 3-tuple key.
+  Verdict ProcessFragment(std::span<uint8_t> buffer, size_t headroom,
+                          size_t frame_len, const Prepared& prepared,
+                          absl::Time now);
+  // ProcessFlow is the flow lookup, scheduling and rewrite of a packet
+  // under `key` (hash `hash`; `port` for the service lookup).
+  Verdict ProcessFlow(std::span<uint8_t> buffer, size_t headroom,
+                      size_t frame_len, const ParsedPacket& p,
+                      const scheduler::FlowKey& key, uint16_t port,
+                      uint32_t hash, absl::Time now);
+  // The FragmentTable key of the fragment `p` in `frame` (as it arrived).
+  static FragmentKey FragmentKeyOf(const uint8_t* frame, const ParsedPacket& p);
+  // Records a first fragment's new addresses for its later fragments; call
+  // before rewriting the frame.
+  void RecordFragment(const uint8_t* frame, const ParsedPacket& p,
+                      const uint8_t* new_src, const uint8_t* new_dst,
+                      int service, int backend, bool reply, absl::Time now);
+  // Forwards a later fragment by its first fragment's record.
+  Verdict LaterFragment(std::span<uint8_t> buffer, size_t headroom,
+                        size_t frame_len, const ParsedPacket& p,
+                        const FragmentRewrite& r);
+  Verdict DropUnmatchedFragment(size_t headroom, size_t frame_len);
   Verdict Pass(size_t headroom, size_t frame_len);
   Engine(std::shared_ptr<const EngineSnapshot> snapshot,
          NextHopResolver* resolver, const EngineOptions& options);
@@ -409,7 +441,7 @@ class Engine {
                      size_t frame_len, const ParsedPacket& p,
                      const scheduler::FlowKey& key,
                      const scheduler::FlowEntry& entry, int service,
-                     int backend);
+                     int backend, absl::Time now);
   Verdict Reply(std::span<uint8_t> buffer, size_t headroom, size_t frame_len,
                 const ParsedPacket& p, scheduler::FlowEntry* entry,
                 absl::Time now);
@@ -446,6 +478,7 @@ class Engine {
   std::vector<ServiceRuntime> runtimes_;
   std::unique_ptr<scheduler::PersistenceTable> persistence_;
   std::unique_ptr<LocalPortAllocator> ports_;
+  std::unique_ptr<FragmentTable> fragments_;
   std::vector<NatLink> links_;
   std::vector<uint32_t> free_links_;
   // Partners to remove after the current table call (see DrainPending).

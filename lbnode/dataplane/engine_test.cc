@@ -55,6 +55,9 @@ constexpr size_t kHeadroom = 256;
 constexpr size_t kBufferSize = 4096;
 constexpr uint16_t kLocalPortMin = 20000;
 constexpr uint16_t kBackendPort = 8080;  // NAT/FULLNAT backends listen here.
+// A later fragment matching nothing. TODO: DropReason::kFragmentUnmatched
+// once drop_reason.h has it (engine.cc's kFragmentUnmatched).
+constexpr DropReason kFragmentUnmatched = DropReason::kNoFlow;
 const absl::Time kNow = absl::FromUnixSeconds(1700000000);
 
 IpAddress Ip(std::string_view text) { return IpAddress::Parse(text).value(); }
@@ -252,6 +255,83 @@ PacketBuilder Pkt(PacketBuilder b, const Family& fam, const std::string& src,
   }
   return b.Payload(std::string(5, 'x'));
 }
+
+// Fragments of one TCP/UDP datagram src:sport → dst:dport (TOS / traffic
+// class 0x28 like Pkt, TTL `ttl`, identification `id`): its transport
+// payload is FirstData(proto) bytes 'a' (in the first fragment, after the
+// transport header; header + data is a multiple of 8 bytes) and kLaterData
+// bytes 'b' (in the later fragment). The first fragment carries the
+// transport checksum of the WHOLE datagram, as a sender's does, so a
+// byte-exact comparison of a translated first fragment checks the
+// incremental update against a checksum computed from scratch.
+constexpr size_t kLaterData = 10;
+size_t FirstData(uint8_t proto) { return proto == 6 ? 20 : 24; }
+uint16_t FirstFragmentUnits(uint8_t proto) {
+  return static_cast<uint16_t>(((proto == 6 ? 20 : 8) + FirstData(proto)) / 8);
+}
+struct Datagram {
+  const Family* fam;
+  std::string src, dst;
+  uint16_t sport, dport;
+  uint8_t proto;
+  uint8_t flags = kSyn;
+  uint8_t ttl = 64;
+  uint32_t id = 77;
+
+  PacketBuilder& Ip(PacketBuilder& b) const {
+    if (fam->v6) return b.Ipv6(src, dst).TrafficClass(0x28).HopLimit(ttl);
+    return b.Ipv4(src, dst).Tos(0x28).Ttl(ttl).Id(static_cast<uint16_t>(id));
+  }
+  PacketBuilder& L4(PacketBuilder& b) const {
+    if (proto == 6) return b.Tcp(sport, dport).Flags(flags);
+    return b.Udp(sport, dport)
+        .UdpLength(static_cast<uint16_t>(8 + FirstData(proto) + kLaterData));
+  }
+  // The transport checksum of the whole (unfragmented) datagram.
+  uint16_t WholeChecksum() const {
+    PacketBuilder b;
+    b.Eth(kRouterMac, kNodeMac);
+    Ip(b);
+    L4(b).Payload(std::string(FirstData(proto), 'a') +
+                  std::string(kLaterData, 'b'));
+    const std::vector<uint8_t> w = b.Build();
+    const size_t at = 14 + (fam->v6 ? 40 : 20) + (proto == 6 ? 16 : 6);
+    return static_cast<uint16_t>(w[at] << 8 | w[at + 1]);
+  }
+  std::vector<uint8_t> First(PacketBuilder b) const {
+    const uint16_t check = WholeChecksum();
+    Ip(b);
+    if (fam->v6) {
+      b.Fragment(0, true, id);
+    } else {
+      b.MoreFragments();
+    }
+    return L4(b)
+        .Checksum(check)
+        .Payload(std::string(FirstData(proto), 'a'))
+        .Build();
+  }
+  std::vector<uint8_t> Later(PacketBuilder b) const {
+    Ip(b);
+    if (fam->v6) {
+      b.Fragment(FirstFragmentUnits(proto), false, id).NextHeader(proto);
+    } else {
+      b.FragmentOffset(FirstFragmentUnits(proto)).Protocol(proto);
+    }
+    return b.Payload(std::string(kLaterData, 'b')).Build();
+  }
+  // The same datagram as translated: other addresses, ports, TTL.
+  Datagram As(std::string new_src, std::string new_dst, uint16_t new_sport,
+              uint16_t new_dport, uint8_t new_ttl) const {
+    Datagram d = *this;
+    d.src = std::move(new_src);
+    d.dst = std::move(new_dst);
+    d.sport = new_sport;
+    d.dport = new_dport;
+    d.ttl = new_ttl;
+    return d;
+  }
+};
 
 // Fixture is one row of the table.
 struct Fixture {
@@ -623,24 +703,88 @@ std::vector<Fixture> Fixtures(bool v6) {
            proto,
            {syn}});
     }
-    // Fragments: no reassembly, no ports in later fragments.
-    f.push_back({name(m + "fragment_drops_fragment_not_supported"),
-                 [=, &fam] {
-                   return std::vector<ServiceConfig>{NatService(fam, 17, mode)};
-                 },
-                 [&] {
-                   PacketBuilder b = FromRouter();
-                   if (fam.v6) {
-                     b.Ipv6(fam.client, fam.vip).Fragment(0, true, 77);
-                   } else {
-                     b.Ipv4(fam.client, fam.vip).Id(77).MoreFragments();
-                   }
-                   return b.Udp(40000, 80)
-                       .UdpLength(8 + 24 + 10)
-                       .Payload(std::string(16, 'a'))
-                       .Build();
-                 }(),
-                 Action::kDrop, DropReason::kFragmentNotSupported});
+    // Fragments (no reassembly): the first is translated like a whole
+    // packet and recorded; later ones get its addresses. Both directions.
+    for (uint8_t proto : {uint8_t{6}, uint8_t{17}}) {
+      const std::string p = proto == 6 ? "tcp" : "udp";
+      auto services = [=, &fam] {
+        return std::vector<ServiceConfig>{NatService(fam, proto, mode)};
+      };
+      const Datagram in{&fam, fam.client, fam.vip, 40000, 80, proto};
+      const Datagram fwd = in.As(peer, backend, peer_port, kBackendPort, 63);
+      const Datagram rep{&fam,  backend, peer, kBackendPort, peer_port,
+                         proto, kAck,    64,   4242};
+      const Datagram back = rep.As(fam.vip, fam.client, 80, 40000, 63);
+      const PacketBuilder from_backend =
+          PacketBuilder().Eth(BackendMac(0), kNodeMac);
+      const std::vector<uint8_t> syn =
+          Pkt(FromRouter(), fam, fam.client, fam.vip, 40000, 80, proto).Build();
+      f.push_back({name(m + "first_fragment_" + p), services,
+                   in.First(FromRouter()), Action::kTransmit, DropReason::kNone,
+                   [=](uint32_t) { return fwd.First(ToNextHop()); }, false,
+                   proto});
+      f.push_back({name(m + "later_fragment_" + p),
+                   services,
+                   in.Later(FromRouter()),
+                   Action::kTransmit,
+                   DropReason::kNone,
+                   [=](uint32_t) { return fwd.Later(ToNextHop()); },
+                   false,
+                   proto,
+                   {in.First(FromRouter())}});
+      f.push_back({name(m + "later_fragment_before_first_drops_" + p), services,
+                   in.Later(FromRouter()), Action::kDrop, kFragmentUnmatched,
+                   nullptr, false, proto});
+      Datagram other = in;
+      other.id = 78;
+      f.push_back({name(m + "later_fragment_of_another_datagram_drops_" + p),
+                   services,
+                   other.Later(FromRouter()),
+                   Action::kDrop,
+                   kFragmentUnmatched,
+                   nullptr,
+                   false,
+                   proto,
+                   {in.First(FromRouter())}});
+      f.push_back({name(m + "reply_first_fragment_" + p),
+                   services,
+                   rep.First(from_backend),
+                   Action::kTransmit,
+                   DropReason::kNone,
+                   [=](uint32_t) { return back.First(ToNextHop()); },
+                   false,
+                   proto,
+                   {syn}});
+      f.push_back({name(m + "reply_later_fragment_" + p),
+                   services,
+                   rep.Later(from_backend),
+                   Action::kTransmit,
+                   DropReason::kNone,
+                   [=](uint32_t) { return back.Later(ToNextHop()); },
+                   false,
+                   proto,
+                   {syn, rep.First(from_backend)}});
+      f.push_back({name(m + "reply_later_fragment_before_first_drops_" + p),
+                   services,
+                   rep.Later(from_backend),
+                   Action::kDrop,
+                   kFragmentUnmatched,
+                   nullptr,
+                   false,
+                   proto,
+                   {syn}});
+      Datagram low_ttl = in;
+      low_ttl.ttl = 1;
+      f.push_back({name(m + "later_fragment_ttl_1_drops_ttl_exceeded_" + p),
+                   services,
+                   low_ttl.Later(FromRouter()),
+                   Action::kDrop,
+                   DropReason::kTtlExceeded,
+                   nullptr,
+                   false,
+                   proto,
+                   {in.First(FromRouter())}});
+    }
     // Unresolved backend: dropped, frame unchanged (checked for every drop).
     f.push_back({name(m + "unresolved_backend_drops_no_neighbor"),
                  [=, &fam] {
