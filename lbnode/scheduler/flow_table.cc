@@ -199,6 +199,7 @@ FlowTable::FlowTable(const FlowTableOptions& options, uint64_t seed,
       unconfirmed_limit_(std::max<size_t>(
           1, options.capacity * options.max_unconfirmed_percent / 100)),
       seed_(seed),
+      hasher_(seed),
       slot_mask_(static_cast<uint32_t>(slot_count - 1)),
       timeouts_(options.timeouts),
       on_removed_(options.on_removed),
@@ -225,11 +226,6 @@ FlowTable::FlowTable(const FlowTableOptions& options, uint64_t seed,
 FlowTable::~FlowTable() = default;
 
 void FlowTable::FreeDeleter::operator()(void* p) const { std::free(p); }
-
-uint32_t FlowTable::Hash(const FlowKey& key) const {
-  return static_cast<uint32_t>(
-      Hash64({reinterpret_cast<const uint8_t*>(&key), sizeof(FlowKey)}, seed_));
-}
 
 void FlowTable::Prefetch(uint32_t hash) const {
   __builtin_prefetch(&slots_[hash & slot_mask_]);

@@ -100,6 +100,18 @@ void BM_Hash(benchmark::State& state) {
 }
 BENCHMARK(BM_Hash);
 
+// The flow table's hash (FlowTable::Hash), against Hash64 above.
+void BM_FlowKeyHasher(benchmark::State& state) {
+  const std::vector<FlowKey> keys = Keys(0, 1024);
+  const FlowKeyHasher hasher(1);
+  size_t i = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(hasher(keys[i++ & 1023]));
+  }
+  ReportNsPerOp(state);
+}
+BENCHMARK(BM_FlowKeyHasher);
+
 void BM_LookupHit(benchmark::State& state) {
   Filled& f = GetFilled(state.range(0));
   const size_t n = f.present.size();

@@ -1,13 +1,24 @@
 // Deterministic hashing: the same value on every node, process and run.
 //
 // Nodes of the fleet must agree on which real server a flow goes to, so the
-// hashes behind Maglev's permutations and the packet → table slot mapping
-// cannot be absl::Hash or std::hash (both may be seeded per process). These
-// are fixed functions of their input bytes and a seed.
+// hashes behind Maglev's permutations and the schedulers cannot be
+// absl::Hash or std::hash (both may be seeded per process). Hash64,
+// HashEndpoint and HashFlow are fixed functions of their input bytes and a
+// seed, pinned across releases by hash_test.
+//
+// FlowKeyHasher is the exception: the hash of one worker's flow table (and
+// the per-flow entropy taken from it: GUE source port, IPv6 flow label). No
+// other node or process ever needs its values, so it is free to change
+// between releases and is chosen for speed; never use it for anything nodes
+// must agree on.
+//
+// Everything here is a pure function of its arguments: any thread may call
+// it.
 
 #ifndef ANYLB_LBNODE_SCHEDULER_HASH_H_
 #define ANYLB_LBNODE_SCHEDULER_HASH_H_
 
+#include <array>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -95,7 +106,8 @@ enum class HashInputs : uint8_t {
 // HashFlow hashes the fields of `flow` that `inputs` selects. Fields not
 // selected are zeroed, so e.g. two flows from one client hash equal under
 // kSourceIp whatever their ports and destinations.
-inline uint64_t HashFlow(const FlowKey& flow, HashInputs inputs, uint64_t seed) {
+inline uint64_t HashFlow(const FlowKey& flow, HashInputs inputs,
+                         uint64_t seed) {
   FlowKey k = flow;
   switch (inputs) {
     case HashInputs::kFiveTuple:
@@ -118,6 +130,56 @@ inline uint64_t HashFlow(const FlowKey& flow, HashInputs inputs, uint64_t seed) 
   }
   return Hash64({reinterpret_cast<const uint8_t*>(&k), sizeof(k)}, seed);
 }
+
+// Mum is the 128-bit product of `a` and `b` folded to 64 bits (low half
+// xor high half): one multiply that lets every bit of each operand reach
+// the middle and high bits of the result (wyhash's mixing step, Wang Yi
+// 2019). Weakness: a zero operand annihilates the other, which is why
+// FlowKeyHasher xors secret words into both operands.
+constexpr uint64_t Mum(uint64_t a, uint64_t b) {
+  __extension__ using U128 = unsigned __int128;
+  const U128 product = static_cast<U128>(a) * b;
+  return static_cast<uint64_t>(product) ^ static_cast<uint64_t>(product >> 64);
+}
+
+// FlowKeyHasher is the flow table's hash of the fixed-size FlowKey (five
+// 64-bit words w0..w4, little-endian): about 25 instructions, four
+// multiplies three deep (x and y in parallel), against Hash64's 64
+// instructions and eleven multiplies seven deep:
+//   x = Mum(w0 ^ s0, w1 ^ s1)       source address
+//   y = Mum(w2 ^ s2, w3 ^ s3)       destination address (independent of x)
+//   z = Mum(x ^ w4 ^ s4, y ^ s5)    ports, protocol, family
+//   hash = Mum(z, golden ratio)      spreads z's bits over the low half
+// The secrets s0..s5 come from the seed (SplitMix64 of seed + i·φ), so a
+// random per-table seed keeps outsiders from steering flows into one probe
+// run or, knowing a secret, zeroing an operand. hash_test checks the strict
+// avalanche criterion (every input bit flips every output bit with
+// probability ≈ 1/2) on realistic keys (one /24 of clients, sequential
+// ports), and the spread of the low bits used for table slots, GUE source
+// ports and flow labels. Not stable across releases (see the file comment).
+class FlowKeyHasher {
+ public:
+  constexpr explicit FlowKeyHasher(uint64_t seed) {
+    for (size_t i = 0; i < secret_.size(); ++i) {
+      secret_[i] = Mix64(seed + (i + 1) * 0x9e3779b97f4a7c15ULL);
+    }
+  }
+
+  uint64_t operator()(const FlowKey& key) const {
+    static_assert(sizeof(FlowKey) == 40 &&
+                  std::is_trivially_copyable_v<FlowKey>);
+    const auto* bytes = reinterpret_cast<const uint8_t*>(&key);
+    uint64_t w[5];
+    for (int i = 0; i < 5; ++i) w[i] = LoadLe(bytes + 8 * i, 8);
+    const uint64_t x = Mum(w[0] ^ secret_[0], w[1] ^ secret_[1]);
+    const uint64_t y = Mum(w[2] ^ secret_[2], w[3] ^ secret_[3]);
+    const uint64_t z = Mum(x ^ w[4] ^ secret_[4], y ^ secret_[5]);
+    return Mum(z, 0x9e3779b97f4a7c15ULL);
+  }
+
+ private:
+  std::array<uint64_t, 6> secret_{};
+};
 
 }  // namespace anylb::scheduler
 
