@@ -1161,7 +1161,7 @@ TEST_P(EngineFamilyTest, AllFragmentsOfADatagramGoToOneBackend) {
   EXPECT_GT(used.size(), 1u);  // The test would notice a constant answer.
 }
 
-TEST_P(EngineFamilyTest, LaterFragmentWithoutItsFirstDropsNoFlow) {
+TEST_P(EngineFamilyTest, LaterFragmentWithoutItsFirstDropsUnmatched) {
   Harness h({Service(fam(), 53, 17, ForwardingMode::kDr, TunnelType::kIpip)});
   PacketBuilder later = FromRouter();
   if (fam().v6) {
@@ -1171,7 +1171,8 @@ TEST_P(EngineFamilyTest, LaterFragmentWithoutItsFirstDropsNoFlow) {
   }
   const Verdict v = h.Run(later.Payload("later").Build());
   EXPECT_EQ(v.action, Action::kDrop);
-  EXPECT_EQ(v.drop_reason, DropReason::kNoFlow);
+  EXPECT_EQ(v.drop_reason, kFragmentUnmatched);
+  EXPECT_EQ(h.engine->counters().fragments_unmatched, 1u);
 }
 
 // An ICMP error from a router between client and director, addressed to the
@@ -1335,6 +1336,21 @@ TEST_P(EngineFamilyTest, ProcessBatchMatchesProcess) {
           Pkt(FromRouter(), fam(), fam().client, fam().vip, 3000 + c, 80, 17)
               .Build());
     }
+    for (int c = 0; c < 4; ++c) {  // FULLNAT fragments, one unmatched.
+      Datagram d{&fam(),
+                 fam().client,
+                 fam().vip,
+                 static_cast<uint16_t>(4000 + c),
+                 81,
+                 6,
+                 kSyn,
+                 64,
+                 static_cast<uint32_t>(round * 10 + c)};
+      frames.push_back(d.First(FromRouter()));
+      frames.push_back(d.Later(FromRouter()));
+      d.id += 100;
+      frames.push_back(d.Later(FromRouter()));
+    }
     frames.push_back(IcmpErrorAboutFlow(fam(), 1000));
     frames.push_back(IcmpErrorAboutFlow(fam(), 999));  // No flow.
     for (const auto& s : dataplane_testing::MalformedSampleFrames()) {
@@ -1384,6 +1400,8 @@ TEST_P(EngineFamilyTest, ProcessBatchMatchesProcess) {
   EXPECT_EQ(a.pass_packets, b.pass_packets);
   EXPECT_EQ(a.drop_packets, b.drop_packets);
   EXPECT_EQ(a.drops, b.drops);
+  EXPECT_EQ(a.fragments_unmatched, b.fragments_unmatched);
+  EXPECT_EQ(a.fragments_unmatched, 8u);
   for (size_t s = 0; s < services.size(); ++s) {
     EXPECT_EQ(h.engine->service_counters(s).packets,
               ref.engine->service_counters(s).packets);
@@ -1730,12 +1748,126 @@ TEST_P(NatTest, EngineStartedWithoutNatTakesNatFromALaterSnapshot) {
   EXPECT_EQ(h.Run(ReplyTo(h.out, kSyn | kAck)).action, Action::kTransmit);
 }
 
+// The client's datagram `id` to VIP:80 from client `c`, port 1000 + c.
+Datagram ClientDatagram(const Family& fam, const std::string& client,
+                        uint16_t sport, uint8_t proto, uint32_t id) {
+  return {&fam, client, fam.vip, sport, 80, proto, kSyn, 64, id};
+}
+
+TEST_P(NatTest, LaterFragmentsFollowTheirFirstUntilItsRecordExpires) {
+  Harness h({NatService(fam(), 17, mode())});
+  const Datagram a = ClientDatagram(fam(), Client(0), 1000, 17, 1);
+  const Datagram b = ClientDatagram(fam(), Client(0), 1000, 17, 2);
+  ASSERT_EQ(h.Run(a.First(FromRouter()), kNow).action, Action::kTransmit);
+  ASSERT_EQ(h.Run(b.First(FromRouter()), kNow).action, Action::kTransmit);
+  // One flow for both datagrams (the 5-tuple), two fragment records.
+  EXPECT_EQ(h.engine->flow_table().size(), 2u);
+  EXPECT_EQ(h.engine->fragment_table().counters().inserts, 2u);
+  // Within the default 3 s: a later fragment follows its first.
+  EXPECT_EQ(h.Run(a.Later(FromRouter()), kNow + absl::Seconds(2)).action,
+            Action::kTransmit);
+  EXPECT_EQ(SrcAddress(h.out), full() ? fam().local : Client(0));
+  // After it: dropped and counted, though the flow itself lives on.
+  const Verdict v = h.Run(b.Later(FromRouter()), kNow + absl::Seconds(4));
+  EXPECT_EQ(v.action, Action::kDrop);
+  EXPECT_EQ(v.drop_reason, kFragmentUnmatched);
+  EXPECT_EQ(h.engine->counters().fragments_unmatched, 1u);
+  EXPECT_EQ(h.engine->fragment_table().counters().expired, 1u);
+  EXPECT_EQ(h.engine->flow_table().size(), 2u);
+  // Fragments count as packets of the service and backend.
+  EXPECT_EQ(h.engine->service_counters(0).packets, 3u);
+  EXPECT_EQ(h.engine->backend_counters(0, 0).packets, 3u);
+}
+
+TEST_P(NatTest, FragmentLifetimeIsConfigurable) {
+  EngineOptions options = Options();
+  options.fragments.lifetime = absl::Seconds(10);
+  Harness h({NatService(fam(), 17, mode())}, Node(), options);
+  const Datagram a = ClientDatagram(fam(), Client(0), 1000, 17, 1);
+  ASSERT_EQ(h.Run(a.First(FromRouter()), kNow).action, Action::kTransmit);
+  EXPECT_EQ(h.Run(a.Later(FromRouter()), kNow + absl::Seconds(9)).action,
+            Action::kTransmit);
+  EXPECT_EQ(h.Run(a.Later(FromRouter()), kNow + absl::Seconds(11)).action,
+            Action::kDrop);
+  options.fragments.lifetime = absl::ZeroDuration();
+  auto snap = EngineSnapshot::Create(Node(), {NatService(fam(), 17, mode())});
+  ASSERT_THAT(snap, IsOk());
+  FakeResolver resolver;
+  EXPECT_THAT(Engine::Create(*snap, &resolver, options),
+              ::anylb::status_testing::StatusIs(
+                  absl::StatusCode::kInvalidArgument,
+                  ::testing::HasSubstr("fragment lifetime")));
+}
+
+TEST_P(NatTest, FragmentRecordsAreBoundedAndEvictionsCounted) {
+  EngineOptions options = Options();
+  options.fragments.capacity = 8;
+  Harness h({NatService(fam(), 17, mode())}, Node(), options);
+  std::vector<Datagram> datagrams;
+  for (uint32_t id = 0; id < 64; ++id) {
+    datagrams.push_back(ClientDatagram(fam(), Client(0), 1000, 17, id));
+    ASSERT_EQ(h.Run(datagrams.back().First(FromRouter())).action,
+              Action::kTransmit);
+  }
+  EXPECT_EQ(h.engine->fragment_table().capacity(), 8u);
+  EXPECT_EQ(h.engine->fragment_table().counters().evictions, 64u - 8u);
+  size_t forwarded = 0;
+  for (const Datagram& d : datagrams) {
+    if (h.Run(d.Later(FromRouter())).action == Action::kTransmit) ++forwarded;
+  }
+  EXPECT_EQ(forwarded, 8u);
+  EXPECT_EQ(h.engine->counters().fragments_unmatched, 64u - 8u);
+}
+
+TEST_P(NatTest, SnapshotChangeForgetsFragmentRecords) {
+  Harness h({NatService(fam(), 17, mode())});
+  const Datagram a = ClientDatagram(fam(), Client(0), 1000, 17, 1);
+  ASSERT_EQ(h.Run(a.First(FromRouter())).action, Action::kTransmit);
+  // The record names the service and backend by snapshot index.
+  auto snap = EngineSnapshot::Create(
+      Node(), {Service(fam(), 443, 6, ForwardingMode::kDr, TunnelType::kIpip),
+               NatService(fam(), 17, mode())});
+  ASSERT_THAT(snap, IsOk());
+  ASSERT_THAT(h.engine->UpdateSnapshot(*snap), IsOk());
+  EXPECT_EQ(h.Run(a.Later(FromRouter())).drop_reason, kFragmentUnmatched);
+  // The flow survived: the next first fragment is recorded anew.
+  const Datagram b = ClientDatagram(fam(), Client(0), 1000, 17, 2);
+  ASSERT_EQ(h.Run(b.First(FromRouter())).action, Action::kTransmit);
+  EXPECT_EQ(h.Run(b.Later(FromRouter())).action, Action::kTransmit);
+  EXPECT_EQ(h.engine->service_counters(1).packets, 3u);
+}
+
+TEST_P(NatTest, FirstFragmentHitsTheFlowOfWholePackets) {
+  Harness h({NatService(fam(), 6, mode())});
+  ASSERT_EQ(h.Run(FromClient(0, 1000, kSyn)).action, Action::kTransmit);
+  const std::vector<uint8_t> forwarded = h.out;
+  ASSERT_EQ(h.Run(ReplyTo(forwarded, kSyn | kAck)).action, Action::kTransmit);
+  // The client's next segment comes fragmented: same flow, same port.
+  Datagram d = ClientDatagram(fam(), Client(0), 1000, 6, 9);
+  d.flags = kAck;
+  ASSERT_EQ(h.Run(d.First(FromRouter())).action, Action::kTransmit);
+  EXPECT_EQ(Parse(h.out).packet.src_port, SrcPort(forwarded));
+  EXPECT_EQ(h.engine->flow_table().size(), 2u);
+  EXPECT_EQ(h.engine->backends(0)[0].active, 1u);  // TCP state followed.
+  EXPECT_EQ(h.Run(d.Later(FromRouter())).action, Action::kTransmit);
+  EXPECT_EQ(h.engine->service_counters(0).new_flows, 1u);
+}
+
 TEST_P(NatTest, ProcessDoesNotAllocate) {
   Harness h(
       {NatService(fam(), 6, mode(), 4), NatService(fam(), 17, mode(), 4)});
   std::vector<std::vector<uint8_t>> frames;
   for (int c = 0; c < 16; ++c) frames.push_back(FromClient(c, 1000, kSyn));
   for (int c = 0; c < 16; ++c) frames.push_back(FromClient(c, 1000, 0, 17));
+  // Fragments: first (recorded), later (matched), and unmatched.
+  std::vector<std::vector<uint8_t>> fragments;
+  for (int c = 0; c < 16; ++c) {
+    const Datagram d = ClientDatagram(fam(), Client(c), 1000, 17, 100 + c);
+    fragments.push_back(d.First(FromRouter()));
+    fragments.push_back(d.Later(FromRouter()));
+    fragments.push_back(ClientDatagram(fam(), Client(c), 1000, 17, 200 + c)
+                            .Later(FromRouter()));
+  }
   std::vector<uint8_t> buffer(kBufferSize);
   // Replies need the forwarded frames: make the flows first, outside the
   // count, then run replies, hits, expiry and new flows inside it.
@@ -1746,7 +1878,7 @@ TEST_P(NatTest, ProcessDoesNotAllocate) {
   }
   alloc_testing::StartCountingAllocations();
   for (int round = 0; round < 2; ++round) {
-    for (const auto* list : {&frames, &replies}) {
+    for (const auto* list : {&frames, &replies, &fragments}) {
       for (const auto& f : *list) {
         std::copy(f.begin(), f.end(), buffer.begin() + kHeadroom);
         (void)h.engine->Process(buffer, kHeadroom, f.size(),
@@ -1758,6 +1890,8 @@ TEST_P(NatTest, ProcessDoesNotAllocate) {
   const uint64_t allocations = alloc_testing::StopCountingAllocations();
   EXPECT_EQ(allocations, 0u);
   EXPECT_GT(h.engine->counters().tx_packets, 64u);
+  EXPECT_EQ(h.engine->fragment_table().counters().hits, 32u);
+  EXPECT_EQ(h.engine->counters().fragments_unmatched, 32u);
 }
 
 // The key a worker looks up for `frame` (what the XDP fast path reports).
