@@ -14,24 +14,24 @@
 // Per packet (Process):
 //  1. Parse. Not IP (ARP, LLDP, ...) → kPass. Malformed → kDrop(reason).
 //  2. The flow key: MakeFlowKey (fragments: the 3-tuple, so every fragment
-//     of a datagram maps alike), or for an ICMP error MakeIcmpErrorFlowKey
-//     (the flow the quoted packet belongs to, in the direction the director
-//     sees it). Non-error ICMP (ping) → kPass: the kernel answers if the
-//     address is on a local interface.
+//     of a datagram maps alike; NAT/FULLNAT fragments: see "Fragments"), or
+//     for an ICMP error MakeIcmpErrorFlowKey (the flow the quoted packet
+//     belongs to, in the direction the director sees it). Non-error ICMP
+//     (ping) → kPass: the kernel answers if the address is on a local
+//     interface.
 //  3. Flow table lookup. A NAT/FULLNAT reply entry (below) → the reply path.
 //     A hit made under the current snapshot names its service (the key
 //     holds VIP, port and protocol), so the hit path skips the service
 //     lookup. Otherwise: service by (VIP, port, protocol), falling back to
 //     the all-ports service. None, and the destination is a VIP →
-//     kDrop(no_service) (a non-first fragment: kDrop(no_flow)). None, and
+//     kDrop(no_service) (a non-first fragment: fragment_unmatched). None, and
 //     the packet looks like a NAT/FULLNAT reply (destination a local
 //     address, or source a NAT backend's endpoint) → kDrop(no_flow): a reply
 //     without a flow is dropped, never handed to the kernel. Anything else
 //     → kPass (the kernel's traffic).
-//  4. NAT/FULLNAT only: fragments → kDrop(fragment_not_supported) (the
-//     director does not reassemble and a non-first fragment has no ports to
-//     translate); TTL / hop limit <= 1 → kDrop(ttl_exceeded) (the director
-//     is an L3 hop; no ICMP time exceeded is sent).
+//  4. NAT/FULLNAT only: TTL / hop limit <= 1 → kDrop(ttl_exceeded) (the
+//     director is an L3 hop; no ICMP time exceeded is sent). Fragments: see
+//     "Fragments".
 //  5. Flow hit → the flow's backend; TCP state follows OnTcpSegment with
 //     kClientToServerOnly (DR, TUN: replies bypass the director) or
 //     kClientToServer (NAT, FULLNAT). Miss → persistence (below), else the
@@ -135,6 +135,35 @@
 // find a reply's owner from its destination port. NAT replies carry only
 // the client's port: they need a single queue, or a shared flow table,
 // until such a dispatcher exists.
+//
+// Fragments. The director never reassembles (IPVS does, through the
+// kernel's defragmentation; we forward each fragment as it comes).
+// DR and TUN: every fragment is keyed on the 3-tuple (MakeFlowKey), so all
+// fragments of a datagram (and all fragmented datagrams between two hosts)
+// go to one backend; fragment flows stay in state OTHER.
+// NAT and FULLNAT (both directions): the first fragment (offset 0, it holds
+// the transport header) is looked up by its 5-tuple and translated exactly
+// like an unfragmented packet (same flow entries, ports rewritten, the
+// TCP/UDP checksum updated incrementally: it covers the whole datagram and
+// the update depends only on the changed fields, so it is right in the
+// first fragment; TCP state followed). Its new addresses are recorded in the
+// engine's FragmentTable under (source, destination, protocol, IPv4
+// identification / IPv6 fragment identification) as it arrived, for
+// EngineOptions::fragments.lifetime (3 s by default) from the first
+// fragment, at most EngineOptions::fragments.capacity datagrams (evictions
+// counted in the table's counters). A later fragment that finds the record
+// gets the same addresses (IPv4 header checksum updated; IPv6 has none),
+// TTL / hop limit decremented, the same next hop, and counts as a packet (or
+// reply packet) of the flow's service and backend. A later fragment without
+// a record (its first not seen yet, reordered; the record expired or
+// evicted; made under another snapshot) → kDrop(fragment_unmatched), counted
+// in EngineCounters::fragments_unmatched: we do not hold fragments. (Until
+// drop_reason.h has DropReason::kFragmentUnmatched the verdict's reason is
+// no_flow; fragments_unmatched tells them apart.) A later fragment with no
+// record and no 3-tuple flow, addressed to a VIP or a local address or sent
+// by a NAT backend's address, is likewise fragment_unmatched (DR/TUN
+// included); anything else passes to the kernel. ICMP errors that arrive in
+// fragments → kDrop(fragment_not_supported).
 //
 // MTU (TUN): when inner datagram + overhead exceeds the node MTU:
 //  * IPv4 with DF, or IPv6: reply to the client with ICMP "fragmentation
