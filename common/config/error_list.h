@@ -3,8 +3,8 @@
 //
 // Threading: a plain value; one per validation run.
 
-#ifndef ANYLB_LBNODE_AGENT_ERROR_LIST_H_
-#define ANYLB_LBNODE_AGENT_ERROR_LIST_H_
+#ifndef ANYLB_COMMON_CONFIG_ERROR_LIST_H_
+#define ANYLB_COMMON_CONFIG_ERROR_LIST_H_
 
 #include <string>
 #include <utility>
@@ -14,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
-namespace anylb::agent {
+namespace anylb::config {
 
 // ErrorList: see the file comment.
 class ErrorList {
@@ -51,6 +51,6 @@ class ErrorList {
   std::vector<std::string> lines_;
 };
 
-}  // namespace anylb::agent
+}  // namespace anylb::config
 
-#endif  // ANYLB_LBNODE_AGENT_ERROR_LIST_H_
+#endif  // ANYLB_COMMON_CONFIG_ERROR_LIST_H_

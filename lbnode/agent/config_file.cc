@@ -18,10 +18,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "common/config/error_list.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/reflection.h"
-#include "lbnode/agent/error_list.h"
 #include "yaml-cpp/eventhandler.h"
 #include "yaml-cpp/yaml.h"
 
@@ -139,7 +139,7 @@ std::string ShortName(const EnumValueDescriptor* v, const std::string& prefix) {
 // message, recording every problem in `errors`.
 class Converter {
  public:
-  Converter(std::string_view source, ErrorList* errors)
+  Converter(std::string_view source, config::ErrorList* errors)
       : source_(source), errors_(errors) {}
 
   void ToMessage(const YAML::Node& node, const std::string& path,
@@ -461,7 +461,7 @@ class Converter {
   }
 
   std::string source_;
-  ErrorList* errors_;
+  config::ErrorList* errors_;
 };
 
 // DocumentStarts records where each document starts and ignores the rest.
@@ -494,7 +494,7 @@ class DocumentStarts : public YAML::EventHandler {
 absl::StatusOr<lb::v1::ConfigSnapshot> ParseConfigYaml(
     std::string_view text, std::string_view source) {
   const std::string source_name(source);
-  ErrorList errors(kMaxConfigErrors);
+  config::ErrorList errors(kMaxConfigErrors);
   lb::v1::ConfigSnapshot snapshot;
   try {
     // Not YAML::LoadAll: yaml-cpp 0.7's loops forever, allocating, on text

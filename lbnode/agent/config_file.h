@@ -48,13 +48,14 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "common/config/rules.h"
 #include "lb/v1/config.pb.h"
 
 namespace anylb::agent {
 
 // kMaxConfigErrors is how many problems one error message lists; more are
 // summarised as "... and N more".
-inline constexpr int kMaxConfigErrors = 20;
+inline constexpr int kMaxConfigErrors = config::kMaxConfigErrors;
 
 // ParseConfigYaml parses `text`, a YAML ConfigSnapshot. `source_name` (the
 // file name) starts every error line.

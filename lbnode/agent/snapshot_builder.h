@@ -10,43 +10,13 @@
 //   RETURN_IF_ERROR(steer->ReplaceVips(config.vips));
 //   ... publish config.snapshot to the workers ...
 //
-// Rules (each violation is one line of an INVALID_ARGUMENT that lists all
-// of them, up to kMaxConfigErrors, each naming the service, the field and
-// the value):
-//   * addresses parse (IpAddress / IpPrefix); backends have the VIP's
-//     family except with TUN+GUE, which carries either family;
-//   * service names are 1..63 of [a-z0-9._-] and unique; an unnamed service
-//     is called "tcp-192.0.2.10-80" (as the controller names it);
-//     VIP:port:protocol is unique; port <= 65535;
-//   * protocol, scheduler and forwarding mode are required; every enum has
-//     a known value;
-//   * scheduler_flags only for sh and mh; hash_inputs and
-//     maglev_table_size only for mh; the table size is prime, at most
-//     16777213 and at least the number of backends in the table;
-//   * forwarding: a backend's own `forwarding` must equal the service's
-//     (the engine keeps one mode per service); tunnel_type only with TUN,
-//     gue_port (<= 65535) only with GUE; DR and TUN cannot map ports
-//     (backend port 0 or the VIP's port); FULLNAT needs node
-//     local_addresses of the backends' family;
-//   * weights 0..65535 (ipvsadm -w), lower_threshold <= upper_threshold;
-//   * persistence by scheduler::PersistencePolicy::Create (port 0 only with
-//     persistence, prefix lengths in range, timeout >= 0);
-//   * sorry_backend is not supported by the dataplane yet (rejected rather
-//     than ignored);
-//   * node: weight 0..1000000; local_addresses are prefixes of at most
-//     kMaxLocalAddresses addresses in all, without overlaps;
-//   * backend_health names a backend of the config.
-// EngineSnapshot::Create's own checks (MTU against tunnel overhead, tunnel
-// sources, ...) run last; its error is returned as it is.
-//
-// Weights: a backend's effective weight is its configured weight (1 when
-// omitted, as in ipvsadm), or the
-// health verdict's dynamic_weight when that is non-zero. BACKEND_STATE_
-// DRAINING, and HEALTH_STATE_DOWN with FAILURE_ACTION_INHIBIT (the
-// default), make it 0: it stays in the service and keeps its established
-// flows (the flow table) but gets no new ones (a weight-0 backend owns no
-// Maglev slot). BACKEND_STATE_DISABLED, and HEALTH_STATE_DOWN with
-// FAILURE_ACTION_REMOVE, leave it out of the service.
+// Rules and weights: config::NormalizeConfig (common/config/normalize.h)
+// checks every rule of the API and computes effective weights — the same
+// code the controller validates with, so a node never refuses what the
+// controller stored. What is left here is the node's part: the engine's
+// types, the derived hash seed, and EngineSnapshot::Create's own checks
+// (MTU against tunnel overhead, tunnel sources, ...), which run last; their
+// error is returned as it is.
 //
 // Hash seed: hash_seed 0 becomes Hash64 of (VIP bytes, port, protocol)
 // (DeriveHashSeed), the same on every node.
@@ -70,10 +40,6 @@
 #include "lbnode/dataplane/config.h"
 
 namespace anylb::agent {
-
-// kMaxLocalAddresses bounds the FULLNAT addresses a node expands its
-// local_addresses prefixes into (a /20 of IPv4, a /116 of IPv6).
-inline constexpr int kMaxLocalAddresses = 4096;
 
 // NodeIdentity is what only the running node knows about itself (from its
 // interfaces and flags, not from the controller).
@@ -121,11 +87,6 @@ absl::StatusOr<EngineConfig> BuildEngineConfig(
 
 // DeriveHashSeed is the Maglev seed of a service whose hash_seed is 0.
 uint64_t DeriveHashSeed(const IpAddress& vip, uint16_t port, uint8_t protocol);
-
-// DefaultServiceName is the name of an unnamed service: "tcp-192.0.2.10-80",
-// "udp-2001:db8::10-53".
-std::string DefaultServiceName(const IpAddress& vip, uint16_t port,
-                               uint8_t protocol);
 
 }  // namespace anylb::agent
 

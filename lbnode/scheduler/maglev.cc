@@ -11,6 +11,7 @@
 #include "absl/base/optimization.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/config/rules.h"
 #include "lbnode/scheduler/hash.h"
 
 namespace anylb::scheduler {
@@ -309,15 +310,9 @@ MaglevPermutation MaglevPermutationFor(const Endpoint& endpoint,
   return p;
 }
 
-bool MaglevTable::IsPrime(uint32_t n) {
-  if (n < 2) return false;
-  if (n % 2 == 0) return n == 2;
-  if (n % 3 == 0) return n == 3;
-  for (uint64_t d = 5; d * d <= n; d += 6) {
-    if (n % d == 0 || n % (d + 2) == 0) return false;
-  }
-  return true;
-}
+static_assert(MaglevTable::kMaxTableSize == config::kMaxMaglevTableSize);
+
+bool MaglevTable::IsPrime(uint32_t n) { return config::IsPrime(n); }
 
 absl::Status MaglevTable::CheckTableSize(uint32_t table_size,
                                          size_t num_backends) {

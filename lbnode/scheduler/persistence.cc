@@ -6,6 +6,7 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "common/config/rules.h"
 #include "common/status_macros.h"
 #include "lbnode/scheduler/hash.h"
 
@@ -13,34 +14,9 @@ namespace anylb::scheduler {
 
 absl::Status ValidatePersistence(uint32_t vip_port, absl::Duration timeout,
                                  int ipv4_prefix, int ipv6_prefix) {
-  if (timeout < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "persistence timeout ", absl::FormatDuration(timeout),
-        " is negative; use 0 for no persistence or a positive duration "
-        "(IPVS's default is 300s)"));
-  }
-  if (vip_port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("service port ", vip_port, " is out of range 0..65535"));
-  }
-  if (vip_port == 0 && timeout == absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(
-        "service port 0 (all ports) needs persistence, as in IPVS: set a "
-        "persistence timeout (e.g. 300s) or give the service a port");
-  }
-  if (ipv4_prefix < 0 || ipv4_prefix > 32) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "persistence IPv4 prefix length ", ipv4_prefix,
-        " is out of range 0..32 (0 means 32, each client on its own; 24 "
-        "makes a /24 share a real server)"));
-  }
-  if (ipv6_prefix < 0 || ipv6_prefix > 128) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "persistence IPv6 prefix length ", ipv6_prefix,
-        " is out of range 0..128 (0 means 128, each client on its own; 64 "
-        "makes a /64 share a real server)"));
-  }
-  return absl::OkStatus();
+  // One definition of IPVS's rules, shared with the controller's checks.
+  return config::ValidatePersistence(vip_port, timeout, ipv4_prefix,
+                                     ipv6_prefix);
 }
 
 absl::StatusOr<PersistencePolicy> PersistencePolicy::Create(
