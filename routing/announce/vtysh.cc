@@ -1,0 +1,126 @@
+#include "routing/announce/vtysh.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace anylb::routing::announce {
+namespace {
+
+std::string Quote(const std::vector<std::string>& argv) {
+  std::vector<std::string> quoted;
+  for (const std::string& a : argv) {
+    if (a.find_first_of(" \"'") == std::string::npos && !a.empty()) {
+      quoted.push_back(a);
+    } else {
+      quoted.push_back(absl::StrCat("'", a, "'"));
+    }
+  }
+  return absl::StrJoin(quoted, " ");
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> SubprocessVtysh::Run(
+    const std::string& daemon, const std::vector<std::string>& commands) {
+  std::vector<std::string> args = {options_.binary};
+  if (!options_.vty_socket.empty()) {
+    args.push_back("--vty_socket");
+    args.push_back(options_.vty_socket);
+  }
+  args.push_back("-d");
+  args.push_back(daemon);
+  for (const std::string& c : commands) {
+    args.push_back("-c");
+    args.push_back(c);
+  }
+  const std::string command_line = Quote(args);
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    return absl::InternalError(
+        absl::StrCat("pipe for vtysh: ", strerror(errno)));
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    int e = errno;
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+    return absl::ResourceExhaustedError(
+        absl::StrCat("fork for ", command_line, ": ", strerror(e)));
+  }
+  if (pid == 0) {
+    // Child: only async-signal-safe calls.
+    dup2(pipe_fds[1], STDOUT_FILENO);
+    dup2(pipe_fds[1], STDERR_FILENO);
+    int null_fd = open("/dev/null", O_RDONLY);
+    if (null_fd >= 0) dup2(null_fd, STDIN_FILENO);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execv(argv[0], argv.data());
+    const char msg[] = "exec failed\n";
+    (void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
+    _exit(127);
+  }
+  close(pipe_fds[1]);
+  std::string output;
+  absl::Time deadline = absl::Now() + options_.timeout;
+  bool timed_out = false;
+  char buffer[4096];
+  while (true) {
+    int left_ms =
+        static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
+    if (left_ms <= 0) {
+      timed_out = true;
+      break;
+    }
+    pollfd p = {pipe_fds[0], POLLIN, 0};
+    int r = poll(&p, 1, left_ms);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      timed_out = r == 0;
+      break;
+    }
+    ssize_t n = read(pipe_fds[0], buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    output.append(buffer, static_cast<size_t>(n));
+  }
+  close(pipe_fds[0]);
+  if (timed_out) kill(pid, SIGKILL);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out) {
+    return absl::UnavailableError(absl::StrCat(
+        command_line, ": no answer within ",
+        absl::FormatDuration(options_.timeout), " (killed); output: ", output));
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return output;
+  std::string how = WIFEXITED(status)
+                        ? absl::StrCat("exit status ", WEXITSTATUS(status))
+                        : absl::StrCat("signal ", WTERMSIG(status));
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 127 &&
+      output.find("exec failed") != std::string::npos) {
+    return absl::NotFoundError(
+        absl::StrCat(command_line, ": cannot run ", options_.binary,
+                     " (install FRR's vtysh or set --frr_vtysh)"));
+  }
+  return absl::UnavailableError(absl::StrCat(
+      command_line, ": ", how, ": ", output.empty() ? "(no output)" : output));
+}
+
+}  // namespace anylb::routing::announce
