@@ -1,6 +1,7 @@
 // engine_corpus_gen writes the NAT and FULLNAT seed frames of engine_fuzz
 // (client packets to the FuzzSnapshot's NAT/FULLNAT services, backend
-// replies, ICMP errors from either side, TTL 1), one file each, into
+// replies, ICMP errors from either side, TTL 1, first and later fragments
+// both ways), one file each, into
 // --out_dir, and optionally all of them into a pcap file (--pcap_out).
 //
 //   bazel run //lbnode/dataplane:engine_corpus_gen --
@@ -80,6 +81,46 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> Frames() {
             {t + "reply", L4(Ip(from_router, v6, backend, peer), proto,
                              fz::kBackendPort, peer_port, dt::kSyn | dt::kAck)
                               .Build()});
+      }
+      // Fragments: a client datagram's first and later fragment, and the
+      // backend's (a reply) first fragment; each protocol.
+      for (uint8_t proto : {uint8_t{6}, uint8_t{17}}) {
+        const std::string t = tag + (proto == 6 ? "tcp_" : "udp_");
+        const size_t data = proto == 6 ? 20 : 24;  // header + data: 40 / 32.
+        const uint16_t units =
+            static_cast<uint16_t>(((proto == 6 ? 20 : 8) + data) / 8);
+        auto first = [&](const std::string& src, const std::string& dst,
+                         uint16_t sport, uint16_t dport, uint32_t id) {
+          dt::PacketBuilder b = Ip(from_router, v6, src, dst);
+          if (v6) {
+            b.Fragment(0, true, id);
+          } else {
+            b.Id(static_cast<uint16_t>(id)).MoreFragments();
+          }
+          if (proto == 6) {
+            b.Tcp(sport, dport).Flags(dt::kAck);
+          } else {
+            b.Udp(sport, dport).UdpLength(static_cast<uint16_t>(8 + data + 10));
+          }
+          return b.Payload(std::string(data, 'a')).Build();
+        };
+        auto later = [&](const std::string& src, const std::string& dst,
+                         uint32_t id) {
+          dt::PacketBuilder b = Ip(from_router, v6, src, dst);
+          if (v6) {
+            b.Fragment(units, false, id).NextHeader(proto);
+          } else {
+            b.Id(static_cast<uint16_t>(id))
+                .FragmentOffset(units)
+                .Protocol(proto);
+          }
+          return b.Payload(std::string(10, 'b')).Build();
+        };
+        out.push_back(
+            {t + "first_fragment", first(client, vip, 40000, vport, 77)});
+        out.push_back({t + "later_fragment", later(client, vip, 77)});
+        out.push_back({t + "reply_first_fragment",
+                       first(backend, peer, fz::kBackendPort, peer_port, 78)});
       }
       // ICMP errors: from the client side, quoting VIP → client; from the
       // backend side, quoting peer → backend.

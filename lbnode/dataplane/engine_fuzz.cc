@@ -6,9 +6,12 @@
 // processed twice, so the second pass takes the flow-table hit path; when
 // the first pass forwarded a frame, the output with its addresses and
 // ports swapped (a backend's answer) is processed too, which reaches the
-// NAT/FULLNAT reply path. Checks: the verdict stays in the buffer, a drop
-// has a reason and leaves the frame unchanged, a transmit has no reason,
-// every packet is counted once, and the flow table stays consistent.
+// NAT/FULLNAT reply path; when a frame is a first fragment, a later fragment
+// of the same datagram is made from it and processed after it (both
+// directions), which reaches the FragmentTable. Checks: the verdict stays in
+// the buffer, a drop has a reason and leaves the frame unchanged, a transmit
+// has no reason, every packet is counted once, and the flow table stays
+// consistent.
 
 #include <algorithm>
 #include <cstddef>
@@ -84,6 +87,51 @@ bool SwapEnds(std::span<uint8_t> frame) {
   return true;
 }
 
+// MakeLater turns a first fragment (offset 0, more to come) into a later
+// fragment of the same datagram (offset 8 bytes, same identification and
+// addresses), so the FragmentTable's hit path runs after the first
+// fragment's record. False when the frame is not a first fragment.
+bool MakeLater(std::span<uint8_t> frame) {
+  const ParseResult r = Parse(frame);
+  if (!r.ok() || !r.packet.is_first_fragment()) return false;
+  const ParsedPacket& p = r.packet;
+  uint8_t* const ip = frame.data() + p.l3_offset;
+  if (p.is_v4()) {
+    const uint16_t word = static_cast<uint16_t>(ip[6] << 8 | ip[7]);
+    const uint16_t later = static_cast<uint16_t>((word & 0xe000) | 1);
+    ip[6] = static_cast<uint8_t>(later >> 8);
+    ip[7] = static_cast<uint8_t>(later);
+    return true;
+  }
+  // IPv6: walk Hop-by-Hop / Routing / Destination Options to the Fragment
+  // header (the parser accepted the chain, so it is within the frame).
+  uint8_t next = ip[6];
+  size_t at = p.l3_offset + 40;
+  while (at + 8 <= frame.size()) {
+    if (next == 44) {
+      frame[at + 3] = static_cast<uint8_t>((frame[at + 3] & 0x07) | 0x08);
+      frame[at + 2] = 0;  // Offset 1 (8 bytes), M kept.
+      return true;
+    }
+    if (next != 0 && next != 43 && next != 60) return false;
+    next = frame[at];
+    at += (size_t{frame[at + 1]} + 1) * 8;
+  }
+  return false;
+}
+
+// RunLater runs the later fragment made from `frame` (if it is a first
+// fragment); returns the packets processed (0 or 1).
+uint64_t RunLater(Engine& engine, std::span<const uint8_t> frame,
+                  size_t headroom, absl::Time now) {
+  std::vector<uint8_t> later(frame.begin(), frame.end());
+  if (!MakeLater(later)) return 0;
+  std::vector<uint8_t> buffer(headroom + later.size() + 128);
+  std::memcpy(buffer.data() + headroom, later.data(), later.size());
+  RunOnce(engine, buffer, headroom, later.size(), now);
+  return 1;
+}
+
 }  // namespace
 }  // namespace anylb::dataplane
 
@@ -95,6 +143,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using anylb::dataplane::EngineCounters;
   using anylb::dataplane::EngineOptions;
   using anylb::dataplane::EngineSnapshot;
+  using anylb::dataplane::RunLater;
   using anylb::dataplane::RunOnce;
   using anylb::dataplane::SwapEnds;
   using anylb::dataplane::Verdict;
@@ -121,6 +170,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     ++packets;
     if (pass == 0) first = v;
   }
+  // A later fragment of the same datagram (after its first, if the input
+  // is one): the NAT/FULLNAT FragmentTable hit, or a DR/TUN 3-tuple hit.
+  packets += RunLater(**engine, {data, size}, kHeadroom, now);
   // The second pass left its output in the buffer; answer it.
   if (first.action == Action::kTransmit && !first.to_sender) {
     std::fill(buffer.begin(), buffer.end(), 0);
@@ -136,6 +188,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                     answer.size());
         RunOnce(**engine, reply_buffer, kHeadroom, answer.size(), now);
         ++packets;
+        // The answer's later fragment (a NAT/FULLNAT reply fragment).
+        packets += RunLater(**engine, answer, kHeadroom, now);
       }
     }
   }
