@@ -1,10 +1,12 @@
 #include "lbnode/dataplane/xsk/dataplane.h"
 
 #include <bpf/bpf.h>
+#include <net/if.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -50,6 +52,26 @@ absl::StatusOr<std::unique_ptr<Dataplane>> Dataplane::Create(
   }
   const bool separate_tx = !options.tx_interface.empty() &&
                            options.tx_interface != options.interface;
+  std::optional<FastPathOptions> fast_path;
+  if (options.fast_path) {
+    if (steer == nullptr) {
+      return absl::InvalidArgumentError(
+          "dataplane: the fast path needs the steering program");
+    }
+    fast_path.emplace();
+    fast_path->maps = steer->fastpath_maps();
+    fast_path->installs_per_batch = options.fast_path_installs_per_batch;
+    if (separate_tx) {
+      const unsigned ifindex = if_nametoindex(options.tx_interface.c_str());
+      if (ifindex == 0) {
+        return absl::NotFoundError(absl::StrCat("dataplane: TX interface \"",
+                                                options.tx_interface,
+                                                "\": no such interface"));
+      }
+      RETURN_IF_ERROR(steer->AddFastPathTxPort(static_cast<int>(ifindex)));
+      fast_path->tx_ifindex = ifindex;
+    }
+  }
   dp->busy_poll_ = options.busy_poll;
   for (size_t i = 0; i < dp->queues_.size(); ++i) {
     const uint32_t queue = dp->queues_[i];
@@ -82,6 +104,7 @@ absl::StatusOr<std::unique_ptr<Dataplane>> Dataplane::Create(
     }
     WorkerOptions worker_options = options.worker;
     worker_options.busy_poll = options.busy_poll;
+    worker_options.fast_path = fast_path;
     dp->workers_.push_back(std::make_unique<Worker>(
         queue, std::move(port.umem), std::move(port.socket),
         std::move(tx_socket), *std::move(engine), std::move(worker_options)));
@@ -128,6 +151,14 @@ absl::Time Dataplane::OldestProgress() const {
 
 void Dataplane::Unregister() {
   for (uint32_t key : registered_) {
+    // The queue's fast-path entries go stale: their frames take the
+    // (now socketless) AF_XDP path, i.e. the kernel's.
+    const int generations = steer_->fastpath_maps().generations;
+    uint32_t generation = 0;
+    if (bpf_map_lookup_elem(generations, &key, &generation) == 0) {
+      ++generation;
+      bpf_map_update_elem(generations, &key, &generation, BPF_ANY);
+    }
     int err = bpf_map_delete_elem(steer_->xsks_map_fd(), &key);
     if (err != 0 && err != -ENOENT) {
       std::fprintf(

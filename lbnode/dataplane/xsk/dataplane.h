@@ -62,6 +62,13 @@ struct DataplaneOptions {
   uint32_t rx_ring_size = 2048;
   uint32_t tx_ring_size = 2048;
   WorkerOptions worker;  // batch_size, park_*, before_batch, ...
+  // The XDP fast path for established DR/TUN flows (fastpath.h): the
+  // workers install them into the steering program's map. Needs `steer`.
+  // Frames it sends with XDP_TX (or redirects to tx_interface) need a
+  // driver that takes them: a veth's peer must have an XDP program (or
+  // GRO on), which AF_XDP TX in copy mode does not need.
+  bool fast_path = false;
+  uint32_t fast_path_installs_per_batch = 16;
 };
 
 // EngineFactory makes the Engine of the worker for `queue` (on the control

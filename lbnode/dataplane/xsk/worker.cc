@@ -41,6 +41,10 @@ Worker::Worker(uint32_t queue, std::unique_ptr<Umem> umem,
     std::lock_guard<std::mutex> lock(stats_mu_);
     stats_.queue = queue_;
   }
+  if (options_.fast_path.has_value()) {
+    fastpath_ =
+        std::make_unique<FastPath>(queue_, *options_.fast_path, *engine_);
+  }
   if (options_.neighbor_generation != nullptr) {
     seen_generation_ =
         options_.neighbor_generation->load(std::memory_order_acquire);
@@ -92,6 +96,15 @@ void Worker::RunOnce(absl::Time now) {
   Refill();
   uint32_t received = ReceiveBatch(now);
   FlushTx();
+  if (fastpath_ != nullptr) {
+    // The batch's frames are on the TX ring or the free stack, unchanged
+    // until the next Refill: the engine's output is still there to read.
+    if (received != 0) {
+      fastpath_->AfterBatch(
+          std::span<const Packet>(rx_packets_.data(), received), now);
+    }
+    fastpath_->Maintain(now);
+  }
   if (options_.expire_per_batch != 0) {
     counters_.flows_expired +=
         engine_->ExpireSome(now, options_.expire_per_batch);
@@ -112,6 +125,7 @@ void Worker::AdoptSnapshot() {
   absl::Status status = engine_->UpdateSnapshot(std::move(snapshot));
   if (status.ok()) {
     ++counters_.snapshot_swaps;
+    if (fastpath_ != nullptr) fastpath_->OnSnapshot();
   } else {
     ++counters_.snapshot_errors;
     last_snapshot_error_ = status.ToString();
@@ -359,11 +373,23 @@ void Worker::Publish(absl::Time now, bool stopped) {
   stats.services.reserve(services.size());
   stats.backends.resize(services.size());
   stats.loads.resize(services.size());
+  // The fast path's traffic is indexed by the same snapshot (it resizes
+  // on every swap the engine makes).
+  const bool with_fastpath =
+      fastpath_ != nullptr && fastpath_->services().size() == services.size();
   for (size_t s = 0; s < services.size(); ++s) {
     stats.services.push_back(engine_->service_counters(s));
+    if (with_fastpath) {
+      stats.services[s].packets += fastpath_->services()[s].packets;
+      stats.services[s].bytes += fastpath_->services()[s].bytes;
+    }
     std::span<const scheduler::SchedBackend> sched = engine_->backends(s);
     for (size_t b = 0; b < services[s].backends.size(); ++b) {
       stats.backends[s].push_back(engine_->backend_counters(s, b));
+      if (with_fastpath && b < fastpath_->backends()[s].size()) {
+        stats.backends[s][b].packets += fastpath_->backends()[s][b].packets;
+        stats.backends[s][b].bytes += fastpath_->backends()[s][b].bytes;
+      }
       BackendLoad load;
       if (b < sched.size()) {
         load.active = sched[b].active;
@@ -377,6 +403,10 @@ void Worker::Publish(absl::Time now, bool stopped) {
   stats.frames = CountFrames();
   stats.last_snapshot_error = last_snapshot_error_;
   stats.stopped = stopped;
+  if (fastpath_ != nullptr) {
+    stats.fast_path = true;
+    stats.fastpath = fastpath_->counters();
+  }
   std::lock_guard<std::mutex> lock(stats_mu_);
   stats_ = std::move(stats);
 }

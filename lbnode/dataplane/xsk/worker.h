@@ -28,6 +28,12 @@
 // After Stop() the worker drains RX and completions and releases parked
 // frames; FrameCounts then checks free + fill == total.
 //
+// Fast path (WorkerOptions::fast_path, fastpath.h): after each batch is
+// transmitted, the worker installs the rewrite of established DR/TUN flows
+// into the steering program's map, whose later packets then never reach
+// this socket; the loop scans those entries (bounded work per iteration)
+// to keep the engine's flows alive and count their traffic.
+//
 // Per packet the loop never allocates or locks, and raises no exception.
 
 #ifndef ANYLB_LBNODE_DATAPLANE_XSK_WORKER_H_
@@ -40,6 +46,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -48,6 +55,7 @@
 #include "absl/time/time.h"
 #include "lbnode/dataplane/config.h"
 #include "lbnode/dataplane/engine.h"
+#include "lbnode/dataplane/xsk/fastpath.h"
 #include "lbnode/dataplane/xsk/park_queue.h"
 #include "lbnode/dataplane/xsk/umem.h"
 #include "lbnode/dataplane/xsk/xsk_socket.h"
@@ -86,6 +94,9 @@ struct WorkerOptions {
   uint32_t expire_per_batch = 64;
   // After Stop(): how long to wait for the kernel to complete TX frames.
   absl::Duration drain_timeout = absl::Milliseconds(500);
+  // The XDP fast path for established DR/TUN flows (fastpath.h); unset:
+  // every packet goes through AF_XDP and the engine.
+  std::optional<FastPathOptions> fast_path;
 };
 
 // WorkerCounters are the worker's own counters (the engine has its own).
@@ -157,6 +168,10 @@ struct WorkerStats {
   // The last UpdateSnapshot error (counted in snapshot_errors), or empty.
   std::string last_snapshot_error;
   bool stopped = false;  // Final copy, after the drain.
+  // The fast path's counters (all zero without one). Its traffic is
+  // already in `services` and `backends`.
+  bool fast_path = false;
+  FastPathCounters fastpath;
 };
 
 // Worker: see the file comment.
@@ -224,6 +239,7 @@ class Worker {
   std::unique_ptr<XskSocket> tx_socket_;  // Null: TX on rx_socket_.
   XskSocket* tx_;                         // The socket we transmit on.
   std::unique_ptr<Engine> engine_;
+  std::unique_ptr<FastPath> fastpath_;  // Null: no fast path.
   ParkQueue parked_;
 
   // Worker-thread state.
