@@ -20,8 +20,19 @@ MetricsServer::MetricsServer(std::unique_ptr<httplib::Server> server,
     : server_(std::move(server)), endpoint_(endpoint) {}
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
-    std::string_view listen_address, Registry* registry) {
+    std::string_view listen_address, Registry* registry,
+    std::vector<HttpRoute> routes) {
   const std::string text(listen_address);
+  for (const HttpRoute& route : routes) {
+    if ((route.method != "GET" && route.method != "POST") ||
+        route.path.empty() || route.path[0] != '/' ||
+        route.path == "/metrics" || !route.handler) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "metrics server: extra route ", route.method, " \"", route.path,
+          "\": the method must be GET or POST, the path start with '/' and "
+          "not be /metrics, and a handler is needed"));
+    }
+  }
   absl::StatusOr<Endpoint> endpoint = Endpoint::Parse(text);
   if (!endpoint.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -43,6 +54,19 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
               [registry](const httplib::Request&, httplib::Response& res) {
                 res.set_content(registry->Scrape(), Registry::kContentType);
               });
+  for (HttpRoute& route : routes) {
+    auto handler = [h = std::move(route.handler)](const httplib::Request& req,
+                                                  httplib::Response& res) {
+      HttpResponse answer = h(req.body);
+      res.status = answer.status;
+      res.set_content(answer.body, answer.content_type.c_str());
+    };
+    if (route.method == "GET") {
+      server->Get(route.path, std::move(handler));
+    } else {
+      server->Post(route.path, std::move(handler));
+    }
+  }
 
   const std::string host = endpoint->address().ToString();
   errno = 0;

@@ -1,6 +1,7 @@
 // MetricsServer serves a Registry's page over HTTP (cpp-httplib):
 //
 //   GET /metrics   200, Content-Type: text/plain; version=0.0.4
+//   extra routes   as their handlers answer (e.g. lbnode's /admin/...)
 //   anything else  404
 //
 //   ASSIGN_OR_RETURN(std::unique_ptr<MetricsServer> server,
@@ -22,9 +23,12 @@
 #ifndef ANYLB_COMMON_METRICS_METRICS_SERVER_H_
 #define ANYLB_COMMON_METRICS_METRICS_SERVER_H_
 
+#include <functional>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -38,6 +42,22 @@ class Server;
 
 namespace anylb::metrics {
 
+// HttpResponse is an extra route's answer.
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+};
+
+// HttpRoute is an extra endpoint served beside /metrics: `method` "GET" or
+// "POST", an exact `path`, and the handler, which gets the request body
+// and runs on a request thread (so it must be thread-safe).
+struct HttpRoute {
+  std::string method;
+  std::string path;
+  std::function<HttpResponse(const std::string& body)> handler;
+};
+
 // MetricsServer: see the file comment.
 class MetricsServer {
  public:
@@ -46,9 +66,12 @@ class MetricsServer {
 
   // Start binds `listen_address` and starts serving. Errors name the
   // address: INVALID_ARGUMENT for a malformed one, ALREADY_EXISTS when the
-  // port is in use, UNAVAILABLE for other bind failures.
+  // port is in use, UNAVAILABLE for other bind failures. `routes` adds
+  // endpoints (INVALID_ARGUMENT for a method other than GET/POST, a path
+  // not starting with '/', or /metrics itself).
   static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(
-      std::string_view listen_address, Registry* registry);
+      std::string_view listen_address, Registry* registry,
+      std::vector<HttpRoute> routes = {});
 
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;

@@ -102,6 +102,62 @@ TEST(MetricsServer, TwoServersCannotShareAPort) {
               StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr(address)));
 }
 
+TEST(MetricsServer, ServesExtraRoutesBesideMetrics) {
+  Registry registry;
+  std::string posted;
+  std::vector<HttpRoute> routes;
+  routes.push_back(
+      {"GET", "/admin/state", [](const std::string&) {
+         return HttpResponse{200, "application/json", "{\"ok\":true}\n"};
+       }});
+  routes.push_back({"POST", "/admin/do", [&posted](const std::string& body) {
+                      posted = body;
+                      return HttpResponse{202, "text/plain", "done\n"};
+                    }});
+  ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<MetricsServer> server,
+      MetricsServer::Start("127.0.0.1:0", &registry, std::move(routes)));
+  httplib::Client client("127.0.0.1", server->port());
+  httplib::Result get = client.Get("/admin/state");
+  ASSERT_TRUE(get);
+  EXPECT_EQ(get->status, 200);
+  EXPECT_EQ(get->get_header_value("Content-Type"), "application/json");
+  EXPECT_EQ(get->body, "{\"ok\":true}\n");
+  httplib::Result post = client.Post("/admin/do", "now", "text/plain");
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 202);
+  EXPECT_EQ(post->body, "done\n");
+  server->Stop();
+  EXPECT_EQ(posted, "now");
+  // The wrong method is not served.
+  ASSERT_OK_AND_ASSIGN(
+      server,
+      MetricsServer::Start("127.0.0.1:0", &registry,
+                           {{"POST", "/admin/do", [](const std::string&) {
+                               return HttpResponse{};
+                             }}}));
+  httplib::Client again("127.0.0.1", server->port());
+  httplib::Result wrong = again.Get("/admin/do");
+  ASSERT_TRUE(wrong);
+  EXPECT_EQ(wrong->status, 404);
+  EXPECT_TRUE(again.Get("/metrics"));
+}
+
+TEST(MetricsServer, BadExtraRoutesAreRefused) {
+  Registry registry;
+  auto handler = [](const std::string&) { return HttpResponse{}; };
+  EXPECT_THAT(MetricsServer::Start("127.0.0.1:0", &registry,
+                                   {{"PUT", "/admin/x", handler}}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("extra route PUT \"/admin/x\"")));
+  EXPECT_THAT(MetricsServer::Start("127.0.0.1:0", &registry,
+                                   {{"GET", "/metrics", handler}}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(MetricsServer::Start("127.0.0.1:0", &registry,
+                                   {{"GET", "admin", handler}}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 TEST(MetricsServer, MalformedAddressIsInvalidArgument) {
   Registry registry;
   EXPECT_THAT(MetricsServer::Start("localhost:9100", &registry),
