@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -209,9 +210,15 @@ absl::StatusOr<std::unique_ptr<FrrInstance>> FrrInstance::Start(
   if (chown(config_path.c_str(), frr->pw_uid, frr->pw_gid) != 0) {
     return absl::ErrnoToStatus(errno, absl::StrCat("chown frr ", config_path));
   }
-  for (const std::string& daemon : opts.daemons) {
-    RETURN_IF_ERROR(instance->StartDaemon(daemon));
+  // vtysh -b warns without its own config file.
+  {
+    std::ofstream out(opts.dir + "/vtysh.conf", std::ios::trunc);
+    out << "service integrated-vtysh-config\n";
   }
+  for (const std::string& daemon : opts.daemons) {
+    RETURN_IF_ERROR(instance->LaunchDaemon(daemon));
+  }
+  RETURN_IF_ERROR(instance->ApplyConfig(""));
   return instance;
 }
 
@@ -240,6 +247,32 @@ absl::StatusOr<pid_t> FrrInstance::DaemonPid(const std::string& daemon) const {
 }
 
 absl::Status FrrInstance::StartDaemon(const std::string& daemon) {
+  RETURN_IF_ERROR(LaunchDaemon(daemon));
+  return ApplyConfig(daemon);
+}
+
+absl::Status FrrInstance::ApplyConfig(const std::string& daemon) {
+  // What frrinit.sh does at boot with an integrated config: vtysh splits
+  // frr.conf and hands each daemon its own lines.
+  std::string command =
+      absl::StrCat(kVtysh, " --vty_socket ", ShellQuote(options_.dir),
+                   " --config_dir ", ShellQuote(options_.dir), " -b");
+  if (!daemon.empty()) absl::StrAppend(&command, " -d ", ShellQuote(daemon));
+  absl::StrAppend(&command, " 2>&1; echo \"vtysh-exit=$?\"");
+  ASSIGN_OR_RETURN(std::string out, RunCommand(command));
+  absl::string_view view = absl::StripTrailingAsciiWhitespace(out);
+  size_t marker = view.rfind("vtysh-exit=");
+  if (marker == absl::string_view::npos ||
+      view.substr(marker) != "vtysh-exit=0") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "FRR in ", options_.netns, " refused lines of ", options_.dir,
+        "/frr.conf", daemon.empty() ? "" : absl::StrCat(" (", daemon, ")"),
+        ": ", absl::StripTrailingAsciiWhitespace(view.substr(0, marker))));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FrrInstance::LaunchDaemon(const std::string& daemon) {
   if (!KnownDaemon(daemon)) {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown FRR daemon \"", daemon, "\""));
@@ -259,10 +292,20 @@ absl::Status FrrInstance::StartDaemon(const std::string& daemon) {
   std::string out_path = absl::StrCat(dir, "/", daemon, ".out");
   std::string command = absl::StrCat(
       "ip netns exec ", ShellQuote(options_.netns), " ", kFrrBin, "/", daemon,
-      " -d -f ", ShellQuote(dir + "/frr.conf"), " -i ",
-      ShellQuote(PidFile(daemon)), " -z ", ShellQuote(zserv), " --vty_socket ",
-      ShellQuote(dir), " -P 0 --log ",
+      " -d -f /dev/null -i ", ShellQuote(PidFile(daemon)), " -z ",
+      ShellQuote(zserv), " --vty_socket ", ShellQuote(dir), " -P 0 --log ",
       ShellQuote(absl::StrCat("file:", dir, "/", daemon, ".log")));
+  // `frr defaults PROFILE` is a start-up setting: /etc/frr/daemons passes
+  // it as -F (frr_profile); do the same.
+  for (absl::string_view line : absl::StrSplit(options_.config, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (absl::ConsumePrefix(&line, "frr defaults ")) {
+      absl::StrAppend(
+          &command, " -F ",
+          ShellQuote(std::string(absl::StripAsciiWhitespace(line))));
+      break;
+    }
+  }
   if (daemon == "zebra") {
     for (const std::string& module : options_.zebra_modules) {
       absl::StrAppend(&command, " -M ", ShellQuote(module));
@@ -363,6 +406,56 @@ std::string FrrInstance::LogTail(size_t lines) const {
     }
   }
   return result;
+}
+
+absl::StatusOr<std::string> ExpandFrrTemplate(
+    std::string_view text, const std::map<std::string, std::string>& values) {
+  std::string out;
+  std::set<std::string> used;
+  size_t pos = 0;
+  while (true) {
+    size_t open = text.find("{{", pos);
+    if (open == std::string_view::npos) break;
+    size_t close = text.find("}}", open);
+    if (close == std::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unterminated \"{{\" at offset ", open));
+    }
+    std::string name(text.substr(open + 2, close - open - 2));
+    auto it = values.find(name);
+    if (it == values.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("placeholder {{", name, "}} has no value"));
+    }
+    used.insert(name);
+    absl::StrAppend(&out, Absl(text.substr(pos, open - pos)), it->second);
+    pos = close + 2;
+  }
+  absl::StrAppend(&out, Absl(text.substr(pos)));
+  for (const auto& [name, value] : values) {
+    if (!used.contains(name)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "value for ", name, " given but the template has no {{", name, "}}"));
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> ReadFrrTemplate(
+    const std::string& path, const std::map<std::string, std::string>& values) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat("cannot read template ", path));
+  }
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  absl::StatusOr<std::string> expanded =
+      ExpandFrrTemplate(buffer.str(), values);
+  if (!expanded.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", expanded.status().message()));
+  }
+  return expanded;
 }
 
 absl::StatusOr<std::vector<KernelNextHop>> ReadKernelRoute(

@@ -38,6 +38,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -72,9 +73,13 @@ struct FrrOptions {
 // FrrInstance: FRR daemons in one namespace; see the file comment.
 class FrrInstance {
  public:
-  // Start writes dir/frr.conf and starts options.daemons in order, each
-  // waited for until its vty socket answers (zebra also its zserv socket).
-  // Errors name the daemon and quote its output and log.
+  // Start writes dir/frr.conf, starts options.daemons in order, each
+  // waited for until its vty socket and pid file exist (zebra also its zserv
+  // socket), then loads frr.conf into them with `vtysh -b`, as FRR's init
+  // script does with an integrated config (a `frr defaults PROFILE` line
+  // also becomes the daemons' -F). A line FRR refuses is an INVALID_ARGUMENT
+  // error quoting vtysh (line number and text). Other errors name the daemon
+  // and quote its output and log.
   static absl::StatusOr<std::unique_ptr<FrrInstance>> Start(FrrOptions options);
 
   FrrInstance(const FrrInstance&) = delete;
@@ -95,8 +100,8 @@ class FrrInstance {
   // (a crash, as opposed to StopDaemon's orderly shutdown).
   absl::Status KillDaemon(const std::string& daemon);
 
-  // StartDaemon starts one daemon (again) with this instance's options.
-  // FAILED_PRECONDITION if it is running.
+  // StartDaemon starts one daemon (again) with this instance's options and
+  // loads its part of frr.conf. FAILED_PRECONDITION if it is running.
   absl::Status StartDaemon(const std::string& daemon);
 
   // DaemonPid returns the pid of a running daemon (NOT_FOUND if it is not).
@@ -115,6 +120,12 @@ class FrrInstance {
   explicit FrrInstance(FrrOptions options) : options_(std::move(options)) {}
 
   std::string PidFile(const std::string& daemon) const;
+  // LaunchDaemon starts the process with an empty config and waits for it.
+  absl::Status LaunchDaemon(const std::string& daemon);
+  // ApplyConfig loads dir/frr.conf with `vtysh -b` into `daemon` (all if
+  // empty). INVALID_ARGUMENT quoting vtysh's line numbers if FRR refuses a
+  // line.
+  absl::Status ApplyConfig(const std::string& daemon);
   absl::Status Stop(const std::string& daemon, int signal,
                     absl::Duration grace);
 
@@ -127,6 +138,17 @@ class FrrInstance {
 // "/tmp/anylb-frr-<tag>-<pid>-<n>" (not created yet). Directories of that
 // form left by processes that no longer exist are removed on the first call.
 std::string FrrDir(std::string_view tag);
+
+// ExpandFrrTemplate replaces every "{{NAME}}" in `text` by values[NAME]
+// (deploy/frr/*.conf are such templates). INVALID_ARGUMENT naming the
+// placeholder when one has no value, or naming the value when one is unused.
+absl::StatusOr<std::string> ExpandFrrTemplate(
+    std::string_view text, const std::map<std::string, std::string>& values);
+
+// ReadFrrTemplate reads the template at `path` and expands it; errors name
+// the file.
+absl::StatusOr<std::string> ReadFrrTemplate(
+    const std::string& path, const std::map<std::string, std::string>& values);
 
 // KernelNextHop is one next hop of a kernel route.
 struct KernelNextHop {

@@ -265,5 +265,24 @@ TEST(Frr, DestructorStopsDaemonsAndRemovesDir) {
   EXPECT_THAT(pids, ::testing::Not(::testing::Contains(bgpd)));
 }
 
+TEST(Frr, TemplatesExpandEveryPlaceholderAndRefuseMissingOrUnusedValues) {
+  EXPECT_THAT(ExpandFrrTemplate("router bgp {{AS}}\n bgp router-id {{ID}}\n",
+                                {{"AS", "65000"}, {"ID", "192.0.2.1"}}),
+              status_testing::IsOkAndHolds(
+                  "router bgp 65000\n bgp router-id 192.0.2.1\n"));
+  EXPECT_THAT(ExpandFrrTemplate("router bgp {{AS}}", {}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("{{AS}} has no value")));
+  EXPECT_THAT(
+      ExpandFrrTemplate("router bgp {{AS}}", {{"AS", "1"}, {"ASN", "2"}}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ASN")));
+  EXPECT_THAT(
+      ExpandFrrTemplate("x {{AS", {}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unterminated")));
+  EXPECT_THAT(
+      ReadFrrTemplate("/nonexistent/x.conf", {}),
+      StatusIs(absl::StatusCode::kNotFound, HasSubstr("/nonexistent/x.conf")));
+}
+
 }  // namespace
 }  // namespace anylb::lab

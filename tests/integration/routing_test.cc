@@ -1,0 +1,464 @@
+// Anycast routing end to end with real FRR (issue 6): an upstream router
+// namespace and three director namespaces, each director on its own veth to
+// the router, every one running the FRR configs of deploy/frr/ exactly as
+// shipped (templates filled with this lab's addresses, AS numbers and short
+// timers). Checked in the router's KERNEL FIB (`ip route`), which is what
+// forwards the VIP traffic:
+//  * BGP: node weights 1:2:3 (link-bandwidth) → one route with three next
+//    hops weighted 1:2:3, IPv4 and IPv6; a weight changed in place moves
+//    the proportions; a director that dies (its TUN device, holding the VIP
+//    routes, goes) leaves the router's FIB within 3 s (printed).
+//  * OSPF: the VIP through ospfd/ospf6d from all three directors, equal cost.
+//
+// The announcing side: lbnode holds the VIP routes on a TUN device and fills
+// route-maps ANYLB-BGP / ANYLB-OSPF through vtysh (the contract in
+// deploy/frr/director-bgp.conf). `StandInAnnouncer` does exactly that from
+// the test (a TUN fd held by this process, the same vtysh commands), so the
+// deploy configs and the router behaviour are tested on their own.
+//
+// Needs root (tags local, netns). Namespaces and daemons are removed when a
+// case ends, also when it fails (RAII in tests/netns).
+
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/status_macros.h"
+#include "common/testing/status_matchers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/netns/frr.h"
+#include "tests/netns/links.h"
+#include "tests/netns/netns.h"
+
+namespace anylb {
+namespace {
+
+using ::anylb::lab::FormatNextHops;
+using ::anylb::lab::FrrDir;
+using ::anylb::lab::FrrInstance;
+using ::anylb::lab::KernelNextHop;
+using ::anylb::lab::Netns;
+using ::anylb::lab::ReadFrrTemplate;
+using ::anylb::lab::ReadKernelRoute;
+using ::anylb::lab::WaitForKernelRoute;
+using ::anylb::status_testing::IsOk;
+
+constexpr int kDirectors = 3;
+constexpr char kVip4[] = "203.0.113.100/32";
+constexpr char kVip6[] = "2001:db8:f::100/128";
+constexpr char kTunDevice[] = "anylb0";
+// The issue's bound for a dead director's next hop to leave the router's FIB.
+constexpr absl::Duration kWithdrawBound = absl::Seconds(3);
+// How long a change may take to show (sessions up, first announcement).
+constexpr absl::Duration kConverge = absl::Seconds(30);
+
+std::string Runfile(const std::string& path) {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  std::string base = srcdir != nullptr ? srcdir : ".";
+  return absl::StrCat(base, "/anylb/", path);
+}
+
+std::string Template(const std::string& name) {
+  return Runfile("deploy/frr/" + name);
+}
+
+// Address plan: director i (0-based) on link i, a /30 and a /64.
+std::string RouterV4(int i) { return absl::StrCat("192.0.2.", 4 * i + 1); }
+std::string DirectorV4(int i) { return absl::StrCat("192.0.2.", 4 * i + 2); }
+std::string RouterV6(int i) { return absl::StrCat("2001:db8:1:", i, "::1"); }
+std::string DirectorV6(int i) { return absl::StrCat("2001:db8:1:", i, "::2"); }
+std::string RouterDev(int i) { return absl::StrCat("r-d", i + 1); }
+
+enum class Protocol { kBgp, kOspf };
+
+// ApplySysctlFile applies "key = value" lines of a sysctl.d file in `ns`.
+absl::Status ApplySysctlFile(const Netns& ns, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::string line;
+  int applied = 0;
+  while (std::getline(in, line)) {
+    absl::string_view view = absl::StripAsciiWhitespace(line);
+    if (view.empty() || view[0] == '#' || view[0] == ';') continue;
+    std::vector<std::string> kv = absl::StrSplit(view, '=');
+    if (kv.size() != 2) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": not a sysctl line: ", line));
+    }
+    RETURN_IF_ERROR(
+        ns.Sysctl(std::string(absl::StripAsciiWhitespace(kv[0])),
+                  std::string(absl::StripAsciiWhitespace(kv[1]))));
+    ++applied;
+  }
+  if (applied == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " sets nothing"));
+  }
+  return absl::OkStatus();
+}
+
+// StandInAnnouncer does on one director what lbnode's announcer does: a TUN
+// device held open by this process carries the VIP routes (proto static),
+// and route-maps ANYLB-BGP / ANYLB-OSPF select them and set the weight.
+// Closing the device (Crash) is what the kernel does when lbnode dies.
+class StandInAnnouncer {
+ public:
+  StandInAnnouncer(const Netns& ns, FrrInstance& frr) : ns_(ns), frr_(frr) {}
+  ~StandInAnnouncer() { Crash(); }
+
+  // Announce opens the TUN device and adds both VIP routes to it.
+  absl::Status Announce() {
+    int fd = -1;
+    RETURN_IF_ERROR(ns_.RunInThread([&]() -> absl::Status {
+      fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+      if (fd < 0) return absl::ErrnoToStatus(errno, "opening /dev/net/tun");
+      ifreq ifr = {};
+      ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+      std::strncpy(ifr.ifr_name, kTunDevice, IFNAMSIZ - 1);
+      if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
+        return absl::ErrnoToStatus(errno, "TUNSETIFF anylb0");
+      }
+      return absl::OkStatus();
+    }));
+    tun_fd_ = fd;
+    return ns_
+        .Run(absl::StrCat("ip link set ", kTunDevice, " up && ip route add ",
+                          kVip4, " dev ", kTunDevice,
+                          " proto static && ip -6 route add ", kVip6, " dev ",
+                          kTunDevice, " proto static"))
+        .status();
+  }
+
+  // SetBgpWeight fills ANYLB-BGP as lbnode does: VIPs only, link-bandwidth
+  // = weight; entries changed in place.
+  absl::Status SetBgpWeight(int weight) {
+    return frr_
+        .Vtysh(
+            {"configure terminal",
+             absl::StrCat("ip prefix-list ANYLB-VIPS4 seq 5 permit ", kVip4),
+             absl::StrCat("ipv6 prefix-list ANYLB-VIPS6 seq 5 permit ", kVip6),
+             "route-map ANYLB-BGP permit 10",
+             "match ip address prefix-list ANYLB-VIPS4",
+             absl::StrCat("set extcommunity bandwidth ", weight), "exit",
+             "route-map ANYLB-BGP permit 20",
+             "match ipv6 address prefix-list ANYLB-VIPS6",
+             absl::StrCat("set extcommunity bandwidth ", weight), "exit"})
+        .status();
+  }
+
+  absl::Status SetOspf() {
+    return frr_
+        .Vtysh(
+            {"configure terminal",
+             absl::StrCat("ip prefix-list ANYLB-VIPS4 seq 5 permit ", kVip4),
+             absl::StrCat("ipv6 prefix-list ANYLB-VIPS6 seq 5 permit ", kVip6),
+             "route-map ANYLB-OSPF permit 10",
+             "match ip address prefix-list ANYLB-VIPS4", "exit",
+             "route-map ANYLB-OSPF permit 20",
+             "match ipv6 address prefix-list ANYLB-VIPS6", "exit"})
+        .status();
+  }
+
+  // Crash closes the TUN device: the kernel deletes it and its routes.
+  void Crash() {
+    if (tun_fd_ >= 0) close(tun_fd_);
+    tun_fd_ = -1;
+  }
+
+ private:
+  const Netns& ns_;
+  FrrInstance& frr_;
+  int tun_fd_ = -1;
+};
+
+// RoutingLab: the router and the directors, FRR running on all of them with
+// the deploy/frr configs.
+class RoutingLab : public ::testing::TestWithParam<Protocol> {
+ protected:
+  void SetUp() override {
+    ASSERT_OK_AND_ASSIGN(router_, Netns::Create("rt"));
+    ASSERT_THAT(lab::QuietHost(*router_), IsOk());
+    ASSERT_THAT(ApplySysctlFile(*router_, Template("sysctl-router.conf")),
+                IsOk());
+    for (int i = 0; i < kDirectors; ++i) {
+      ASSERT_OK_AND_ASSIGN(auto ns, Netns::Create(absl::StrCat("dir", i + 1)));
+      ASSERT_THAT(lab::QuietHost(*ns), IsOk());
+      ASSERT_THAT(lab::AddVethPair(*router_, RouterDev(i), *ns, "eth0"),
+                  IsOk());
+      ASSERT_THAT(lab::AddAddress(*router_, RouterDev(i), RouterV4(i) + "/30"),
+                  IsOk());
+      ASSERT_THAT(lab::AddAddress(*router_, RouterDev(i), RouterV6(i) + "/64"),
+                  IsOk());
+      ASSERT_THAT(lab::AddAddress(*ns, "eth0", DirectorV4(i) + "/30"), IsOk());
+      ASSERT_THAT(lab::AddAddress(*ns, "eth0", DirectorV6(i) + "/64"), IsOk());
+      directors_.push_back(std::move(ns));
+    }
+    if (GetParam() == Protocol::kBgp) {
+      ASSERT_NO_FATAL_FAILURE(StartBgp());
+    } else {
+      ASSERT_NO_FATAL_FAILURE(StartOspf());
+    }
+    for (int i = 0; i < kDirectors; ++i) {
+      announcers_.push_back(
+          std::make_unique<StandInAnnouncer>(*directors_[i], *frr_[i]));
+    }
+  }
+
+  void TearDown() override {
+    if (HasFailure()) {
+      std::fprintf(stderr, "router FRR logs:\n%s\n",
+                   router_frr_ ? router_frr_->LogTail(30).c_str() : "");
+      for (size_t i = 0; i < frr_.size(); ++i) {
+        std::fprintf(stderr, "director %zu FRR logs:\n%s\n", i + 1,
+                     frr_[i]->LogTail(15).c_str());
+      }
+    }
+    announcers_.clear();
+  }
+
+  std::map<std::string, std::string> BfdValues() {
+    return {{"BFD_MULTIPLIER", "3"}, {"BFD_INTERVAL_MS", "100"}};
+  }
+
+  void StartBgp() {
+    ASSERT_OK_AND_ASSIGN(
+        std::string router_config,
+        ReadFrrTemplate(Template("router-bgp.conf"),
+                        {{"HOSTNAME", "router"},
+                         {"ROUTER_AS", "65000"},
+                         {"ROUTER_ID", "192.0.2.1"},
+                         {"BGP_KEEPALIVE", "1"},
+                         {"BGP_HOLD", "3"},
+                         {"VIP_RANGE_V4", "203.0.113.0/24"},
+                         {"VIP_RANGE_V6", "2001:db8:f::/48"},
+                         {"DIRECTOR_LINKS_V4", "192.0.2.0/26"},
+                         {"DIRECTOR_LINKS_V6", "2001:db8:1::/48"},
+                         {"MAXIMUM_PATHS", "16"}}));
+    ASSERT_OK_AND_ASSIGN(
+        std::string bfd,
+        ReadFrrTemplate(Template("bfd-profile.conf"), BfdValues()));
+    ASSERT_OK_AND_ASSIGN(
+        router_frr_,
+        FrrInstance::Start({.netns = router_->name(),
+                            .dir = FrrDir("rt"),
+                            .config = router_config + bfd,
+                            .daemons = {"zebra", "bgpd", "bfdd"}}));
+    for (int i = 0; i < kDirectors; ++i) {
+      ASSERT_OK_AND_ASSIGN(
+          std::string config,
+          ReadFrrTemplate(Template("director-bgp.conf"),
+                          {{"HOSTNAME", absl::StrCat("dir", i + 1)},
+                           {"DIRECTOR_AS", absl::StrCat(65001 + i)},
+                           {"ROUTER_ID", DirectorV4(i)},
+                           {"BGP_KEEPALIVE", "1"},
+                           {"BGP_HOLD", "3"},
+                           {"UPSTREAM_V4", RouterV4(i)},
+                           {"UPSTREAM_V6", RouterV6(i)}}));
+      ASSERT_OK_AND_ASSIGN(
+          auto frr, FrrInstance::Start({.netns = directors_[i]->name(),
+                                        .dir = FrrDir(absl::StrCat("d", i + 1)),
+                                        .config = config + bfd,
+                                        .daemons = {"zebra", "bgpd", "bfdd"}}));
+      frr_.push_back(std::move(frr));
+    }
+  }
+
+  void StartOspf() {
+    std::map<std::string, std::string> timers = {{"OSPF_HELLO", "1"},
+                                                 {"OSPF_DEAD", "3"}};
+    auto interface = [&](const std::string& dev) {
+      std::map<std::string, std::string> values = timers;
+      values["INTERFACE"] = dev;
+      return ReadFrrTemplate(Template("ospf-interface.conf"), values);
+    };
+    ASSERT_OK_AND_ASSIGN(
+        std::string bfd,
+        ReadFrrTemplate(Template("bfd-profile.conf"), BfdValues()));
+    ASSERT_OK_AND_ASSIGN(std::string router_config,
+                         ReadFrrTemplate(Template("router-ospf.conf"),
+                                         {{"HOSTNAME", "router"},
+                                          {"ROUTER_ID", "192.0.2.1"},
+                                          {"MAXIMUM_PATHS", "16"}}));
+    for (int i = 0; i < kDirectors; ++i) {
+      ASSERT_OK_AND_ASSIGN(std::string block, interface(RouterDev(i)));
+      router_config += block;
+    }
+    const std::vector<std::string> daemons = {"zebra", "ospfd", "ospf6d",
+                                              "bfdd"};
+    ASSERT_OK_AND_ASSIGN(router_frr_,
+                         FrrInstance::Start({.netns = router_->name(),
+                                             .dir = FrrDir("rt"),
+                                             .config = router_config + bfd,
+                                             .daemons = daemons}));
+    for (int i = 0; i < kDirectors; ++i) {
+      ASSERT_OK_AND_ASSIGN(
+          std::string config,
+          ReadFrrTemplate(Template("director-ospf.conf"),
+                          {{"HOSTNAME", absl::StrCat("dir", i + 1)},
+                           {"ROUTER_ID", DirectorV4(i)}}));
+      ASSERT_OK_AND_ASSIGN(std::string block, interface("eth0"));
+      ASSERT_OK_AND_ASSIGN(
+          auto frr, FrrInstance::Start({.netns = directors_[i]->name(),
+                                        .dir = FrrDir(absl::StrCat("d", i + 1)),
+                                        .config = config + block + bfd,
+                                        .daemons = daemons}));
+      frr_.push_back(std::move(frr));
+    }
+  }
+
+  // HopOf returns the next hop through director i, or nullptr.
+  static const KernelNextHop* HopOf(const std::vector<KernelNextHop>& hops,
+                                    int i) {
+    for (const KernelNextHop& hop : hops) {
+      if (hop.dev == RouterDev(i)) return &hop;
+    }
+    return nullptr;
+  }
+
+  std::string Describe(const std::string& prefix) {
+    absl::StatusOr<std::vector<KernelNextHop>> hops =
+        ReadKernelRoute(router_->name(), prefix);
+    return absl::StrCat(
+        prefix, ": ",
+        hops.ok() ? FormatNextHops(*hops) : hops.status().ToString());
+  }
+
+  std::unique_ptr<Netns> router_;
+  std::vector<std::unique_ptr<Netns>> directors_;
+  std::unique_ptr<FrrInstance> router_frr_;
+  std::vector<std::unique_ptr<FrrInstance>> frr_;
+  std::vector<std::unique_ptr<StandInAnnouncer>> announcers_;
+};
+
+// WeightsInProportion: one next hop per director with weight w_i such that
+// w_i / sum(w) matches weights[i] / sum(weights) up to bgpd's truncation
+// (it hands zebra floor(100 * bw_i / sum(bw)) per next hop).
+bool WeightsInProportion(const std::vector<KernelNextHop>& hops,
+                         const std::vector<int>& weights) {
+  if (hops.size() != weights.size()) return false;
+  int sum = 0;
+  for (int w : weights) sum += w;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    const KernelNextHop* hop = nullptr;
+    for (const KernelNextHop& h : hops) {
+      if (h.dev == RouterDev(static_cast<int>(i))) hop = &h;
+    }
+    if (hop == nullptr) return false;
+    if (hop->weight != 100 * weights[i] / sum) return false;
+  }
+  return true;
+}
+
+using BgpRouting = RoutingLab;
+using OspfRouting = RoutingLab;
+
+TEST_P(BgpRouting, WeightsOneTwoThreeGiveKernelNextHopsInProportion) {
+  const std::vector<int> weights = {1, 2, 3};
+  for (int i = 0; i < kDirectors; ++i) {
+    ASSERT_THAT(announcers_[i]->SetBgpWeight(weights[i]), IsOk());
+    ASSERT_THAT(announcers_[i]->Announce(), IsOk());
+  }
+  for (const char* vip : {kVip4, kVip6}) {
+    absl::StatusOr<std::vector<KernelNextHop>> hops = WaitForKernelRoute(
+        router_->name(), vip,
+        [&](const auto& h) { return WeightsInProportion(h, weights); },
+        kConverge);
+    ASSERT_THAT(hops, IsOk());
+    std::printf("router FIB, weights 1:2:3: %s\n", Describe(vip).c_str());
+  }
+
+  // Director 3 goes from 3 to 1, in place (no withdrawal): 1:2:1.
+  ASSERT_THAT(announcers_[2]->SetBgpWeight(1), IsOk());
+  for (const char* vip : {kVip4, kVip6}) {
+    ASSERT_THAT(WaitForKernelRoute(
+                    router_->name(), vip,
+                    [&](const auto& h) {
+                      return WeightsInProportion(h, {1, 2, 1});
+                    },
+                    kConverge),
+                IsOk());
+    std::printf("router FIB, weights 1:2:1: %s\n", Describe(vip).c_str());
+  }
+}
+
+TEST_P(BgpRouting, DeadDirectorLeavesRouterFibWithinThreeSeconds) {
+  for (int i = 0; i < kDirectors; ++i) {
+    ASSERT_THAT(announcers_[i]->SetBgpWeight(1), IsOk());
+    ASSERT_THAT(announcers_[i]->Announce(), IsOk());
+  }
+  for (const char* vip : {kVip4, kVip6}) {
+    ASSERT_THAT(
+        WaitForKernelRoute(
+            router_->name(), vip,
+            [](const auto& h) { return h.size() == kDirectors; }, kConverge),
+        IsOk());
+  }
+  // The TUN device goes (as when lbnode is killed): its routes go with it.
+  absl::Time crashed = absl::Now();
+  announcers_[1]->Crash();
+  for (const char* vip : {kVip4, kVip6}) {
+    absl::StatusOr<std::vector<KernelNextHop>> hops = WaitForKernelRoute(
+        router_->name(), vip,
+        [](const auto& h) {
+          return h.size() == kDirectors - 1 && HopOf(h, 1) == nullptr;
+        },
+        absl::Seconds(10));
+    absl::Duration took = absl::Now() - crashed;
+    ASSERT_THAT(hops, IsOk());
+    std::printf(
+        "director 2's TUN device gone → its next hop for %s left the router's "
+        "FIB after %s (bound %s); now %s\n",
+        vip, absl::FormatDuration(took).c_str(),
+        absl::FormatDuration(kWithdrawBound).c_str(),
+        FormatNextHops(*hops).c_str());
+    EXPECT_LT(took, kWithdrawBound) << vip;
+  }
+}
+
+TEST_P(OspfRouting, VipReachesRouterFromAllDirectorsAtEqualCost) {
+  for (int i = 0; i < kDirectors; ++i) {
+    ASSERT_THAT(announcers_[i]->SetOspf(), IsOk());
+    ASSERT_THAT(announcers_[i]->Announce(), IsOk());
+  }
+  for (const char* vip : {kVip4, kVip6}) {
+    absl::StatusOr<std::vector<KernelNextHop>> hops = WaitForKernelRoute(
+        router_->name(), vip,
+        [](const auto& h) {
+          if (h.size() != kDirectors) return false;
+          for (int i = 0; i < kDirectors; ++i) {
+            if (HopOf(h, i) == nullptr || HopOf(h, i)->weight != 1) {
+              return false;
+            }
+          }
+          return true;
+        },
+        kConverge);
+    ASSERT_THAT(hops, IsOk());
+    std::printf("router FIB via OSPF: %s\n", Describe(vip).c_str());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Bgp, BgpRouting, ::testing::Values(Protocol::kBgp));
+INSTANTIATE_TEST_SUITE_P(Ospf, OspfRouting, ::testing::Values(Protocol::kOspf));
+
+}  // namespace
+}  // namespace anylb
