@@ -68,6 +68,12 @@ ABSL_FLAG(std::string, tunnel_source_v6, "",
 ABSL_FLAG(uint32_t, mtu, 0,
           "IP MTU toward real servers; 0: the interface's MTU.");
 ABSL_FLAG(uint32_t, outer_ttl, 64, "TTL / hop limit of tunnel headers.");
+ABSL_FLAG(bool, fast_path, true,
+          "Forward established DR/TUN flows in the XDP steering program "
+          "(XDP_TX) instead of through AF_XDP. On a veth the peer needs an "
+          "XDP program or GRO to receive those frames.");
+ABSL_FLAG(uint32_t, fast_path_flows, 262144,
+          "Entries of the fast-path flow map (LRU), 1..16777216.");
 
 namespace anylb::lbnode {
 namespace {
@@ -145,6 +151,8 @@ absl::StatusOr<DaemonOptions> OptionsFromFlags() {
   }
   o.frames_per_queue = absl::GetFlag(FLAGS_frames_per_queue);
   o.flow_table_capacity = absl::GetFlag(FLAGS_flow_table_size);
+  o.fast_path = absl::GetFlag(FLAGS_fast_path);
+  o.fast_path_flows = absl::GetFlag(FLAGS_fast_path_flows);
   auto v4 = ParseOptionalAddress(
       "tunnel_source_v4", absl::GetFlag(FLAGS_tunnel_source_v4), IpFamily::kV4);
   if (!v4.ok()) return v4.status();

@@ -6,10 +6,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/config/config_yaml.h"
 #include "common/log.h"
 #include "common/metrics/metric_family.h"
 #include "common/status_macros.h"
-#include "lbnode/agent/config_file.h"
 #include "lbnode/dataplane/engine.h"
 #include "lbnode/nexthop/kernel_next_hop_resolver.h"
 #include "routing/netlink/kernel_next_hops.h"
@@ -64,7 +64,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
                 << " service(s)";
 
   ASSIGN_OR_RETURN(d->next_hops_, routing::netlink::KernelNextHops::Create());
-  ASSIGN_OR_RETURN(d->steer_, dataplane::bpf::SteerProgram::Load());
+  dataplane::bpf::SteerOptions steer_options;
+  steer_options.fastpath_flows = options.fast_path_flows;
+  ASSIGN_OR_RETURN(d->steer_,
+                   dataplane::bpf::SteerProgram::Load(steer_options));
 
   dataplane::xsk::DataplaneOptions dp;
   dp.interface = options.interface;
@@ -75,6 +78,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
   dp.umem.frame_count = options.frames_per_queue;
   dp.worker.batch_size = options.batch_size;
   dp.worker.busy_poll = options.busy_poll;
+  dp.fast_path = options.fast_path;
 
   // One resolver per worker, made before the engines that keep a pointer.
   size_t workers =
@@ -263,6 +267,68 @@ absl::Status Daemon::CollectWorkerFamilies(
     }
     out->push_back(std::move(family));
   }
+  // The XDP fast path (dataplane/xsk/fastpath.h): per worker, and the
+  // steering program's own counts of the frames it forwarded or punted.
+  struct FastPathField {
+    const char* name;
+    const char* help;
+    uint64_t dataplane::xsk::FastPathCounters::*member;
+  };
+  using F = dataplane::xsk::FastPathCounters;
+  static constexpr FastPathField kFastPathFields[] = {
+      {"anylb_fastpath_installs_total",
+       "Flows installed into the XDP fast path.", &F::installs},
+      {"anylb_fastpath_reinstalls_total",
+       "Fast-path entries rewritten (stale or punted ones).", &F::reinstalls},
+      {"anylb_fastpath_install_errors_total",
+       "Fast-path map writes the kernel refused.", &F::install_errors},
+      {"anylb_fastpath_removals_total",
+       "Fast-path entries deleted by the worker (FIN/RST, flow gone, stale).",
+       &F::removals},
+      {"anylb_fastpath_evictions_total",
+       "Fast-path entries evicted by the LRU map (estimate).", &F::evictions},
+      {"anylb_fastpath_refreshes_total",
+       "Engine flows kept alive by fast-path traffic.", &F::refreshes},
+      {"anylb_fastpath_packets_total",
+       "Frames the XDP fast path forwarded (also in the per-VIP/backend "
+       "counters).",
+       &F::packets},
+      {"anylb_fastpath_bytes_total", "Bytes of those frames, as received.",
+       &F::bytes},
+  };
+  for (const FastPathField& f : kFastPathFields) {
+    MetricFamily family(f.name, f.help, MetricType::kCounter);
+    for (const auto& ws : stats) {
+      if (!ws.fast_path) continue;
+      family.Add({{"worker", absl::StrCat(ws.queue)}}, ws.fastpath.*f.member);
+    }
+    out->push_back(std::move(family));
+  }
+  MetricFamily entries("anylb_fastpath_entries",
+                       "Fast-path entries of the worker at its last scan.",
+                       MetricType::kGauge);
+  for (const auto& ws : stats) {
+    if (!ws.fast_path) continue;
+    entries.Add({{"worker", absl::StrCat(ws.queue)}},
+                static_cast<double>(ws.fastpath.entries));
+  }
+  out->push_back(std::move(entries));
+  absl::StatusOr<dataplane::bpf::SteerCounters> steer = steer_->ReadCounters();
+  if (steer.ok()) {
+    MetricFamily hits("anylb_fastpath_hits_total",
+                      "Frames the XDP steering program rewrote and sent "
+                      "itself (fast-path hits).",
+                      MetricType::kCounter);
+    hits.Add({}, (*steer)[ANYLB_STEER_CNT_FASTPATH_TX]);
+    out->push_back(std::move(hits));
+    MetricFamily punts(
+        "anylb_fastpath_punts_total",
+        "Fast-path hits sent to AF_XDP instead (TCP SYN/FIN/RST, stale "
+        "entry, too big once encapsulated, ...).",
+        MetricType::kCounter);
+    punts.Add({}, (*steer)[ANYLB_STEER_CNT_FASTPATH_PUNT]);
+    out->push_back(std::move(punts));
+  }
   MetricFamily idle(
       "anylb_dataplane_idle_seconds",
       "Seconds since the slowest worker last went round its loop (a stuck "
@@ -278,7 +344,7 @@ Daemon::~Daemon() { Stop(); }
 
 absl::StatusOr<agent::EngineConfig> Daemon::BuildConfig() const {
   ASSIGN_OR_RETURN(lb::v1::ConfigSnapshot proto,
-                   agent::LoadConfigFile(options_.config_path));
+                   config::LoadConfigFile(options_.config_path));
   return agent::BuildEngineConfig(proto, identity_);
 }
 

@@ -75,6 +75,10 @@ struct DaemonOptions {
   std::optional<IpAddress> tunnel_source_v6;
   uint32_t mtu = 0;  // 0: the interface's MTU.
   uint8_t outer_ttl = 64;
+  // The XDP fast path for established DR/TUN flows
+  // (dataplane/xsk/fastpath.h) and its flow map's size (LRU).
+  bool fast_path = true;
+  uint32_t fast_path_flows = 262144;
 };
 
 // DaemonStatus is what the daemon reports about itself.
