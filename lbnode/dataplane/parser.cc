@@ -249,14 +249,20 @@ DropReason ParseFrame(const uint8_t* p, size_t size, ParsedPacket* pk,
 
 }  // namespace
 
-ParseResult Parse(std::span<const uint8_t> frame) {
-  ParseResult result{};
+void ParseGeneralInto(std::span<const uint8_t> frame, ParseResult* result) {
+  *result = ParseResult{};
   bool not_ip = false;
-  result.drop_reason =
-      ParseFrame(frame.data(), frame.size(), &result.packet, &not_ip);
-  result.verdict = result.drop_reason != DropReason::kNone ? ParseVerdict::kDrop
-                   : not_ip ? ParseVerdict::kNotIp
-                            : ParseVerdict::kOk;
+  result->drop_reason =
+      ParseFrame(frame.data(), frame.size(), &result->packet, &not_ip);
+  result->verdict = result->drop_reason != DropReason::kNone
+                        ? ParseVerdict::kDrop
+                    : not_ip ? ParseVerdict::kNotIp
+                             : ParseVerdict::kOk;
+}
+
+ParseResult ParseGeneral(std::span<const uint8_t> frame) {
+  ParseResult result;
+  ParseGeneralInto(frame, &result);
   return result;
 }
 

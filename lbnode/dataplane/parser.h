@@ -48,6 +48,14 @@
 //   length fields are not checked: errors quote a prefix.
 //
 // Offsets are uint16_t, so frames over 65535 bytes are dropped.
+//
+// Two paths, one result. Parse() first tries ParseFast(): the common case
+// (Ethernet without a VLAN tag; IPv4 with IHL 5, not a fragment, or IPv6
+// with TCP or UDP directly after the fixed header; a well-formed TCP or UDP
+// header) in straight-line code, inline in the caller. Everything else, and
+// every drop, goes to ParseGeneral(), the general parser above. Both give
+// the same ParseResult for every frame: parser_test runs both on every
+// fixture and the fuzz target compares them on every input.
 
 #ifndef ANYLB_LBNODE_DATAPLANE_PARSER_H_
 #define ANYLB_LBNODE_DATAPLANE_PARSER_H_
@@ -58,6 +66,7 @@
 #include <type_traits>
 
 #include "common/ip_address.h"
+#include "lbnode/dataplane/byte_order.h"
 #include "lbnode/dataplane/drop_reason.h"
 #include "lbnode/scheduler/flow_key.h"
 
@@ -154,8 +163,98 @@ struct ParseResult {
   bool ok() const { return verdict == ParseVerdict::kOk; }
 };
 
-// Parse parses the Ethernet frame `frame` by the rules in the file comment.
-ParseResult Parse(std::span<const uint8_t> frame);
+// ParseGeneral parses the Ethernet frame `frame` by the rules in the file
+// comment, without the fast path: what Parse() does for frames ParseFast()
+// declines. Public so that tests and the fuzz target can compare the paths.
+ParseResult ParseGeneral(std::span<const uint8_t> frame);
+
+// ParseGeneralInto is ParseGeneral writing into `*result` (no copy of the
+// result on the packet path).
+void ParseGeneralInto(std::span<const uint8_t> frame, ParseResult* result);
+
+// ParseFast parses `frame` if it is the common case named in the file
+// comment and returns true, with `*result` exactly what ParseGeneral would
+// return (always verdict kOk); otherwise it returns false and `*result` is
+// unspecified. Every read is bounds-checked like the general parser's;
+// frames shorter than 54 bytes (below any IPv6 TCP/UDP packet, and IPv4
+// ones without Ethernet padding) are left to the general parser.
+inline bool ParseFast(std::span<const uint8_t> frame, ParseResult* result) {
+  const uint8_t* const p = frame.data();
+  const size_t n = frame.size();
+  if (n < 54 || n > 0xffff) return false;
+  const uint16_t ether_type = LoadBe16(p + 12);
+  uint32_t l4;   // Transport header: 34 or 54.
+  uint32_t end;  // End of the IP datagram, <= n.
+  uint8_t proto;
+  uint8_t ttl;
+  IpFamily family;
+  if (ether_type == kEtherTypeIpv4) {
+    if (p[14] != 0x45) return false;  // Version 4, IHL 5: no options.
+    const uint32_t total = LoadBe16(p + 16);
+    if (total < 20 || total > n - 14) return false;
+    if ((LoadBe16(p + 20) & 0x3fff) != 0) return false;  // A fragment.
+    l4 = 34;
+    end = 14 + total;
+    ttl = p[22];
+    proto = p[23];
+    family = IpFamily::kV4;
+  } else if (ether_type == kEtherTypeIpv6) {
+    if ((p[14] >> 4) != 6) return false;
+    l4 = 54;
+    end = 54 + uint32_t{LoadBe16(p + 18)};
+    if (end > n) return false;
+    proto = p[20];  // TCP or UDP below: no extension headers.
+    ttl = p[21];
+    family = IpFamily::kV6;
+  } else {
+    return false;
+  }
+  const uint32_t avail = end - l4;  // end >= l4 by the checks above.
+  const uint8_t* const h = p + l4;
+  uint32_t header_length;
+  uint32_t payload_end = end;
+  uint8_t tcp_flags = 0;
+  if (proto == kIpProtoTcp) {
+    if (avail < 20) return false;
+    header_length = (uint32_t{h[12]} >> 4) * 4;
+    if (header_length < 20 || header_length > avail) return false;
+    tcp_flags = h[13];
+  } else if (proto == kIpProtoUdp) {
+    if (avail < 8) return false;
+    const uint32_t udp_length = LoadBe16(h + 4);
+    if (udp_length < 8 || udp_length > avail) return false;
+    if (family == IpFamily::kV6 && LoadBe16(h + 6) == 0) return false;
+    header_length = 8;
+    payload_end = l4 + udp_length;
+  } else {
+    return false;
+  }
+  *result = ParseResult{};  // kOk, kNone, every other field 0.
+  ParsedPacket& pk = result->packet;
+  pk.ether_type = ether_type;
+  pk.l3_offset = 14;
+  pk.l3_end = static_cast<uint16_t>(end);
+  pk.l4_offset = static_cast<uint16_t>(l4);
+  pk.payload_offset = static_cast<uint16_t>(l4 + header_length);
+  pk.payload_length = static_cast<uint16_t>(payload_end - l4 - header_length);
+  pk.src_port = LoadBe16(h);
+  pk.dst_port = LoadBe16(h + 2);
+  pk.family = family;
+  pk.l4_protocol = proto;
+  pk.ttl = ttl;
+  pk.tcp_flags = tcp_flags;
+  return true;
+}
+
+// Parse parses the Ethernet frame `frame` by the rules in the file comment:
+// ParseFast, else ParseGeneral (the same result either way).
+inline ParseResult Parse(std::span<const uint8_t> frame) {
+  ParseResult result;
+  if (!ParseFast(frame, &result)) [[unlikely]] {
+    ParseGeneralInto(frame, &result);
+  }
+  return result;
+}
 
 // MakeFlowKey returns the 5-tuple of the packet `parsed` describes in
 // `frame` (the frame Parse() saw). Fragments (first or not) get ports 0, the

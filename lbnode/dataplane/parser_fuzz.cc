@@ -1,6 +1,8 @@
 // Fuzz target over Parse(): any byte string must parse without reading out
 // of bounds (ASan), and an accepted packet's offsets must lie inside the
-// frame and agree with each other. Invariant violations trap.
+// frame and agree with each other. Differential: Parse, ParseGeneral and
+// (when it takes the frame) ParseFast must give the same result, field for
+// field. Invariant violations and differences trap.
 
 #include <cstddef>
 #include <cstdint>
@@ -18,11 +20,19 @@ using ::anylb::dataplane::MakeFlowKey;
 using ::anylb::dataplane::MakeIcmpErrorFlowKey;
 using ::anylb::dataplane::Parse;
 using ::anylb::dataplane::ParsedPacket;
+using ::anylb::dataplane::ParseFast;
+using ::anylb::dataplane::ParseGeneral;
 using ::anylb::dataplane::ParseResult;
 using ::anylb::dataplane::ParseVerdict;
 
 void Check(bool condition) {
   if (!condition) __builtin_trap();
+}
+
+void CheckSame(const ParseResult& a, const ParseResult& b) {
+  Check(a.verdict == b.verdict);
+  Check(a.drop_reason == b.drop_reason);
+  Check(a.packet == b.packet);
 }
 
 void CheckOffsets(const ParsedPacket& p, size_t size) {
@@ -61,6 +71,12 @@ void CheckOffsets(const ParsedPacket& p, size_t size) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::span<const uint8_t> frame(data, size);
   const ParseResult r = Parse(frame);
+  CheckSame(r, ParseGeneral(frame));
+  ParseResult fast;
+  if (ParseFast(frame, &fast)) {
+    Check(fast.verdict == ParseVerdict::kOk);
+    CheckSame(fast, r);
+  }
   switch (r.verdict) {
     case ParseVerdict::kDrop:
       Check(r.drop_reason != DropReason::kNone);
@@ -82,6 +98,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     padded.resize(size + 16, 0xa5);
     const ParseResult again = Parse(padded);
     Check(again.ok() && again.packet == r.packet);
+    CheckSame(again, ParseGeneral(padded));
   }
   return 0;
 }

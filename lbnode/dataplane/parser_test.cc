@@ -645,12 +645,37 @@ std::vector<ParseCase> Ipv6Cases() {
   return cases;
 }
 
+// SameResult is whether two parse results are the same in every field.
+bool SameResult(const ParseResult& a, const ParseResult& b) {
+  return a.verdict == b.verdict && a.drop_reason == b.drop_reason &&
+         a.packet == b.packet;
+}
+
+// ParsedBothWays parses `frame` with Parse, ParseGeneral and (when it takes
+// the frame) ParseFast, expects all three results to be identical, and
+// returns Parse's. `*fast` (if given) tells whether ParseFast took it.
+ParseResult ParsedBothWays(std::span<const uint8_t> frame,
+                           bool* fast = nullptr) {
+  const ParseResult general = ParseGeneral(frame);
+  const ParseResult r = Parse(frame);
+  EXPECT_TRUE(SameResult(r, general)) << "Parse differs from ParseGeneral";
+  ParseResult f;
+  const bool took = ParseFast(frame, &f);
+  if (took) {
+    EXPECT_TRUE(SameResult(f, general))
+        << "ParseFast differs from ParseGeneral";
+    EXPECT_EQ(f.verdict, ParseVerdict::kOk);
+  }
+  if (fast != nullptr) *fast = took;
+  return r;
+}
+
 class ParserTable : public ::testing::TestWithParam<ParseCase> {};
 
 TEST_P(ParserTable, ParsesAsExpected) {
   const ParseCase& c = GetParam();
-  const ParseResult r = Parse(c.frame);
   SCOPED_TRACE("frame:\n" + HexDump(c.frame));
+  const ParseResult r = ParsedBothWays(c.frame);
   ASSERT_EQ(r.verdict, c.verdict)
       << "drop reason: " << DropReasonName(r.drop_reason);
   EXPECT_EQ(DropReasonName(r.drop_reason), DropReasonName(c.reason));
@@ -700,6 +725,124 @@ INSTANTIATE_TEST_SUITE_P(Ipv4, ParserTable, ::testing::ValuesIn(Ipv4Cases()),
                          CaseName);
 INSTANTIATE_TEST_SUITE_P(Ipv6, ParserTable, ::testing::ValuesIn(Ipv6Cases()),
                          CaseName);
+
+// --- The fast path against the general parser ---
+
+// AllFixtures is every frame this file and the sample frames know.
+std::vector<std::pair<std::string, std::vector<uint8_t>>> AllFixtures() {
+  std::vector<std::pair<std::string, std::vector<uint8_t>>> all;
+  for (const auto& cases : {Ipv4Cases(), Ipv6Cases()}) {
+    for (const ParseCase& c : cases) all.emplace_back(c.name, c.frame);
+  }
+  for (const dt::SampleFrame& s : dt::ValidSampleFrames()) {
+    all.emplace_back("valid " + s.name, s.frame);
+  }
+  for (const dt::SampleFrame& s : dt::MalformedSampleFrames()) {
+    all.emplace_back("malformed " + s.name, s.frame);
+  }
+  return all;
+}
+
+TEST(ParserFastPath, TakesPlainTcpAndUdpOverIpv4AndIpv6) {
+  for (const Family& f : {kV4, kV6}) {
+    for (bool udp : {false, true}) {
+      PacketBuilder b = Eth();
+      f.Ip(b, f.client, f.vip);
+      std::vector<uint8_t> frame =
+          (udp ? b.Udp(40000, 53) : b.Tcp(40000, 80).Flags(0x12))
+              .Payload("hello")
+              .Build();
+      frame.resize(std::max<size_t>(frame.size(), 60), 0);  // Eth padding.
+      SCOPED_TRACE(HexDump(frame));
+      bool fast = false;
+      const ParseResult r = ParsedBothWays(frame, &fast);
+      EXPECT_TRUE(fast);
+      ASSERT_TRUE(r.ok());
+      EXPECT_EQ(r.packet.src_port, 40000);
+      EXPECT_EQ(r.packet.payload_length, 5);
+      EXPECT_EQ(r.packet.tcp_flags, udp ? 0 : 0x12);
+    }
+  }
+}
+
+TEST(ParserFastPath, LeavesEveryOtherShapeToTheGeneralParser) {
+  const std::vector<std::pair<std::string, std::vector<uint8_t>>> frames = {
+      {"vlan", Eth().Vlan(7).Ipv4(kV4.client, kV4.vip).Tcp(1, 80).Build()},
+      {"ipv4 options", Eth()
+                           .Ipv4(kV4.client, kV4.vip)
+                           .Ipv4Options({1, 1, 1, 0})
+                           .Tcp(1, 80)
+                           .Build()},
+      {"ipv4 fragment", Eth()
+                            .Ipv4(kV4.client, kV4.vip)
+                            .MoreFragments(true)
+                            .Udp(1, 53)
+                            .Payload(std::string(40, 'x'))
+                            .Build()},
+      {"icmp", Eth()
+                   .Ipv4(kV4.client, kV4.vip)
+                   .IcmpV4(dt::kIcmpEchoRequest, 0)
+                   .Payload(std::string(40, 'x'))
+                   .Build()},
+      {"ipv6 extension header",
+       Eth().Ipv6(kV6.client, kV6.vip).DestinationOptions().Tcp(1, 80).Build()},
+      {"ipv6 udp checksum 0 (a drop)", Eth()
+                                           .Ipv6(kV6.client, kV6.vip)
+                                           .Udp(1, 53)
+                                           .Payload(std::string(20, 'x'))
+                                           .UdpChecksumZero()
+                                           .Build()},
+  };
+  for (const auto& [name, frame] : frames) {
+    SCOPED_TRACE(name);
+    bool fast = true;
+    ParsedBothWays(frame, &fast);
+    EXPECT_FALSE(fast);
+  }
+}
+
+// Every fixture, every truncation of it, and every fixture with one of its
+// first 128 bytes changed (to 0, 0xff, and with its low and high bit
+// flipped): the three entry points agree on all of them, and the fast path
+// takes thousands of them (so the comparison is not vacuous; most frames
+// here are edge cases and cuts, for the general parser).
+TEST(ParserFastPath, AgreesWithTheGeneralParserOnEveryFixtureAndMutation) {
+  size_t frames = 0;
+  size_t fast_frames = 0;
+  auto check = [&](const std::string& name, std::span<const uint8_t> frame,
+                   const std::string& how) {
+    bool fast = false;
+    ParsedBothWays(frame, &fast);
+    if (::testing::Test::HasFailure()) {
+      FAIL() << name << " " << how << ":\n" << HexDump(frame);
+    }
+    ++frames;
+    fast_frames += fast;
+  };
+  for (const auto& [name, frame] : AllFixtures()) {
+    check(name, frame, "as is");
+    for (size_t n = 0; n < frame.size(); ++n) {
+      auto cut = std::make_unique<uint8_t[]>(n);  // exact size, for ASan
+      std::copy(frame.begin(), frame.begin() + n, cut.get());
+      check(name, {cut.get(), n}, "cut at " + std::to_string(n));
+      if (::testing::Test::HasFailure()) return;
+    }
+    std::vector<uint8_t> mutated = frame;
+    for (size_t i = 0; i < std::min<size_t>(frame.size(), 128); ++i) {
+      for (uint8_t value :
+           {uint8_t{0}, uint8_t{0xff}, static_cast<uint8_t>(frame[i] ^ 1),
+            static_cast<uint8_t>(frame[i] ^ 0x80)}) {
+        mutated[i] = value;
+        check(name, mutated,
+              "byte " + std::to_string(i) + " := " + std::to_string(value));
+        if (::testing::Test::HasFailure()) return;
+      }
+      mutated[i] = frame[i];
+    }
+  }
+  EXPECT_GT(fast_frames, 2000u) << fast_frames << " of " << frames;
+  EXPECT_LT(fast_frames, frames) << "the general parser must see some";
+}
 
 TEST(Parser, ArpIsNotIpAndKeepsLayer2Fields) {
   std::vector<uint8_t> arp =
