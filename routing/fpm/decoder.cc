@@ -305,11 +305,15 @@ absl::Status DecodeProtobufPayload(std::span<const uint8_t> payload,
                                    std::vector<FibUpdate>* out,
                                    DecoderStats* stats) {
   anylb::fpm::Message message;
-  if (!message.ParseFromArray(payload.data(),
-                              static_cast<int>(payload.size()))) {
-    return BadProtobuf(
-        "does not parse as anylb.fpm.Message (bad encoding or a missing "
-        "required field)");
+  // ParsePartial + IsInitialized: the error names the missing fields, and
+  // protobuf logs nothing (a peer cannot fill our log).
+  if (!message.ParsePartialFromArray(payload.data(),
+                                     static_cast<int>(payload.size()))) {
+    return BadProtobuf("does not parse as anylb.fpm.Message (bad encoding)");
+  }
+  if (!message.IsInitialized()) {
+    return BadProtobuf(absl::StrCat("missing required fields: ",
+                                    message.InitializationErrorString()));
   }
   RouteUpdate update;
   if (message.type() == anylb::fpm::Message::ADD_ROUTE) {
