@@ -105,9 +105,8 @@ absl::Status ApplySysctlFile(const Netns& ns, const std::string& path) {
       return absl::InvalidArgumentError(
           absl::StrCat(path, ": not a sysctl line: ", line));
     }
-    RETURN_IF_ERROR(
-        ns.Sysctl(std::string(absl::StripAsciiWhitespace(kv[0])),
-                  std::string(absl::StripAsciiWhitespace(kv[1]))));
+    RETURN_IF_ERROR(ns.Sysctl(std::string(absl::StripAsciiWhitespace(kv[0])),
+                              std::string(absl::StripAsciiWhitespace(kv[1]))));
     ++applied;
   }
   if (applied == 0) {
@@ -149,19 +148,22 @@ class StandInAnnouncer {
   }
 
   // SetBgpWeight fills ANYLB-BGP as lbnode does: VIPs only, link-bandwidth
-  // = weight; entries changed in place.
+  // = weight; entries changed in place. Weight 0: no link-bandwidth at all
+  // (what another implementation's bandwidth 0 looks like to FRR).
   absl::Status SetBgpWeight(int weight) {
+    const std::string set_bandwidth =
+        weight > 0 ? absl::StrCat("set extcommunity bandwidth ", weight)
+                   : "no set extcommunity bandwidth";
     return frr_
         .Vtysh(
             {"configure terminal",
              absl::StrCat("ip prefix-list ANYLB-VIPS4 seq 5 permit ", kVip4),
              absl::StrCat("ipv6 prefix-list ANYLB-VIPS6 seq 5 permit ", kVip6),
              "route-map ANYLB-BGP permit 10",
-             "match ip address prefix-list ANYLB-VIPS4",
-             absl::StrCat("set extcommunity bandwidth ", weight), "exit",
+             "match ip address prefix-list ANYLB-VIPS4", set_bandwidth, "exit",
              "route-map ANYLB-BGP permit 20",
-             "match ipv6 address prefix-list ANYLB-VIPS6",
-             absl::StrCat("set extcommunity bandwidth ", weight), "exit"})
+             "match ipv6 address prefix-list ANYLB-VIPS6", set_bandwidth,
+             "exit"})
         .status();
   }
 
@@ -397,6 +399,49 @@ TEST_P(BgpRouting, WeightsOneTwoThreeGiveKernelNextHopsInProportion) {
                     kConverge),
                 IsOk());
     std::printf("router FIB, weights 1:2:1: %s\n", Describe(vip).c_str());
+  }
+}
+
+// Weight 0 (no link-bandwidth) for one director: with the shipped
+// `bgp bestpath bandwidth skip-missing` it gets no next hop while the others
+// keep their weights; with FRR's default the router falls back to plain
+// ECMP over all three (docs/routing.md, the trap skip-missing avoids).
+TEST_P(BgpRouting, WeightZeroIsSkippedWithSkipMissingAndBreaksWcmpWithout) {
+  const std::vector<int> weights = {1, 3, 0};
+  for (int i = 0; i < kDirectors; ++i) {
+    ASSERT_THAT(announcers_[i]->SetBgpWeight(weights[i]), IsOk());
+    ASSERT_THAT(announcers_[i]->Announce(), IsOk());
+  }
+  for (const char* vip : {kVip4, kVip6}) {
+    absl::StatusOr<std::vector<KernelNextHop>> hops = WaitForKernelRoute(
+        router_->name(), vip,
+        [&](const auto& h) {
+          return WeightsInProportion(h, {1, 3});
+        },
+        kConverge);
+    ASSERT_THAT(hops, IsOk());
+    std::printf("skip-missing, weights 1:3:0: %s\n", Describe(vip).c_str());
+  }
+  // The path is still in the router's BGP table (a backup), only not used.
+  ASSERT_OK_AND_ASSIGN(
+      std::string paths,
+      router_frr_->Vtysh({absl::StrCat("show bgp ipv4 unicast ", kVip4)}));
+  EXPECT_THAT(paths, ::testing::HasSubstr(DirectorV4(2)));
+
+  ASSERT_THAT(router_frr_->Vtysh({"configure terminal", "router bgp 65000",
+                                  "no bgp bestpath bandwidth skip-missing"}),
+              IsOk());
+  for (const char* vip : {kVip4, kVip6}) {
+    absl::StatusOr<std::vector<KernelNextHop>> hops = WaitForKernelRoute(
+        router_->name(), vip,
+        [&](const auto& h) {
+          return h.size() == kDirectors && h[0].weight == h[1].weight &&
+                 h[1].weight == h[2].weight;
+        },
+        kConverge);
+    ASSERT_THAT(hops, IsOk());
+    std::printf("default bandwidth handling, weights 1:3:0: %s\n",
+                Describe(vip).c_str());
   }
 }
 
