@@ -22,9 +22,14 @@ namespace anylb::dataplane {
 namespace {
 
 using scheduler::ActivityChange;
+using scheduler::FlowClock;
 using scheduler::FlowEntry;
 using scheduler::FlowKey;
 using scheduler::FlowState;
+using scheduler::kTcpFlagAck;
+using scheduler::kTcpFlagFin;
+using scheduler::kTcpFlagRst;
+using scheduler::kTcpFlagSyn;
 using scheduler::SchedBackend;
 using scheduler::TcpDirection;
 
@@ -672,6 +677,15 @@ Verdict Engine::Pass(size_t headroom, size_t frame_len) {
 
 Verdict Engine::Process(std::span<uint8_t> buffer, size_t headroom,
                         size_t frame_len, absl::Time now) {
+  return Process(buffer, headroom, frame_len, FlowClock::FromTime(now));
+}
+
+void Engine::ProcessBatch(std::span<Packet> packets, absl::Time now) {
+  ProcessBatch(packets, FlowClock::FromTime(now));
+}
+
+Verdict Engine::Process(std::span<uint8_t> buffer, size_t headroom,
+                        size_t frame_len, FlowClock now) {
   if (pending_count_ != 0) DrainPending();
   Prepared prepared;
   Verdict verdict;
@@ -681,7 +695,7 @@ Verdict Engine::Process(std::span<uint8_t> buffer, size_t headroom,
   return ProcessPrepared(buffer, headroom, frame_len, prepared, now);
 }
 
-void Engine::ProcessBatch(std::span<Packet> packets, absl::Time now) {
+void Engine::ProcessBatch(std::span<Packet> packets, FlowClock now) {
   if (pending_count_ != 0) DrainPending();
   std::array<Prepared, kMaxBatch> prepared;
   std::array<bool, kMaxBatch> ready;
@@ -709,7 +723,7 @@ void Engine::ProcessBatch(std::span<Packet> packets, absl::Time now) {
 
 [[gnu::always_inline]] inline Verdict Engine::ProcessPrepared(
     std::span<uint8_t> buffer, size_t headroom, size_t frame_len,
-    const Prepared& prepared, absl::Time now) {
+    const Prepared& prepared, FlowClock now) {
   const ParsedPacket& p = prepared.parsed.packet;
   if (p.is_fragment) [[unlikely]] {
     return ProcessFragment(buffer, headroom, frame_len, prepared, now);
@@ -722,7 +736,7 @@ void Engine::ProcessBatch(std::span<Packet> packets, absl::Time now) {
                                                   size_t headroom,
                                                   size_t frame_len,
                                                   const Prepared& prepared,
-                                                  absl::Time now) {
+                                                  FlowClock now) {
   const ParsedPacket& p = prepared.parsed.packet;
   const EngineSnapshot& snap = *snapshot_;
   if (!snap.UsesNat() || p.is_icmp_error) {
@@ -733,7 +747,7 @@ void Engine::ProcessBatch(std::span<Packet> packets, absl::Time now) {
   if (!p.has_l4_header()) {
     // A later fragment: the record of its first, if it was translated.
     const FragmentRewrite* const r =
-        fragments_->Lookup(FragmentKeyOf(frame, p), absl::ToUnixMicros(now));
+        fragments_->Lookup(FragmentKeyOf(frame, p), now.micros);
     if (r != nullptr && r->epoch == epoch_) {
       return LaterFragment(buffer, headroom, frame_len, p, *r);
     }
@@ -772,7 +786,7 @@ FragmentKey Engine::FragmentKeyOf(const uint8_t* frame, const ParsedPacket& p) {
 void Engine::RecordFragment(const uint8_t* frame, const ParsedPacket& p,
                             const uint8_t* new_src, const uint8_t* new_dst,
                             int service, int backend, bool reply,
-                            absl::Time now) {
+                            FlowClock now) {
   FragmentRewrite r;
   std::memcpy(r.src.data(), new_src, p.addr_size());
   std::memcpy(r.dst.data(), new_dst, p.addr_size());
@@ -780,7 +794,7 @@ void Engine::RecordFragment(const uint8_t* frame, const ParsedPacket& p,
   r.backend = static_cast<uint32_t>(backend);
   r.epoch = epoch_;
   r.reply = reply;
-  fragments_->Insert(FragmentKeyOf(frame, p), r, absl::ToUnixMicros(now));
+  fragments_->Insert(FragmentKeyOf(frame, p), r, now.micros);
 }
 
 Verdict Engine::LaterFragment(std::span<uint8_t> buffer, size_t headroom,
@@ -835,7 +849,7 @@ Verdict Engine::DropUnmatchedFragment(size_t headroom, size_t frame_len) {
 [[gnu::always_inline]] inline Verdict Engine::ProcessFlow(
     std::span<uint8_t> buffer, size_t headroom, size_t frame_len,
     const ParsedPacket& p, const FlowKey& key, uint16_t port, uint32_t hash,
-    absl::Time now) {
+    FlowClock now) {
   const std::span<const uint8_t> frame(buffer.data() + headroom, frame_len);
   const EngineSnapshot& snap = *snapshot_;
   const bool later_fragment = !p.has_l4_header();
@@ -911,34 +925,55 @@ Verdict Engine::DropUnmatchedFragment(size_t headroom, size_t frame_len) {
 
   int backend = -1;
   if (entry != nullptr) {
-    backend =
-        EntryFitsMode(*entry, service) ? CurrentBackend(*entry, service) : -1;
-    if (backend < 0) {
-      // The backend left the service (or the flow belongs to another
-      // service or mode after a snapshot change): reschedule.
-      ++counters_.flows_rescheduled;
-      flows_->Remove(entry);
-      DrainPending();
-      entry = nullptr;
+    scheduler::FlowValue& value = entry->value();
+    if (EpochOf(value) == epoch_) {
+      // Written under this snapshot, for this service (the key names it):
+      // its backend index and kind are current; nothing to resolve.
+      backend = static_cast<int>(value.backend);
     } else {
-      scheduler::FlowValue& value = entry->value();
-      value.service = static_cast<uint32_t>(service);
-      value.backend = static_cast<uint32_t>(backend);
-      value.user = KindOf(value) == kPlain
-                       ? MakeUser(kPlain, epoch_, rt.tags[backend])
-                       : MakeUser(kNatForward, epoch_, LowOf(value));
-      ActivityChange change = ActivityChange::kNone;
-      if (key.protocol == kIpProtoTcp && segment && !p.is_icmp_error &&
-          scheduler::NextTcpState(entry->state(), p.tcp_flags, direction) !=
-              entry->state()) {
-        change = flows_->OnTcpSegment(entry, p.tcp_flags, direction, now);
+      backend =
+          EntryFitsMode(*entry, service) ? CurrentBackend(*entry, service) : -1;
+      if (backend < 0) {
+        // The backend left the service (or the flow belongs to another
+        // service or mode after a snapshot change): reschedule.
+        ++counters_.flows_rescheduled;
+        flows_->Remove(entry);
+        DrainPending();
+        entry = nullptr;
       } else {
-        flows_->Touch(entry, now);  // No state change (most packets).
+        value.service = static_cast<uint32_t>(service);
+        value.backend = static_cast<uint32_t>(backend);
+        value.user = KindOf(value) == kPlain
+                         ? MakeUser(kPlain, epoch_, rt.tags[backend])
+                         : MakeUser(kNatForward, epoch_, LowOf(value));
       }
-      if (nat) {  // The reply entry keeps the forward's state and age.
-        FlowEntry* const reply = links_[LowOf(value)].reply;
-        if (reply != nullptr) flows_->SetState(reply, entry->state(), now);
+    }
+  }
+  if (entry != nullptr) {
+    const FlowState state = entry->state();
+    ActivityChange change = ActivityChange::kNone;
+    // An ACK without SYN/FIN/RST keeps ESTABLISHED in every direction
+    // (NextTcpState's ack row): the common case needs no table walk.
+    if (key.protocol == kIpProtoTcp && segment && !p.is_icmp_error &&
+        !(state == FlowState::kTcpEstablished &&
+          (p.tcp_flags & (kTcpFlagSyn | kTcpFlagFin | kTcpFlagRst |
+                          kTcpFlagAck)) == kTcpFlagAck) &&
+        scheduler::NextTcpState(state, p.tcp_flags, direction) != state) {
+      change = flows_->OnTcpSegment(entry, p.tcp_flags, direction, now);
+    } else {
+      flows_->Touch(entry, now);  // No state change (most packets).
+    }
+    if (nat) {  // The reply entry keeps the forward's state and age.
+      FlowEntry* const reply = links_[LowOf(entry->value())].reply;
+      if (reply != nullptr) {
+        if (reply->state() == entry->state()) {
+          flows_->Touch(reply, now);
+        } else {
+          flows_->SetState(reply, entry->state(), now);
+        }
       }
+    }
+    if (change != ActivityChange::kNone) {
       ApplyActivityChange(service, backend, change);
     }
   }
@@ -946,21 +981,21 @@ Verdict Engine::DropUnmatchedFragment(size_t headroom, size_t frame_len) {
     if (p.is_icmp_error) return Drop(DropReason::kNoFlow, headroom, frame_len);
     if (s.persistence.has_value()) {
       const std::optional<Endpoint> remembered = persistence_->Lookup(
-          rt.persistence_id, *s.persistence, key.src_address(), now);
+          rt.persistence_id, *s.persistence, key.src_address(), now.ToTime());
       if (remembered.has_value()) {
         backend = scheduler::PersistentBackendIndex(rt.backends, *remembered);
         if (backend >= 0) ++counters_.persistence_hits;
       }
     }
     if (backend < 0) {
-      backend = rt.scheduler->Pick(key, rt.backends, now);
+      backend = rt.scheduler->Pick(key, rt.backends, now.ToTime());
       if (backend < 0) {
         return Drop(DropReason::kNoBackend, headroom, frame_len);
       }
       if (s.persistence.has_value()) {
         persistence_->Insert(rt.persistence_id, *s.persistence,
                              key.src_address(), rt.backends[backend].endpoint,
-                             now);
+                             now.ToTime());
       }
     }
     const FlowState state = segment ? scheduler::InitialFlowState(
@@ -1001,11 +1036,14 @@ Verdict Engine::DropUnmatchedFragment(size_t headroom, size_t frame_len) {
     return ForwardNat(buffer, headroom, frame_len, p, key, *entry, service,
                       backend, now);
   }
+  if (s.mode == ForwardingMode::kDr) {
+    return ForwardDr(buffer, headroom, frame_len, s, service, backend);
+  }
   return Forward(buffer, headroom, frame_len, p, service, backend, hash, now);
 }
 
 FlowEntry* Engine::InsertNatFlow(const FlowKey& key, int service, int backend,
-                                 FlowState state, absl::Time now,
+                                 FlowState state, FlowClock now,
                                  DropReason* drop) {
   const ServiceConfig& s = snapshot_->services()[service];
   const BackendConfig& b = s.backends[backend];
@@ -1096,7 +1134,7 @@ FlowEntry* Engine::InsertNatFlow(const FlowKey& key, int service, int backend,
 Verdict Engine::ForwardNat(std::span<uint8_t> buffer, size_t headroom,
                            size_t frame_len, const ParsedPacket& p,
                            const FlowKey& key, const FlowEntry& entry,
-                           int service, int backend, absl::Time now) {
+                           int service, int backend, FlowClock now) {
   const EngineSnapshot& snap = *snapshot_;
   const ServiceConfig& s = snap.services()[service];
   const BackendConfig& b = s.backends[backend];
@@ -1149,7 +1187,7 @@ Verdict Engine::ForwardNat(std::span<uint8_t> buffer, size_t headroom,
 
 Verdict Engine::Reply(std::span<uint8_t> buffer, size_t headroom,
                       size_t frame_len, const ParsedPacket& p, FlowEntry* entry,
-                      absl::Time now) {
+                      FlowClock now) {
   const uint32_t index = LowOf(entry->value());
   if (index >= links_.size() || !links_[index].in_use ||
       links_[index].reply != entry) {
@@ -1231,31 +1269,33 @@ Verdict Engine::Reply(std::span<uint8_t> buffer, size_t headroom,
                      frame_len);
 }
 
+[[gnu::always_inline]] inline Verdict Engine::ForwardDr(
+    std::span<uint8_t> buffer, size_t headroom, size_t frame_len,
+    const ServiceConfig& s, int service, int backend) {
+  const BackendConfig& b = s.backends[backend];
+  Mac mac = b.mac;
+  if (runtimes_[service].resolve_mac[backend] != 0 &&
+      !resolver_->Resolve(b.endpoint.address(), &mac)) {
+    return Drop(DropReason::kNoNeighbor, headroom, frame_len);
+  }
+  uint8_t* f = buffer.data() + headroom;
+  std::memcpy(f, mac.data(), 6);
+  std::memcpy(f + 6, snapshot_->node().mac.data(), 6);
+  ++counters_.tx_packets;
+  counters_.tx_bytes += frame_len;
+  return MakeVerdict(Action::kTransmit, DropReason::kNone, false, headroom,
+                     frame_len);
+}
+
 Verdict Engine::Forward(std::span<uint8_t> buffer, size_t headroom,
                         size_t frame_len, const ParsedPacket& p, int service,
-                        int backend, uint64_t flow_hash,
-                        const absl::Time& now) {
+                        int backend, uint64_t flow_hash, FlowClock now) {
   const EngineSnapshot& snap = *snapshot_;
   const ServiceConfig& s = snap.services()[service];
   const BackendConfig& b = s.backends[backend];
   const NodeConfig& node = snap.node();
 
-  if (s.mode == ForwardingMode::kDr) {
-    Mac mac = b.mac;
-    if (runtimes_[service].resolve_mac[backend] != 0 &&
-        !resolver_->Resolve(b.endpoint.address(), &mac)) {
-      return Drop(DropReason::kNoNeighbor, headroom, frame_len);
-    }
-    uint8_t* f = buffer.data() + headroom;
-    std::memcpy(f, mac.data(), 6);
-    std::memcpy(f + 6, node.mac.data(), 6);
-    ++counters_.tx_packets;
-    counters_.tx_bytes += frame_len;
-    return MakeVerdict(Action::kTransmit, DropReason::kNone, false, headroom,
-                       frame_len);
-  }
-
-  // TUN.
+  // TUN (DR is ForwardDr).
   const IpAddress& dst = b.endpoint.address();
   const bool outer_v4 = dst.is_v4();
   const bool gue = s.tunnel == TunnelType::kGue;
@@ -1268,7 +1308,7 @@ Verdict Engine::Forward(std::span<uint8_t> buffer, size_t headroom,
     const bool df = p.is_v4() ? (ip[6] & 0x40) != 0 : true;
     if (!df) return Drop(DropReason::kMtuExceeded, headroom, frame_len);
     return TooBig(buffer, headroom, frame_len, p,
-                  static_cast<uint32_t>(node.mtu - overhead), now);
+                  static_cast<uint32_t>(node.mtu - overhead), now.ToTime());
   }
   Mac next_hop;
   if (!resolver_->Resolve(dst, &next_hop)) {

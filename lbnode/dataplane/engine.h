@@ -342,6 +342,10 @@ class Engine {
   // truncated_ethernet.
   Verdict Process(std::span<uint8_t> buffer, size_t headroom, size_t frame_len,
                   absl::Time now);
+  // Process with the time as a FlowClock: no time conversion per packet
+  // (a worker converts absl::Now() once per batch).
+  Verdict Process(std::span<uint8_t> buffer, size_t headroom, size_t frame_len,
+                  scheduler::FlowClock now);
 
   // kMaxBatch is how many frames ProcessBatch stages at once.
   static constexpr size_t kMaxBatch = 64;
@@ -356,6 +360,7 @@ class Engine {
   // headroom = the descriptor's offset in it, frame_len = its length), calls
   // ProcessBatch once per RX batch and acts on each packet's verdict.
   void ProcessBatch(std::span<Packet> packets, absl::Time now);
+  void ProcessBatch(std::span<Packet> packets, scheduler::FlowClock now);
 
   const EngineCounters& counters() const { return counters_; }
   // Per-service and per-backend counters, by snapshot index (backends in
@@ -427,26 +432,27 @@ class Engine {
   // ProcessPrepared is the rest of Process for a prepared frame.
   Verdict ProcessPrepared(std::span<uint8_t> buffer, size_t headroom,
                           size_t frame_len, const Prepared& prepared,
-                          absl::Time now);
+                          scheduler::FlowClock now);
   // ProcessFragment is ProcessPrepared for a fragment (cold): a later
   // NAT/FULLNAT fragment by the FragmentTable, a NAT first fragment by its
   // 5-tuple, DR/TUN fragments by the prepared 3-tuple key.
   Verdict ProcessFragment(std::span<uint8_t> buffer, size_t headroom,
                           size_t frame_len, const Prepared& prepared,
-                          absl::Time now);
+                          scheduler::FlowClock now);
   // ProcessFlow is the flow lookup, scheduling and rewrite of a packet
   // under `key` (hash `hash`; `port` for the service lookup).
   Verdict ProcessFlow(std::span<uint8_t> buffer, size_t headroom,
                       size_t frame_len, const ParsedPacket& p,
                       const scheduler::FlowKey& key, uint16_t port,
-                      uint32_t hash, absl::Time now);
+                      uint32_t hash, scheduler::FlowClock now);
   // The FragmentTable key of the fragment `p` in `frame` (as it arrived).
   static FragmentKey FragmentKeyOf(const uint8_t* frame, const ParsedPacket& p);
   // Records a first fragment's new addresses for its later fragments; call
   // before rewriting the frame.
   void RecordFragment(const uint8_t* frame, const ParsedPacket& p,
                       const uint8_t* new_src, const uint8_t* new_dst,
-                      int service, int backend, bool reply, absl::Time now);
+                      int service, int backend, bool reply,
+                      scheduler::FlowClock now);
   // Forwards a later fragment by its first fragment's record.
   Verdict LaterFragment(std::span<uint8_t> buffer, size_t headroom,
                         size_t frame_len, const ParsedPacket& p,
@@ -463,23 +469,29 @@ class Engine {
   // the backend left.
   int CurrentBackend(const scheduler::FlowEntry& entry, int service) const;
   Verdict Drop(DropReason reason, size_t headroom, size_t frame_len);
+  // ForwardDr: the DR rewrite (inlined into the hit path).
+  Verdict ForwardDr(std::span<uint8_t> buffer, size_t headroom,
+                    size_t frame_len, const ServiceConfig& s, int service,
+                    int backend);
+  // Forward: the TUN encapsulation.
   Verdict Forward(std::span<uint8_t> buffer, size_t headroom, size_t frame_len,
                   const ParsedPacket& p, int service, int backend,
-                  uint64_t flow_hash, const absl::Time& now);
+                  uint64_t flow_hash, scheduler::FlowClock now);
   Verdict ForwardNat(std::span<uint8_t> buffer, size_t headroom,
                      size_t frame_len, const ParsedPacket& p,
                      const scheduler::FlowKey& key,
                      const scheduler::FlowEntry& entry, int service,
-                     int backend, absl::Time now);
+                     int backend, scheduler::FlowClock now);
   Verdict Reply(std::span<uint8_t> buffer, size_t headroom, size_t frame_len,
                 const ParsedPacket& p, scheduler::FlowEntry* entry,
-                absl::Time now);
+                scheduler::FlowClock now);
   // Creates the forward and reply entries of a new NAT/FULLNAT flow; null
   // with `*drop` set on failure.
   scheduler::FlowEntry* InsertNatFlow(const scheduler::FlowKey& key,
                                       int service, int backend,
                                       scheduler::FlowState state,
-                                      absl::Time now, DropReason* drop);
+                                      scheduler::FlowClock now,
+                                      DropReason* drop);
   // Whether a flow entry's kind (plain, NAT, FULLNAT) fits the mode of
   // `service` (a snapshot may change a service's mode).
   bool EntryFitsMode(const scheduler::FlowEntry& entry, int service) const;
