@@ -1,4 +1,4 @@
-#include "lbnode/agent/config_file.h"
+#include "common/config/config_yaml.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -25,7 +25,7 @@
 #include "yaml-cpp/eventhandler.h"
 #include "yaml-cpp/yaml.h"
 
-namespace anylb::agent {
+namespace anylb::config {
 namespace {
 
 using google::protobuf::Descriptor;
@@ -139,7 +139,7 @@ std::string ShortName(const EnumValueDescriptor* v, const std::string& prefix) {
 // message, recording every problem in `errors`.
 class Converter {
  public:
-  Converter(std::string_view source, config::ErrorList* errors)
+  Converter(std::string_view source, ErrorList* errors)
       : source_(source), errors_(errors) {}
 
   void ToMessage(const YAML::Node& node, const std::string& path,
@@ -461,7 +461,7 @@ class Converter {
   }
 
   std::string source_;
-  config::ErrorList* errors_;
+  ErrorList* errors_;
 };
 
 // DocumentStarts records where each document starts and ignores the rest.
@@ -494,7 +494,7 @@ class DocumentStarts : public YAML::EventHandler {
 absl::StatusOr<lb::v1::ConfigSnapshot> ParseConfigYaml(
     std::string_view text, std::string_view source) {
   const std::string source_name(source);
-  config::ErrorList errors(kMaxConfigErrors);
+  ErrorList errors(kMaxConfigErrors);
   lb::v1::ConfigSnapshot snapshot;
   try {
     // Not YAML::LoadAll: yaml-cpp 0.7's loops forever, allocating, on text
@@ -560,4 +560,4 @@ absl::StatusOr<lb::v1::ConfigSnapshot> LoadConfigFile(const std::string& path) {
   return ParseConfigYaml(buffer.str(), path);
 }
 
-}  // namespace anylb::agent
+}  // namespace anylb::config

@@ -1,5 +1,5 @@
-// The standalone lbnode's config file: YAML that maps 1:1 to
-// lb.v1.ConfigSnapshot (config.proto), read at start and on SIGHUP.
+// The YAML form of lb.v1.ConfigSnapshot (config.proto): the standalone
+// lbnode's config file (read at start and on SIGHUP) and `lbctl apply -f`.
 //
 //   revision: 7                      # optional
 //   node:
@@ -30,7 +30,7 @@
 //     document per file.
 //
 // Only the syntax and the types are checked here. Meaning (addresses, modes,
-// weights, ...) is checked by BuildEngineConfig (snapshot_builder.h).
+// weights, ...) is checked by NormalizeConfig (normalize.h).
 //
 // Errors are INVALID_ARGUMENT (NOT_FOUND / PERMISSION_DENIED ... for a file
 // that cannot be read) and list every problem found (up to
@@ -41,8 +41,8 @@
 // Threading: the functions are pure (no shared state) and may run on any
 // thread.
 
-#ifndef ANYLB_LBNODE_AGENT_CONFIG_FILE_H_
-#define ANYLB_LBNODE_AGENT_CONFIG_FILE_H_
+#ifndef ANYLB_COMMON_CONFIG_CONFIG_YAML_H_
+#define ANYLB_COMMON_CONFIG_CONFIG_YAML_H_
 
 #include <string>
 #include <string_view>
@@ -51,11 +51,7 @@
 #include "common/config/rules.h"
 #include "lb/v1/config.pb.h"
 
-namespace anylb::agent {
-
-// kMaxConfigErrors is how many problems one error message lists; more are
-// summarised as "... and N more".
-inline constexpr int kMaxConfigErrors = config::kMaxConfigErrors;
+namespace anylb::config {
 
 // ParseConfigYaml parses `text`, a YAML ConfigSnapshot. `source_name` (the
 // file name) starts every error line.
@@ -66,6 +62,6 @@ absl::StatusOr<lb::v1::ConfigSnapshot> ParseConfigYaml(
 // with `path` as the source name).
 absl::StatusOr<lb::v1::ConfigSnapshot> LoadConfigFile(const std::string& path);
 
-}  // namespace anylb::agent
+}  // namespace anylb::config
 
-#endif  // ANYLB_LBNODE_AGENT_CONFIG_FILE_H_
+#endif  // ANYLB_COMMON_CONFIG_CONFIG_YAML_H_

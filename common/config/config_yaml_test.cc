@@ -1,4 +1,4 @@
-#include "lbnode/agent/config_file.h"
+#include "common/config/config_yaml.h"
 
 #include <unistd.h>
 
@@ -15,7 +15,7 @@
 #include "gtest/gtest.h"
 #include "lb/v1/config.pb.h"
 
-namespace anylb::agent {
+namespace anylb::config {
 namespace {
 
 using ::anylb::status_testing::IsOk;
@@ -312,4 +312,4 @@ TEST(LoadConfigFile, ReadsAFileAndNamesItInErrors) {
 }
 
 }  // namespace
-}  // namespace anylb::agent
+}  // namespace anylb::config

@@ -8,15 +8,15 @@
 #include <string>
 #include <string_view>
 
+#include "common/config/config_yaml.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
-#include "lbnode/agent/config_file.h"
 #include "lbnode/agent/snapshot_builder.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   absl::StatusOr<lb::v1::ConfigSnapshot> config =
-      anylb::agent::ParseConfigYaml(text, "fuzz.yaml");
+      anylb::config::ParseConfigYaml(text, "fuzz.yaml");
   if (!config.ok()) {
     if (config.status().code() != absl::StatusCode::kInvalidArgument ||
         config.status().message().empty()) {
@@ -32,7 +32,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::abort();
   }
   absl::StatusOr<lb::v1::ConfigSnapshot> again =
-      anylb::agent::ParseConfigYaml(json, "fuzz.json");
+      anylb::config::ParseConfigYaml(json, "fuzz.json");
   if (!again.ok() ||
       !google::protobuf::util::MessageDifferencer::Equals(*config, *again)) {
     std::abort();

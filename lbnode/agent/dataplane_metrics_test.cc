@@ -5,11 +5,11 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "common/config/config_yaml.h"
 #include "common/metrics/registry.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "lbnode/agent/config_file.h"
 #include "lbnode/agent/snapshot_builder.h"
 #include "lbnode/dataplane/engine.h"
 #include "lbnode/dataplane/testing/packet_builder.h"
@@ -183,7 +183,8 @@ class AnyNeighbour : public dataplane::NextHopResolver {
 };
 
 TEST(DataplaneMetrics, CountsOfARealEngineCarryTheConfigNames) {
-  ASSERT_OK_AND_ASSIGN(lb::v1::ConfigSnapshot proto, ParseConfigYaml(R"(
+  ASSERT_OK_AND_ASSIGN(lb::v1::ConfigSnapshot proto,
+                       config::ParseConfigYaml(R"(
 revision: 12
 services:
   - name: web
@@ -194,7 +195,7 @@ services:
     forwarding: {mode: dr}
     backends: [{address: 198.51.100.7, weight: 1}]
 )",
-                                                                     "t.yaml"));
+                                               "t.yaml"));
   NodeIdentity identity;
   identity.mac = {0x02, 0, 0, 0, 0, 1};
   ASSERT_OK_AND_ASSIGN(EngineConfig config, BuildEngineConfig(proto, identity));

@@ -5,10 +5,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/config/config_yaml.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "lbnode/agent/config_file.h"
 
 namespace anylb::agent {
 namespace {
@@ -30,7 +30,7 @@ NodeIdentity Identity() {
 absl::StatusOr<EngineConfig> Build(const std::string& yaml,
                                    const NodeIdentity& id = Identity()) {
   ASSIGN_OR_RETURN(lb::v1::ConfigSnapshot config,
-                   ParseConfigYaml(yaml, "test.yaml"));
+                   config::ParseConfigYaml(yaml, "test.yaml"));
   return BuildEngineConfig(config, id);
 }
 
@@ -508,7 +508,7 @@ services:
 // deploy/examples/lbnode.yaml is what operators copy: it must stay valid.
 TEST(BuildEngineConfig, TheExampleConfigIsValid) {
   ASSERT_OK_AND_ASSIGN(lb::v1::ConfigSnapshot config,
-                       LoadConfigFile("deploy/examples/lbnode.yaml"));
+                       config::LoadConfigFile("deploy/examples/lbnode.yaml"));
   EXPECT_EQ(config.services_size(), 5);
   absl::StatusOr<EngineConfig> c = BuildEngineConfig(config, Identity());
   ASSERT_THAT(c, IsOk());

@@ -12,6 +12,10 @@
 #include "common/status_macros.h"
 #include "lbnode/dataplane/engine.h"
 #include "lbnode/nexthop/kernel_next_hop_resolver.h"
+#include "routing/announce/announce_config.h"
+#include "routing/announce/tun_device.h"
+#include "routing/announce/vip_routes.h"
+#include "routing/announce/vtysh.h"
 #include "routing/netlink/kernel_next_hops.h"
 
 namespace anylb::lbnode {
@@ -62,6 +66,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
   LB_LOG(kInfo) << "config " << options.config_path << ": revision "
                 << config.revision << ", " << config.snapshot->services().size()
                 << " service(s)";
+  if (options.announce) {
+    // Also before anything is attached: a bad community fails the start.
+    RETURN_IF_ERROR(d->LoadAnnounceConfig().status());
+  }
 
   ASSIGN_OR_RETURN(d->next_hops_, routing::netlink::KernelNextHops::Create());
   dataplane::bpf::SteerOptions steer_options;
@@ -148,6 +156,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
                 << (d->dataplane_->busy_poll() ? ", busy poll" : "");
   d->Remember(config);
   d->config_ = std::move(config);
+  if (options.announce) RETURN_IF_ERROR(d->StartAnnouncer());
 
   if (!options.metrics_address.empty()) {
     Daemon* self = d.get();
@@ -160,9 +169,42 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
         [self](std::vector<metrics::MetricFamily>* out) {
           return self->CollectWorkerFamilies(out);
         });
+    std::vector<metrics::HttpRoute> routes;
+    if (d->announcer_ != nullptr) {
+      routing::announce::Announcer* announcer = d->announcer_.get();
+      d->announce_collector_ = std::make_unique<metrics::ScopedCollector>(
+          d->registry_.get(), "announce",
+          [announcer](std::vector<metrics::MetricFamily>* out) {
+            return announcer->Collect(out);
+          });
+      // Drain/undrain take effect at the announcer's next step (100 ms);
+      // the answer is the state before it.
+      routes.push_back(
+          {"POST", "/admin/drain", [announcer](const std::string&) {
+             LB_LOG(kInfo) << "POST /admin/drain";
+             announcer->Drain();
+             return metrics::HttpResponse{
+                 200, "text/plain; charset=utf-8",
+                 "draining: lower weight now, withdraw after the "
+                 "drain period\n"};
+           }});
+      routes.push_back(
+          {"POST", "/admin/undrain", [announcer](const std::string&) {
+             LB_LOG(kInfo) << "POST /admin/undrain";
+             announcer->Undrain();
+             return metrics::HttpResponse{200, "text/plain; charset=utf-8",
+                                          "undrained: announcing at the node "
+                                          "weight\n"};
+           }});
+      routes.push_back(
+          {"GET", "/admin/announce", [announcer](const std::string&) {
+             return metrics::HttpResponse{200, "application/json",
+                                          announcer->StatusJson()};
+           }});
+    }
     absl::StatusOr<std::unique_ptr<metrics::MetricsServer>> server =
         metrics::MetricsServer::Start(options.metrics_address,
-                                      d->registry_.get());
+                                      d->registry_.get(), std::move(routes));
     if (!server.ok()) {
       return Annotate(server.status(),
                       "starting the /metrics endpoint (--metrics_address)");
@@ -360,10 +402,60 @@ absl::Status Daemon::Install(const agent::EngineConfig& config) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<routing::announce::AnnounceConfig> Daemon::LoadAnnounceConfig()
+    const {
+  ASSIGN_OR_RETURN(lb::v1::ConfigSnapshot proto,
+                   config::LoadConfigFile(options_.config_path));
+  absl::StatusOr<routing::announce::AnnounceConfig> announce =
+      routing::announce::AnnounceConfigFromProto(proto);
+  if (!announce.ok()) {
+    return Annotate(announce.status(), options_.config_path);
+  }
+  return announce;
+}
+
+absl::Status Daemon::StartAnnouncer() {
+  namespace announce = routing::announce;
+  ASSIGN_OR_RETURN(announce::AnnounceConfig announce_config,
+                   LoadAnnounceConfig());
+  ASSIGN_OR_RETURN(tun_, announce::TunDevice::Create(options_.announce_device));
+  ASSIGN_OR_RETURN(vip_routes_,
+                   announce::VipRoutes::Create(tun_->ifindex(), tun_->name()));
+  vtysh_ = std::make_unique<announce::SubprocessVtysh>(
+      announce::SubprocessVtyshOptions{.binary = options_.frr_vtysh,
+                                       .vty_socket = options_.frr_vty_socket});
+  announce::AnnouncerOptions o;
+  o.device = options_.announce_device;
+  dataplane::xsk::Dataplane* dp = dataplane_.get();
+  o.oldest_progress = [dp] { return dp->OldestProgress(); };
+  o.liveness_timeout = options_.liveness_timeout;
+  o.frr.protocols = options_.announce_protocols;
+  announcer_ =
+      std::make_unique<announce::Announcer>(o, vip_routes_.get(), vtysh_.get());
+  announcer_->SetConfig(std::move(announce_config));
+  announcer_->Start();
+  LB_LOG(kInfo) << "announcing VIPs on device " << tun_->name() << " (ifindex "
+                << tun_->ifindex() << ") through FRR (" << options_.frr_vtysh
+                << (options_.frr_vty_socket.empty()
+                        ? std::string()
+                        : absl::StrCat(" --vty_socket ",
+                                       options_.frr_vty_socket))
+                << "), liveness timeout " << options_.liveness_timeout;
+  return absl::OkStatus();
+}
+
 absl::Status Daemon::Reload() {
   absl::StatusOr<agent::EngineConfig> config = BuildConfig();
   absl::Status status = config.status();
+  absl::StatusOr<routing::announce::AnnounceConfig> announce_config;
+  if (status.ok() && announcer_ != nullptr) {
+    announce_config = LoadAnnounceConfig();
+    status = announce_config.status();
+  }
   if (status.ok()) status = Install(*config);
+  if (status.ok() && announcer_ != nullptr) {
+    announcer_->SetConfig(*std::move(announce_config));
+  }
   if (!status.ok()) {
     absl::MutexLock lock(&mu_);
     ++status_.reload_failures;
@@ -385,8 +477,16 @@ void Daemon::Stop() {
   stopped_ = true;
   // No scrape after this point.
   metrics_server_.reset();
+  announce_collector_.reset();
   worker_collector_.reset();
   dataplane_collector_.reset();
+  // The VIPs go first: closing the TUN device deletes their routes, and
+  // FRR withdraws them (a sudden withdraw; POST /admin/drain first for a
+  // graceful one).
+  if (announcer_ != nullptr) announcer_->Stop();
+  announcer_.reset();
+  vip_routes_.reset();
+  tun_.reset();
   if (dataplane_ != nullptr) dataplane_->Stop();
   steer_.reset();  // Detaches the program.
   next_hops_.reset();
