@@ -68,10 +68,15 @@ absl::StatusOr<std::unique_ptr<KernelNextHops>> KernelNextHops::Create(
   static constexpr unsigned int kGroups[] = {
       RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE,  RTNLGRP_IPV6_ROUTE,
       RTNLGRP_LINK,  RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR};
+  // External routes: the kernel's neighbours only.
+  static constexpr unsigned int kNeighborGroups[] = {RTNLGRP_NEIGH};
+  const bool external = options.route_source == RouteSource::kExternal;
   // The monitor first: changes made while we dump are queued on it.
-  ASSIGN_OR_RETURN(
-      std::unique_ptr<NetlinkSocket> monitor,
-      NetlinkSocket::Create(kGroups, options.monitor_receive_buffer_bytes));
+  ASSIGN_OR_RETURN(std::unique_ptr<NetlinkSocket> monitor,
+                   NetlinkSocket::Create(
+                       external ? std::span<const unsigned int>(kNeighborGroups)
+                                : std::span<const unsigned int>(kGroups),
+                       options.monitor_receive_buffer_bytes));
   ASSIGN_OR_RETURN(std::unique_ptr<NetlinkSocket> request,
                    NetlinkSocket::Create());
   auto publication = std::make_shared<internal::Publication>();
@@ -201,11 +206,44 @@ absl::Status KernelNextHops::DumpRoutes(uint8_t family) {
 
 absl::Status KernelNextHops::FullResync() {
   RETURN_IF_ERROR(DumpNeighbors());
-  RETURN_IF_ERROR(DumpRoutes(AF_INET));
-  RETURN_IF_ERROR(DumpRoutes(AF_INET6));
+  if (options_.route_source == RouteSource::kKernel) {
+    RETURN_IF_ERROR(DumpRoutes(AF_INET));
+    RETURN_IF_ERROR(DumpRoutes(AF_INET6));
+  }
   absl::MutexLock lock(&stats_mu_);
   ++stats_.full_resyncs;
   return absl::OkStatus();
+}
+
+absl::Status KernelNextHops::SetRoutes(
+    std::shared_ptr<const RouteTable> routes) {
+  if (options_.route_source != RouteSource::kExternal) {
+    return absl::FailedPreconditionError(
+        "KernelNextHops::SetRoutes: routes come from the kernel here (create "
+        "it with route_source = RouteSource::kExternal for FPM routes)");
+  }
+  if (routes == nullptr) routes = std::make_shared<const RouteTable>();
+  {
+    absl::MutexLock lock(&external_mu_);
+    external_routes_ = std::move(routes);
+  }
+  publication_->Wake();
+  return absl::OkStatus();
+}
+
+bool KernelNextHops::TakeExternalRoutes() {
+  std::shared_ptr<const RouteTable> routes;
+  {
+    absl::MutexLock lock(&external_mu_);
+    routes = std::move(external_routes_);
+    external_routes_ = nullptr;
+  }
+  if (routes == nullptr) return false;
+  route_table_ = std::move(routes);
+  routes_dirty_ = true;
+  absl::MutexLock lock(&stats_mu_);
+  ++stats_.external_route_tables;
+  return true;
 }
 
 void KernelNextHops::OnNotification(std::span<const uint8_t> message) {
@@ -228,6 +266,8 @@ void KernelNextHops::OnNotification(std::span<const uint8_t> message) {
       absl::MutexLock lock(&stats_mu_);
       ++stats_.neighbor_updates;
     }
+  } else if (options_.route_source == RouteSource::kExternal) {
+    // Not subscribed to routes, links or addresses; nothing else to do.
   } else if (type == RTM_NEWLINK || type == RTM_DELLINK ||
              type == RTM_NEWADDR || type == RTM_DELADDR) {
     redump_v4_ = true;
@@ -292,7 +332,12 @@ void KernelNextHops::Publish() {
   if (neighbors_dirty_ || neighbor_table_ == nullptr) {
     neighbor_table_ = std::make_shared<const NeighborTable>(neighbors_);
   }
-  if (routes_dirty_ || route_table_ == nullptr) {
+  if (options_.route_source == RouteSource::kExternal) {
+    // route_table_ is SetRoutes()'s latest table (TakeExternalRoutes).
+    if (route_table_ == nullptr) {
+      route_table_ = std::make_shared<const RouteTable>();
+    }
+  } else if (routes_dirty_ || route_table_ == nullptr) {
     std::vector<Route> routes;
     routes.reserve(v4_routes_.size() + v6_routes_.size());
     routes.insert(routes.end(), v4_routes_.begin(), v4_routes_.end());
@@ -352,6 +397,7 @@ void KernelNextHops::Run() {
       }
     }
     DrainResolveQueues();
+    TakeExternalRoutes();
     if (resync) {
       absl::Status status = FullResync();
       if (status.ok()) {

@@ -10,6 +10,13 @@
 //    that alone reads the kernel, builds tables and publishes snapshots.
 //    Create() makes the sockets in the calling thread's network namespace,
 //    dumps both tables, publishes generation 1 and starts the thread.
+//  * Route source: by default (RouteSource::kKernel) routes come from the
+//    kernel's main table as described below. With RouteSource::kExternal
+//    (lbnode --route_source=fpm) the kernel is asked for neighbours only
+//    (no route dumps, no route/link/address subscriptions) and routes come
+//    from SetRoutes(): the FPM server publishes each new RouteTable there,
+//    and the control thread publishes it with the current neighbours.
+//    Until the first SetRoutes() the route table is empty.
 //  * The control thread applies neighbour notifications one by one; a
 //    route notification makes it re-dump that family's main table (routes
 //    change rarely here and IPv6 multipath notifications may carry only
@@ -60,8 +67,17 @@
 
 namespace anylb::routing::netlink {
 
+// RouteSource says where KernelNextHops takes routes from.
+enum class RouteSource : uint8_t {
+  kKernel,    // The kernel's main table (dumps + monitor).
+  kExternal,  // SetRoutes() (the FPM server's FIB); neighbours still from
+              // the kernel.
+};
+
 // KernelNextHopsOptions tune the control thread.
 struct KernelNextHopsOptions {
+  // Where routes come from (see the file comment).
+  RouteSource route_source = RouteSource::kKernel;
   // Changes arriving within this time of the first are published together.
   absl::Duration publish_delay = absl::Milliseconds(2);
   // A reader asks again for the same neighbour only after this long.
@@ -83,6 +99,7 @@ struct KernelNextHopsStats {
   uint64_t resolve_requests_sent = 0;
   uint64_t resolve_requests_failed = 0;
   uint64_t resolve_requests_dropped = 0;  // Readers' full queues.
+  uint64_t external_route_tables = 0;     // Taken from SetRoutes().
   uint64_t errors = 0;                    // Failed dumps or reads.
   absl::Status last_error;                // The latest of those.
   DecodeStats decode;
@@ -152,6 +169,12 @@ class KernelNextHops {
   // stats returns a copy of the control thread's counters.
   KernelNextHopsStats stats() const;
 
+  // SetRoutes hands a new route table to the control thread, which
+  // publishes it with the current neighbours shortly after (any thread;
+  // only the latest of several pending tables is published).
+  // FAILED_PRECONDITION unless created with RouteSource::kExternal.
+  absl::Status SetRoutes(std::shared_ptr<const RouteTable> routes);
+
  private:
   KernelNextHops(const KernelNextHopsOptions& options,
                  std::unique_ptr<NetlinkSocket> monitor,
@@ -166,6 +189,7 @@ class KernelNextHops {
   void DrainResolveQueues();
   void Publish();
   void RecordError(const absl::Status& status);
+  bool TakeExternalRoutes();
 
   const KernelNextHopsOptions options_;
   std::unique_ptr<NetlinkSocket> monitor_;
@@ -185,6 +209,10 @@ class KernelNextHops {
   std::vector<std::shared_ptr<const NextHopSnapshot>> retired_;
   std::vector<uint8_t> request_buffer_;
   std::vector<std::shared_ptr<ResolveQueue>> draining_;  // Reused.
+
+  absl::Mutex external_mu_;
+  std::shared_ptr<const RouteTable> external_routes_
+      ABSL_GUARDED_BY(external_mu_);
 
   mutable absl::Mutex stats_mu_;
   KernelNextHopsStats stats_ ABSL_GUARDED_BY(stats_mu_);

@@ -367,6 +367,69 @@ TEST_F(KernelNextHopsTest, LookupDoesNotAllocate) {
   EXPECT_EQ(reader->stats().resolve_requested, 1u);
 }
 
+TEST_F(KernelNextHopsTest, ExternalRoutesWithKernelNeighbors) {
+  // A kernel route that the external source does not have: must not be
+  // used (routes come only from SetRoutes in this mode).
+  for (const char* command : {
+           "ip neigh add 192.0.2.3 lladdr 02:00:00:00:00:03 nud permanent "
+           "dev va",
+           "ip route add 198.51.100.0/24 via 192.0.2.2",
+       }) {
+    ASSERT_THAT(director_->Run(command).status(), IsOk());
+  }
+  ASSERT_NO_FATAL_FAILURE(Start({.route_source = RouteSource::kExternal}));
+  EXPECT_EQ(LookupFresh("198.51.100.5").result, NextHop::Result::kNoRoute);
+  EXPECT_EQ(next_hops_->snapshot()->routes->size(), 0u);
+
+  Route external;
+  external.destination = *IpPrefix::Parse("203.0.113.0/24");
+  external.next_hops.push_back(RouteNextHop{
+      .ifindex = va_, .has_gateway = true, .gateway = Ip("192.0.2.3")});
+  const uint64_t before = next_hops_->generation();
+  ASSERT_THAT(next_hops_->SetRoutes(std::make_shared<const RouteTable>(
+                  RouteTable::Build({external}))),
+              IsOk());
+  ASSERT_TRUE(WaitFor([&] { return next_hops_->generation() > before; }))
+      << Describe(next_hops_->stats());
+  // The external route, resolved through the kernel's neighbour.
+  NextHop hop = LookupFresh("203.0.113.9");
+  EXPECT_TRUE(hop.ok());
+  EXPECT_EQ(hop.address, Ip("192.0.2.3"));
+  EXPECT_EQ(FormatMac(hop.mac), "02:00:00:00:00:03");
+  EXPECT_EQ(LookupFresh("198.51.100.5").result, NextHop::Result::kNoRoute);
+
+  // Kernel route changes do not touch the external table; neighbour
+  // changes still arrive.
+  ASSERT_THAT(
+      director_->Run("ip route add 203.0.113.0/25 via 192.0.2.2").status(),
+      IsOk());
+  ASSERT_THAT(director_
+                  ->Run("ip neigh replace 192.0.2.3 lladdr 02:00:00:00:00:33 "
+                        "nud permanent dev va")
+                  .status(),
+              IsOk());
+  ASSERT_TRUE(WaitFor([&] {
+    return FormatMac(LookupFresh("203.0.113.9").mac) == "02:00:00:00:00:33";
+  }));
+  EXPECT_EQ(LookupFresh("203.0.113.9").address, Ip("192.0.2.3"));
+  EXPECT_EQ(next_hops_->snapshot()->routes->size(), 1u);
+  EXPECT_EQ(next_hops_->stats().external_route_tables, 1u);
+}
+
+TEST(KernelNextHopsErrors, SetRoutesNeedsTheExternalMode) {
+  ASSERT_THAT(RequireRoot("kernel_next_hops tests"), IsOk());
+  auto netns = TestNetns::Create("nhset");
+  ASSERT_THAT(netns.status(), IsOk());
+  auto inside = ScopedNetns::Enter(**netns);
+  ASSERT_THAT(inside.status(), IsOk());
+  auto next_hops = KernelNextHops::Create();
+  ASSERT_THAT(next_hops.status(), IsOk());
+  const absl::Status status =
+      (*next_hops)->SetRoutes(std::make_shared<const RouteTable>());
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("kExternal"));
+}
+
 TEST(KernelNextHopsErrors, NetlinkErrorsNameTheOperation) {
   absl::Status status = ErrnoError(-EPERM, "asking the kernel to resolve x");
   EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied);
