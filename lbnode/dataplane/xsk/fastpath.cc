@@ -210,7 +210,6 @@ void FastPath::AfterBatch(std::span<const Packet> packets, absl::Time now) {
   for (const Packet& packet : packets) {
     const Verdict& v = packet.verdict;
     if (v.action != Action::kTransmit || v.to_sender) continue;
-    if (keys_.size() >= options_.installs_per_batch) break;
     const std::span<const uint8_t> out(packet.buffer.data() + v.offset,
                                        v.length);
     // DR keeps the datagram; TUN puts it behind outer headers. Try the
@@ -251,6 +250,9 @@ void FastPath::AfterBatch(std::span<const Packet> packets, absl::Time now) {
     } else if (entry.key.proto != kProtoUdp) {
       continue;
     }
+    // Past the batch's quota the flow waits for its next packet (FIN/RST
+    // deletions above are never skipped).
+    if (keys_.size() >= options_.installs_per_batch) continue;
     const int64_t slot = Slot(flow->value().service, flow->value().backend);
     if (slot < 0) continue;
     entry.value.owner_queue = static_cast<uint16_t>(queue_);
