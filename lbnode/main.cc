@@ -29,6 +29,7 @@
 #include "common/log.h"
 #include "lbnode/daemon/daemon.h"
 #include "lbnode/daemon/signals.h"
+#include "routing/announce/frr_config.h"
 
 ABSL_FLAG(std::string, interface, "",
           "Interface that receives VIP traffic (required). The XDP steering "
@@ -74,6 +75,26 @@ ABSL_FLAG(bool, fast_path, true,
           "XDP program or GRO to receive those frames.");
 ABSL_FLAG(uint32_t, fast_path_flows, 262144,
           "Entries of the fast-path flow map (LRU), 1..16777216.");
+ABSL_FLAG(bool, announce, false,
+          "Announce the VIPs through FRR: hold their routes on a TUN device "
+          "(--announce_device) that zebra redistributes through lbnode's "
+          "route-maps ANYLB-BGP / ANYLB-OSPF, while the dataplane is live "
+          "and a service has quorum. Drain with POST /admin/drain on the "
+          "metrics address.");
+ABSL_FLAG(std::string, announce_device, "anylb0",
+          "The TUN device (created, removed when lbnode exits) that holds "
+          "the VIP routes.");
+ABSL_FLAG(std::string, frr_vtysh, "/usr/bin/vtysh",
+          "FRR's vtysh, used to set lbnode's route-maps.");
+ABSL_FLAG(std::string, frr_vty_socket, "",
+          "Directory of FRR's vty sockets (vtysh --vty_socket); empty: "
+          "vtysh's default.");
+ABSL_FLAG(std::string, announce_protocols, "bgp,ospf",
+          "Routing daemons whose route-map lbnode fills: bgp (bgpd, "
+          "ANYLB-BGP), ospf (ospfd), ospf6 (ospf6d; both ANYLB-OSPF).");
+ABSL_FLAG(absl::Duration, liveness_timeout, absl::Seconds(1),
+          "A worker without progress for this long withdraws every VIP "
+          "(with --announce); they come back when it recovers.");
 
 namespace anylb::lbnode {
 namespace {
@@ -168,6 +189,28 @@ absl::StatusOr<DaemonOptions> OptionsFromFlags() {
         absl::StrCat("--outer_ttl=", ttl, ": must be 1..255"));
   }
   o.outer_ttl = static_cast<uint8_t>(ttl);
+  o.announce = absl::GetFlag(FLAGS_announce);
+  o.announce_device = absl::GetFlag(FLAGS_announce_device);
+  if (o.announce_device.empty() || o.announce_device.size() > 15) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--announce_device=", o.announce_device,
+                     ": an interface name of 1..15 characters"));
+  }
+  o.frr_vtysh = absl::GetFlag(FLAGS_frr_vtysh);
+  o.frr_vty_socket = absl::GetFlag(FLAGS_frr_vty_socket);
+  const std::string protocols = absl::GetFlag(FLAGS_announce_protocols);
+  auto parsed = routing::announce::ParseProtocols(protocols);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--announce_protocols=", protocols, ": ", parsed.status().message()));
+  }
+  o.announce_protocols = *parsed;
+  o.liveness_timeout = absl::GetFlag(FLAGS_liveness_timeout);
+  if (o.liveness_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--liveness_timeout=", absl::FormatDuration(o.liveness_timeout),
+        ": must be positive (e.g. 1s)"));
+  }
   return o;
 }
 

@@ -71,12 +71,23 @@ INSTANTIATE_TEST_SUITE_P(
                 "--tunnel_source_v4=2001:db8::1",
                 "--tunnel_source_v4=2001:db8::1: not an IPv4 address"},
         BadFlag{"--log_level=loud", "\"loud\" is not one of debug"},
+        BadFlag{"--interface=eth0 --config=/x.yaml --announce "
+                "--announce_protocols=bgp,isis",
+                "--announce_protocols=bgp,isis: routing protocol \"isis\" "
+                "unknown"},
+        BadFlag{"--interface=eth0 --config=/x.yaml --liveness_timeout=0s",
+                "--liveness_timeout=0: must be positive"},
+        BadFlag{"--interface=eth0 --config=/x.yaml "
+                "--announce_device=a_very_long_device_name",
+                "--announce_device=a_very_long_device_name: an interface "
+                "name of 1..15 characters"},
         BadFlag{"--interface=eth0 stray", "unexpected argument \"stray\""}));
 
 TEST(LbnodeFlags, HelpListsTheDaemonFlags) {
   Result r = RunLbnode("--help");
   EXPECT_THAT(r.output, HasSubstr("--interface"));
   EXPECT_THAT(r.output, HasSubstr("--metrics_address"));
+  EXPECT_THAT(r.output, HasSubstr("--announce_protocols"));
   EXPECT_THAT(r.output, HasSubstr("SIGHUP reloads the config"));
 }
 

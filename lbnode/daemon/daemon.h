@@ -49,10 +49,17 @@
 #include "lbnode/daemon/interface_info.h"
 #include "lbnode/dataplane/bpf/steer_loader.h"
 #include "lbnode/dataplane/xsk/dataplane.h"
+#include "routing/announce/announcer.h"
+#include "routing/announce/frr_config.h"
 
 namespace anylb::routing::netlink {
 class KernelNextHops;
 }
+namespace anylb::routing::announce {
+class SubprocessVtysh;
+class TunDevice;
+class VipRoutes;
+}  // namespace anylb::routing::announce
 
 namespace anylb::lbnode {
 
@@ -79,6 +86,18 @@ struct DaemonOptions {
   // (dataplane/xsk/fastpath.h) and its flow map's size (LRU).
   bool fast_path = true;
   uint32_t fast_path_flows = 262144;
+  // VIP announcement through FRR (routing/announce): a TUN device holding
+  // the VIP routes, lbnode's route-maps set through vtysh, the liveness
+  // watchdog, and POST /admin/drain, /admin/undrain, GET /admin/announce on
+  // the metrics address.
+  bool announce = false;
+  std::string announce_device = "anylb0";
+  std::string frr_vtysh = "/usr/bin/vtysh";
+  std::string frr_vty_socket;  // Empty: vtysh's default.
+  std::vector<routing::announce::RoutingProtocol> announce_protocols = {
+      routing::announce::RoutingProtocol::kBgp,
+      routing::announce::RoutingProtocol::kOspf};
+  absl::Duration liveness_timeout = absl::Seconds(1);
 };
 
 // DaemonStatus is what the daemon reports about itself.
@@ -120,10 +139,18 @@ class Daemon {
   const dataplane::xsk::Dataplane& dataplane() const { return *dataplane_; }
   // The bound /metrics port (0 without an endpoint).
   int metrics_port() const;
+  // The VIP announcer (null without --announce).
+  const routing::announce::Announcer* announcer() const {
+    return announcer_.get();
+  }
 
  private:
   Daemon() = default;
   absl::StatusOr<agent::EngineConfig> BuildConfig() const;
+  // LoadAnnounceConfig reads the node and services part of the config file
+  // for the announcer.
+  absl::StatusOr<routing::announce::AnnounceConfig> LoadAnnounceConfig() const;
+  absl::Status StartAnnouncer();
   absl::Status Install(const agent::EngineConfig& config);
   void Remember(const agent::EngineConfig& config);
   absl::Status CollectWorkerFamilies(
@@ -152,9 +179,15 @@ class Daemon {
 
   // Declared last: destroyed first, so no scrape runs into a half-gone
   // daemon.
+  // The announcer; its device goes before the dataplane stops (Stop()).
+  std::unique_ptr<routing::announce::TunDevice> tun_;
+  std::unique_ptr<routing::announce::VipRoutes> vip_routes_;
+  std::unique_ptr<routing::announce::SubprocessVtysh> vtysh_;
+  std::unique_ptr<routing::announce::Announcer> announcer_;
   std::unique_ptr<metrics::Registry> registry_;
   std::unique_ptr<metrics::ScopedCollector> dataplane_collector_;
   std::unique_ptr<metrics::ScopedCollector> worker_collector_;
+  std::unique_ptr<metrics::ScopedCollector> announce_collector_;
   std::unique_ptr<metrics::MetricsServer> metrics_server_;
 };
 
