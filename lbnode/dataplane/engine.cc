@@ -846,21 +846,103 @@ Verdict Engine::DropUnmatchedFragment(size_t headroom, size_t frame_len) {
   return Drop(kFragmentUnmatched, headroom, frame_len);
 }
 
+[[gnu::always_inline]] inline void Engine::RefreshHit(
+    FlowEntry* entry, const ParsedPacket& p, uint8_t protocol, bool nat,
+    bool segment, TcpDirection direction, int service, int backend,
+    FlowClock now) {
+  const FlowState state = entry->state();
+  ActivityChange change = ActivityChange::kNone;
+  // An ACK without SYN/FIN/RST keeps ESTABLISHED in every direction
+  // (NextTcpState's ack row): the common case needs no table walk.
+  if (protocol == kIpProtoTcp && segment && !p.is_icmp_error &&
+      !(state == FlowState::kTcpEstablished &&
+        (p.tcp_flags & (kTcpFlagSyn | kTcpFlagFin | kTcpFlagRst |
+                        kTcpFlagAck)) == kTcpFlagAck) &&
+      scheduler::NextTcpState(state, p.tcp_flags, direction) != state) {
+    change = flows_->OnTcpSegment(entry, p.tcp_flags, direction, now);
+  } else {
+    flows_->Touch(entry, now);  // No state change (most packets).
+  }
+  if (nat) {  // The reply entry keeps the forward's state and age.
+    FlowEntry* const reply = links_[LowOf(entry->value())].reply;
+    if (reply != nullptr) {
+      if (reply->state() == entry->state()) {
+        flows_->Touch(reply, now);
+      } else {
+        flows_->SetState(reply, entry->state(), now);
+      }
+    }
+  }
+  if (change != ActivityChange::kNone) {
+    ApplyActivityChange(service, backend, change);
+  }
+}
+
+[[gnu::always_inline]] inline Verdict Engine::CountAndForward(
+    std::span<uint8_t> buffer, size_t headroom, size_t frame_len,
+    const ParsedPacket& p, const FlowKey& key, const FlowEntry& entry,
+    const ServiceConfig& s, int service, int backend, uint32_t hash,
+    FlowClock now) {
+  ServiceRuntime& rt = runtimes_[service];
+  ++rt.counters.packets;
+  rt.counters.bytes += frame_len;
+  TrafficCounters& bc = rt.backend_counters[backend];
+  ++bc.packets;
+  bc.bytes += frame_len;
+  if (s.mode == ForwardingMode::kDr) {
+    return ForwardDr(buffer, headroom, frame_len, s, service, backend);
+  }
+  if (IsNatMode(s.mode)) {
+    return ForwardNat(buffer, headroom, frame_len, p, key, entry, service,
+                      backend, now);
+  }
+  return Forward(buffer, headroom, frame_len, p, service, backend, hash, now);
+}
+
 [[gnu::always_inline]] inline Verdict Engine::ProcessFlow(
     std::span<uint8_t> buffer, size_t headroom, size_t frame_len,
     const ParsedPacket& p, const FlowKey& key, uint16_t port, uint32_t hash,
     FlowClock now) {
-  const std::span<const uint8_t> frame(buffer.data() + headroom, frame_len);
-  const EngineSnapshot& snap = *snapshot_;
-  const bool later_fragment = !p.has_l4_header();
   // The flow first: a hit made in this snapshot names its service (the key
   // holds VIP, port and protocol), which saves the service lookup; a later
   // fragment has no port and can only be placed through its flow.
-  FlowEntry* entry = flows_->Lookup(key, hash, now);
+  FlowEntry* const entry = flows_->Lookup(key, hash, now);
   if (pending_count_ != 0) DrainPending();  // Lookup expired a NAT entry.
-  if (entry != nullptr && KindOf(entry->value()) == kNatReply) {
-    return Reply(buffer, headroom, frame_len, p, entry, now);
+  if (entry != nullptr) [[likely]] {
+    const scheduler::FlowValue& fv = entry->value();
+    if (KindOf(fv) == kNatReply) {
+      return Reply(buffer, headroom, frame_len, p, entry, now);
+    }
+    // The hit path: an entry written under this snapshot is for this
+    // service (the key names it), with a current backend index and kind.
+    if (EpochOf(fv) == epoch_ && fv.service < runtimes_.size()) [[likely]] {
+      const int service = static_cast<int>(fv.service);
+      const ServiceConfig& s = snapshot_->services()[service];
+      const bool nat = IsNatMode(s.mode);
+      if (!nat || (!p.is_fragment && p.ttl > 1)) [[likely]] {
+        const int backend = static_cast<int>(fv.backend);
+        RefreshHit(entry, p, key.protocol, nat, !p.is_fragment || nat,
+                   nat ? TcpDirection::kClientToServer
+                       : TcpDirection::kClientToServerOnly,
+                   service, backend, now);
+        return CountAndForward(buffer, headroom, frame_len, p, key, *entry, s,
+                               service, backend, hash, now);
+      }
+    }
   }
+  return ProcessSlow(buffer, headroom, frame_len, p, key, port, hash, now,
+                     entry);
+}
+
+[[gnu::noinline]] Verdict Engine::ProcessSlow(std::span<uint8_t> buffer,
+                                              size_t headroom, size_t frame_len,
+                                              const ParsedPacket& p,
+                                              const FlowKey& key, uint16_t port,
+                                              uint32_t hash, FlowClock now,
+                                              FlowEntry* entry) {
+  const std::span<const uint8_t> frame(buffer.data() + headroom, frame_len);
+  const EngineSnapshot& snap = *snapshot_;
+  const bool later_fragment = !p.has_l4_header();
   int service = -1;
   if (entry != nullptr) {
     const scheduler::FlowValue& fv = entry->value();
@@ -950,32 +1032,8 @@ Verdict Engine::DropUnmatchedFragment(size_t headroom, size_t frame_len) {
     }
   }
   if (entry != nullptr) {
-    const FlowState state = entry->state();
-    ActivityChange change = ActivityChange::kNone;
-    // An ACK without SYN/FIN/RST keeps ESTABLISHED in every direction
-    // (NextTcpState's ack row): the common case needs no table walk.
-    if (key.protocol == kIpProtoTcp && segment && !p.is_icmp_error &&
-        !(state == FlowState::kTcpEstablished &&
-          (p.tcp_flags & (kTcpFlagSyn | kTcpFlagFin | kTcpFlagRst |
-                          kTcpFlagAck)) == kTcpFlagAck) &&
-        scheduler::NextTcpState(state, p.tcp_flags, direction) != state) {
-      change = flows_->OnTcpSegment(entry, p.tcp_flags, direction, now);
-    } else {
-      flows_->Touch(entry, now);  // No state change (most packets).
-    }
-    if (nat) {  // The reply entry keeps the forward's state and age.
-      FlowEntry* const reply = links_[LowOf(entry->value())].reply;
-      if (reply != nullptr) {
-        if (reply->state() == entry->state()) {
-          flows_->Touch(reply, now);
-        } else {
-          flows_->SetState(reply, entry->state(), now);
-        }
-      }
-    }
-    if (change != ActivityChange::kNone) {
-      ApplyActivityChange(service, backend, change);
-    }
+    RefreshHit(entry, p, key.protocol, nat, segment, direction, service,
+               backend, now);
   }
   if (entry == nullptr) {
     if (p.is_icmp_error) return Drop(DropReason::kNoFlow, headroom, frame_len);
@@ -1028,18 +1086,8 @@ Verdict Engine::DropUnmatchedFragment(size_t headroom, size_t frame_len) {
     ++rt.counters.new_flows;
     ++rt.backend_counters[backend].new_flows;
   }
-  ++rt.counters.packets;
-  rt.counters.bytes += frame_len;
-  ++rt.backend_counters[backend].packets;
-  rt.backend_counters[backend].bytes += frame_len;
-  if (nat) {
-    return ForwardNat(buffer, headroom, frame_len, p, key, *entry, service,
-                      backend, now);
-  }
-  if (s.mode == ForwardingMode::kDr) {
-    return ForwardDr(buffer, headroom, frame_len, s, service, backend);
-  }
-  return Forward(buffer, headroom, frame_len, p, service, backend, hash, now);
+  return CountAndForward(buffer, headroom, frame_len, p, key, *entry, s,
+                         service, backend, hash, now);
 }
 
 FlowEntry* Engine::InsertNatFlow(const FlowKey& key, int service, int backend,

@@ -445,6 +445,27 @@ class Engine {
                       size_t frame_len, const ParsedPacket& p,
                       const scheduler::FlowKey& key, uint16_t port,
                       uint32_t hash, scheduler::FlowClock now);
+  // ProcessSlow is ProcessFlow past the hit path (`entry`: the lookup's
+  // result, not a reply entry): service lookup, snapshot changes,
+  // scheduling, NAT drops.
+  Verdict ProcessSlow(std::span<uint8_t> buffer, size_t headroom,
+                      size_t frame_len, const ParsedPacket& p,
+                      const scheduler::FlowKey& key, uint16_t port,
+                      uint32_t hash, scheduler::FlowClock now,
+                      scheduler::FlowEntry* entry);
+  // RefreshHit: TCP state (or touch) of a hit, its NAT reply entry kept
+  // alike, the backend's counts.
+  void RefreshHit(scheduler::FlowEntry* entry, const ParsedPacket& p,
+                  uint8_t protocol, bool nat, bool segment,
+                  scheduler::TcpDirection direction, int service, int backend,
+                  scheduler::FlowClock now);
+  // CountAndForward: the service/backend counters and the mode's rewrite.
+  Verdict CountAndForward(std::span<uint8_t> buffer, size_t headroom,
+                          size_t frame_len, const ParsedPacket& p,
+                          const scheduler::FlowKey& key,
+                          const scheduler::FlowEntry& entry,
+                          const ServiceConfig& s, int service, int backend,
+                          uint32_t hash, scheduler::FlowClock now);
   // The FragmentTable key of the fragment `p` in `frame` (as it arrived).
   static FragmentKey FragmentKeyOf(const uint8_t* frame, const ParsedPacket& p);
   // Records a first fragment's new addresses for its later fragments; call
