@@ -83,7 +83,8 @@ bool IsNatMode(ForwardingMode mode) {
 
 // L4Of names the TCP/UDP checksum of the packet, or none (other protocols,
 // non-first fragments).
-L4Checksum L4Of(uint8_t* frame, const ParsedPacket& p) {
+[[gnu::always_inline]] inline L4Checksum L4Of(uint8_t* frame,
+                                              const ParsedPacket& p) {
   const int offset = L4ChecksumOffset(p.l4_protocol);
   if (offset < 0 || !p.has_l4_header()) return {};
   return {frame + p.l4_offset + offset,
@@ -93,8 +94,10 @@ L4Checksum L4Of(uint8_t* frame, const ParsedPacket& p) {
 // SetAddress writes `value` (4 or 16 bytes by the packet's family) over the
 // address at `address` of the IP header `ip`, updating the IPv4 header
 // checksum and `l4` through the pseudo-header.
-void SetAddress(const ParsedPacket& p, uint8_t* ip, uint8_t* address,
-                const uint8_t* value, L4Checksum l4) {
+[[gnu::always_inline]] inline void SetAddress(const ParsedPacket& p,
+                                              uint8_t* ip, uint8_t* address,
+                                              const uint8_t* value,
+                                              L4Checksum l4) {
   if (p.is_v4()) {
     RewriteIpv4Address(ip, address, std::span<const uint8_t, 4>(value, 4), l4);
   } else {
@@ -102,7 +105,8 @@ void SetAddress(const ParsedPacket& p, uint8_t* ip, uint8_t* address,
   }
 }
 
-void DecrementTtl(const ParsedPacket& p, uint8_t* ip) {
+[[gnu::always_inline]] inline void DecrementTtl(const ParsedPacket& p,
+                                                uint8_t* ip) {
   if (p.is_v4()) {
     DecrementIpv4Ttl(ip);
   } else {
@@ -177,8 +181,9 @@ Verdict MakeVerdict(Action action, DropReason reason, bool to_sender,
 // with 8- and 16-byte stores, so that FlowTable::Hash's 8-byte loads of the
 // fresh key are forwarded from the stores instead of stalling on a mix of
 // narrow ones (measured: Hash was the hottest function after Process).
-void BuildFlowKey(std::span<const uint8_t> frame, const ParsedPacket& p,
-                  FlowKey* key) {
+[[gnu::always_inline]] inline void BuildFlowKey(std::span<const uint8_t> frame,
+                                                const ParsedPacket& p,
+                                                FlowKey* key) {
   static_assert(offsetof(FlowKey, src) == 0 && offsetof(FlowKey, dst) == 16 &&
                 offsetof(FlowKey, src_port) == 32 &&
                 offsetof(FlowKey, dst_port) == 34 &&
@@ -1366,8 +1371,10 @@ Verdict Engine::Forward(std::span<uint8_t> buffer, size_t headroom,
   if (!MakeRoom(buffer, &room, l2 + inner_len, overhead)) {
     return Drop(DropReason::kMtuExceeded, headroom, frame_len);
   }
-  uint8_t saved_l2[kMaxL2Size];
-  std::memcpy(saved_l2, buffer.data() + room, l2);
+  // The 802.1Q tag, if any (l2 is 14 or 18), before the headers overwrite
+  // it: fixed-size copies, no memcpy call.
+  uint8_t tag[4];
+  if (l2 > 14) std::memcpy(tag, buffer.data() + room + 12, 4);
   uint8_t* const inner = buffer.data() + room + l2;
   const uint8_t tos = p.is_v4()
                           ? inner[1]
@@ -1376,7 +1383,7 @@ Verdict Engine::Forward(std::span<uint8_t> buffer, size_t headroom,
   // Ethernet (+ the 802.1Q tag as received).
   std::memcpy(start, next_hop.data(), 6);
   std::memcpy(start + 6, node.mac.data(), 6);
-  if (l2 > 14) std::memcpy(start + 12, saved_l2 + 12, l2 - 14);
+  if (l2 > 14) std::memcpy(start + 12, tag, 4);
   StoreBe16(start + l2 - 2, outer_v4 ? kEtherTypeIpv4 : kEtherTypeIpv6);
 
   uint8_t* const o = start + l2;
@@ -1394,7 +1401,8 @@ Verdict Engine::Forward(std::span<uint8_t> buffer, size_t headroom,
     StoreBe16(o + 10, 0);
     std::memcpy(o + 12, node.tunnel_source_v4.bytes().data(), 4);
     std::memcpy(o + 16, dst.bytes().data(), 4);
-    StoreBe16(o + 10, Ipv4HeaderChecksum({o, kIpv4HeaderSize}));
+    StoreBe16(o + 10, static_cast<uint16_t>(~ChecksumFold(
+                          FastChecksumAccumulate({o, kIpv4HeaderSize}, 0))));
   } else {
     StoreBe32(o, uint32_t{6} << 28 | uint32_t{tos} << 20 |
                      (static_cast<uint32_t>(flow_hash) & 0xfffff));
