@@ -276,7 +276,7 @@ class Normalizer {
     }
     if (!s.name().empty() && !IsValidServiceName(s.name())) {
       error("name",
-            absl::StrCat(Quote(s.name()), ": 1..63 characters of [a-z0-9._-]"));
+            absl::StrCat(Quote(s.name()), ": 1..63 characters of [a-z0-9._:-]"));
     }
     if (!name.empty()) {
       auto [it, inserted] = names_.emplace(name, index);

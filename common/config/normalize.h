@@ -9,7 +9,7 @@
 // the value):
 //   * addresses parse (IpAddress / IpPrefix); backends have the VIP's
 //     family except with TUN+GUE, which carries either family;
-//   * service names are 1..63 of [a-z0-9._-] and unique; an unnamed service
+//   * service names are 1..63 of [a-z0-9._:-] and unique; an unnamed service
 //     is called "tcp-192.0.2.10-80" (DefaultServiceName);
 //     VIP:port:protocol is unique; port <= 65535;
 //   * protocol, scheduler and forwarding mode are required; every enum has

@@ -18,8 +18,9 @@ bool IsPrime(uint32_t n) {
 bool IsValidServiceName(std::string_view name) {
   if (name.empty() || name.size() > 63) return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
+    // ':' because an unnamed IPv6 service is called "tcp-2001:db8::10-80".
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == '-';
+           c == '_' || c == '-' || c == ':';
   });
 }
 

@@ -35,7 +35,7 @@ inline constexpr int kMaxConfigErrors = 20;
 // IsPrime: trial division (table sizes are at most kMaxMaglevTableSize).
 bool IsPrime(uint32_t n);
 
-// IsValidServiceName: 1..63 characters of [a-z0-9._-].
+// IsValidServiceName: 1..63 characters of [a-z0-9._:-].
 bool IsValidServiceName(std::string_view name);
 
 // DefaultServiceName is the name of an unnamed service: "tcp-192.0.2.10-80",

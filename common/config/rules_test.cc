@@ -32,6 +32,7 @@ TEST(ServiceNames, RulesAndDefaults) {
   EXPECT_TRUE(IsValidServiceName("web-1.prod_a"));
   EXPECT_FALSE(IsValidServiceName(""));
   EXPECT_FALSE(IsValidServiceName("Web"));
+  EXPECT_TRUE(IsValidServiceName("tcp-2001:db8::10-80"));
   EXPECT_FALSE(IsValidServiceName(std::string(64, 'a')));
   EXPECT_TRUE(IsValidServiceName(std::string(63, 'a')));
   EXPECT_EQ(DefaultServiceName(*IpAddress::Parse("192.0.2.10"), 80, 6),

@@ -309,7 +309,7 @@ INSTANTIATE_TEST_SUITE_P(
         RuleCase{"bad name",
                  Service("{name: Web!, vip: 192.0.2.1, port: 80, protocol: "
                          "tcp, scheduler: mh, forwarding: {mode: dr}}"),
-                 "name \"Web!\": 1..63 characters of [a-z0-9._-]"},
+                 "name \"Web!\": 1..63 characters of [a-z0-9._:-]"},
         RuleCase{"mixed forwarding modes",
                  Service(absl::StrCat(
                      kWeb,
