@@ -299,6 +299,18 @@ TEST_P(FpmZebraTest, FibEqualsTheKernelsAndFollowsVtyshAndRestarts) {
   differences = WaitForEqual(absl::Seconds(20));
   EXPECT_THAT(differences, ::testing::IsEmpty())
       << absl::StrJoin(differences, "\n");
+  // staticd comes back to the new zebra (about 10 s): its routes return to
+  // the kernel and to our FIB alike.
+  EXPECT_GE(WaitForRoute(
+                "203.0.113.1",
+                [](const netlink::Route* r) {
+                  return r != nullptr && r->destination.length() == 24;
+                },
+                absl::Seconds(30)),
+            absl::ZeroDuration());
+  differences = WaitForEqual(absl::Seconds(10));
+  EXPECT_THAT(differences, ::testing::IsEmpty())
+      << absl::StrJoin(differences, "\n");
   const netlink::Route* stale =
       server_->table()->Lookup(*IpAddress::Parse("198.51.100.200"));
   ASSERT_NE(stale, nullptr);
