@@ -95,6 +95,15 @@ ABSL_FLAG(std::string, announce_protocols, "bgp,ospf",
 ABSL_FLAG(absl::Duration, liveness_timeout, absl::Seconds(1),
           "A worker without progress for this long withdraws every VIP "
           "(with --announce); they come back when it recovers.");
+ABSL_FLAG(std::string, fpm_listen, "127.0.0.1:2620",
+          "Where zebra's FPM client (-M dplane_fpm_nl, `fpm address`) "
+          "connects to stream its FIB; empty: no FPM server. With "
+          "--route_source=kernel a busy address only logs a warning.");
+ABSL_FLAG(std::string, route_source, "kernel",
+          "Egress routes for TUN/NAT/FULLNAT next hops: \"kernel\" (the "
+          "kernel's main table; standalone nodes without FRR) or \"fpm\" "
+          "(zebra's FIB over FPM; needs --fpm_listen). Neighbours always "
+          "come from the kernel.");
 
 namespace anylb::lbnode {
 namespace {
@@ -205,6 +214,26 @@ absl::StatusOr<DaemonOptions> OptionsFromFlags() {
         "--announce_protocols=", protocols, ": ", parsed.status().message()));
   }
   o.announce_protocols = *parsed;
+  o.fpm_listen = absl::GetFlag(FLAGS_fpm_listen);
+  if (!o.fpm_listen.empty()) {
+    auto fpm = Endpoint::Parse(o.fpm_listen);
+    if (!fpm.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--fpm_listen=", o.fpm_listen, ": ", fpm.status().message(),
+          " (e.g. 127.0.0.1:2620, or empty for no FPM server)"));
+    }
+  }
+  const std::string route_source = absl::GetFlag(FLAGS_route_source);
+  if (route_source == "fpm") {
+    o.routes_from_fpm = true;
+    if (o.fpm_listen.empty()) {
+      return absl::InvalidArgumentError(
+          "--route_source=fpm needs --fpm_listen (zebra's `fpm address`)");
+    }
+  } else if (route_source != "kernel") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--route_source=", route_source, ": use \"kernel\" or \"fpm\""));
+  }
   o.liveness_timeout = absl::GetFlag(FLAGS_liveness_timeout);
   if (o.liveness_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -16,6 +16,7 @@
 #include "routing/announce/tun_device.h"
 #include "routing/announce/vip_routes.h"
 #include "routing/announce/vtysh.h"
+#include "routing/fpm/fpm_server.h"
 #include "routing/netlink/kernel_next_hops.h"
 
 namespace anylb::lbnode {
@@ -71,7 +72,51 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
     RETURN_IF_ERROR(d->LoadAnnounceConfig().status());
   }
 
-  ASSIGN_OR_RETURN(d->next_hops_, routing::netlink::KernelNextHops::Create());
+  routing::netlink::KernelNextHopsOptions next_hop_options;
+  if (options.routes_from_fpm) {
+    next_hop_options.route_source = routing::netlink::RouteSource::kExternal;
+  }
+  ASSIGN_OR_RETURN(d->next_hops_,
+                   routing::netlink::KernelNextHops::Create(next_hop_options));
+  if (!options.fpm_listen.empty()) {
+    absl::StatusOr<Endpoint> listen = Endpoint::Parse(options.fpm_listen);
+    if (!listen.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--fpm_listen=", options.fpm_listen, ": ",
+                       listen.status().message()));
+    }
+    routing::fpm::FpmServerOptions fpm;
+    fpm.listen = *listen;
+    if (options.routes_from_fpm) {
+      routing::netlink::KernelNextHops* next_hops = d->next_hops_.get();
+      fpm.on_publish =
+          [next_hops](std::shared_ptr<const routing::netlink::RouteTable> t) {
+            // Cannot fail: next_hops is in RouteSource::kExternal mode.
+            (void)next_hops->SetRoutes(std::move(t));
+          };
+    }
+    absl::StatusOr<std::unique_ptr<routing::fpm::FpmServer>> server =
+        routing::fpm::FpmServer::Create(std::move(fpm));
+    if (server.ok()) {
+      d->fpm_server_ = std::move(*server);
+      LB_LOG(kInfo) << "FPM server on " << d->fpm_server_->endpoint()
+                    << (options.routes_from_fpm
+                            ? ": egress routes from zebra's FIB"
+                            : ": egress routes still from the kernel "
+                              "(--route_source=kernel)");
+    } else if (options.routes_from_fpm) {
+      return server.status();
+    } else {
+      // The FIB is not used with kernel routes: a busy port is no reason
+      // to refuse to forward.
+      LB_LOG(kWarning) << server.status()
+                       << "; continuing without the FPM server";
+    }
+  } else if (options.routes_from_fpm) {
+    return absl::InvalidArgumentError(
+        "--route_source=fpm needs the FPM server: set --fpm_listen (default "
+        "127.0.0.1:2620, where zebra's `fpm address` points)");
+  }
   dataplane::bpf::SteerOptions steer_options;
   steer_options.fastpath_flows = options.fast_path_flows;
   ASSIGN_OR_RETURN(d->steer_,
@@ -169,6 +214,15 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
         [self](std::vector<metrics::MetricFamily>* out) {
           return self->CollectWorkerFamilies(out);
         });
+    if (d->fpm_server_ != nullptr) {
+      routing::fpm::FpmServer* fpm = d->fpm_server_.get();
+      d->fpm_collector_ = std::make_unique<metrics::ScopedCollector>(
+          d->registry_.get(), "fpm",
+          [fpm](std::vector<metrics::MetricFamily>* out) {
+            fpm->CollectMetrics(out);
+            return absl::OkStatus();
+          });
+    }
     std::vector<metrics::HttpRoute> routes;
     if (d->announcer_ != nullptr) {
       routing::announce::Announcer* announcer = d->announcer_.get();
@@ -480,6 +534,7 @@ void Daemon::Stop() {
   announce_collector_.reset();
   worker_collector_.reset();
   dataplane_collector_.reset();
+  fpm_collector_.reset();
   // The VIPs go first: closing the TUN device deletes their routes, and
   // FRR withdraws them (a sudden withdraw; POST /admin/drain first for a
   // graceful one).
@@ -488,7 +543,8 @@ void Daemon::Stop() {
   vip_routes_.reset();
   tun_.reset();
   if (dataplane_ != nullptr) dataplane_->Stop();
-  steer_.reset();  // Detaches the program.
+  steer_.reset();       // Detaches the program.
+  fpm_server_.reset();  // Publishes into next_hops_.
   next_hops_.reset();
 }
 

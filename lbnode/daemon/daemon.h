@@ -55,6 +55,9 @@
 namespace anylb::routing::netlink {
 class KernelNextHops;
 }
+namespace anylb::routing::fpm {
+class FpmServer;
+}
 namespace anylb::routing::announce {
 class SubprocessVtysh;
 class TunDevice;
@@ -98,6 +101,13 @@ struct DaemonOptions {
       routing::announce::RoutingProtocol::kBgp,
       routing::announce::RoutingProtocol::kOspf};
   absl::Duration liveness_timeout = absl::Seconds(1);
+  // FPM (routing/fpm): where zebra's dplane_fpm_nl connects (empty: no
+  // server), and where the dataplane's routes come from: zebra's FIB over
+  // FPM (true, --route_source=fpm) or the kernel's main table (false,
+  // --route_source=kernel, the default for nodes without FRR). Neighbours
+  // always come from the kernel.
+  std::string fpm_listen = "127.0.0.1:2620";
+  bool routes_from_fpm = false;
 };
 
 // DaemonStatus is what the daemon reports about itself.
@@ -160,6 +170,8 @@ class Daemon {
   InterfaceInfo interface_;
   agent::NodeIdentity identity_;
   std::unique_ptr<routing::netlink::KernelNextHops> next_hops_;
+  // Feeds next_hops_ (--route_source=fpm): declared after it, gone before.
+  std::unique_ptr<routing::fpm::FpmServer> fpm_server_;
   std::unique_ptr<NodeResolvers> resolvers_;
   std::unique_ptr<dataplane::bpf::SteerProgram> steer_;
   std::unique_ptr<dataplane::xsk::Dataplane> dataplane_;
@@ -188,6 +200,7 @@ class Daemon {
   std::unique_ptr<metrics::ScopedCollector> dataplane_collector_;
   std::unique_ptr<metrics::ScopedCollector> worker_collector_;
   std::unique_ptr<metrics::ScopedCollector> announce_collector_;
+  std::unique_ptr<metrics::ScopedCollector> fpm_collector_;
   std::unique_ptr<metrics::MetricsServer> metrics_server_;
 };
 
