@@ -263,11 +263,6 @@ void FlowTable::EraseSlot(uint32_t slot) {
   slots_[hole].entry = kNil;
 }
 
-bool FlowTable::Expired(const FlowEntry& entry, int64_t now_us) const {
-  const int s = static_cast<int>(entry.stamp_ & 0xff);
-  return now_us - StampMicros(entry.stamp_) >= timeout_us_[s];
-}
-
 void FlowTable::PushFront(FlowState state, uint32_t index) {
   List& list = lists_[static_cast<int>(state)];
   links_[index].prev = kNil;
@@ -364,8 +359,8 @@ FlowTable::Victim FlowTable::PickVictim(uint32_t expired_mask,
   return expired.index != kNil ? expired : lru;
 }
 
-FlowEntry* FlowTable::Lookup(const FlowKey& key, uint32_t hash, FlowClock now) {
-  ++counters_.lookups;
+FlowEntry* FlowTable::LookupSlow(const FlowKey& key, uint32_t hash,
+                                 FlowClock now) {
   const uint32_t slot = FindSlot(key, hash);
   if (slot == kNil) return nullptr;
   const uint32_t index = slots_[slot].entry;
@@ -445,7 +440,7 @@ InsertResult FlowTable::Insert(const FlowKey& key, const FlowValue& value,
   return result;
 }
 
-void FlowTable::Touch(FlowEntry* entry, FlowClock now) {
+void FlowTable::TouchSlow(FlowEntry* entry, FlowClock now) {
   const uint32_t index = IndexOf(entry);
   if (index == kNil) return;
   const FlowState state = entry->state();

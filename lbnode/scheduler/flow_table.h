@@ -292,7 +292,19 @@ class FlowTable {
   }
   // Lookup with `hash` = Hash(key), computed earlier (a wrong hash is a
   // miss).
-  FlowEntry* Lookup(const FlowKey& key, uint32_t hash, FlowClock now);
+  // Inline: the usual hit (the key in its home slot) costs no call.
+  FlowEntry* Lookup(const FlowKey& key, uint32_t hash, FlowClock now) {
+    ++counters_.lookups;
+    const Slot home = slots_[hash & slot_mask_];
+    if (home.tag == hash && home.entry != kNil) [[likely]] {
+      FlowEntry& entry = entries_[home.entry];
+      if (entry.key_ == key && !Expired(entry, now.micros)) [[likely]] {
+        ++counters_.hits;
+        return &entry;
+      }
+    }
+    return LookupSlow(key, hash, now);
+  }
   FlowEntry* Lookup(const FlowKey& key, uint32_t hash, absl::Time now) {
     return Lookup(key, hash, FlowClock::FromTime(now));
   }
@@ -310,7 +322,22 @@ class FlowTable {
 
   // Touch marks the flow seen at `now`: its timeout restarts and it becomes
   // the most recently used.
-  void Touch(FlowEntry* entry, FlowClock now);
+  // Inline: the usual case (the flow is already its state's most recently
+  // used) is one store.
+  void Touch(FlowEntry* entry, FlowClock now) {
+    const FlowEntry* const base = entries_.get();
+    if (entry >= base && entry < base + capacity_) [[likely]] {
+      const uint8_t state = static_cast<uint8_t>(entry->stamp_);
+      if (state != static_cast<uint8_t>(FlowState::kTcpNone) &&
+          state < kNumFlowStates &&
+          lists_[state].head == static_cast<uint32_t>(entry - base))
+          [[likely]] {
+        entry->stamp_ = (static_cast<uint64_t>(now.micros) << 8) | state;
+        return;
+      }
+    }
+    TouchSlow(entry, now);
+  }
   void Touch(FlowEntry* entry, absl::Time now) {
     Touch(entry, FlowClock::FromTime(now));
   }
@@ -408,7 +435,15 @@ class FlowTable {
   // live).
   uint32_t FindSlotOfEntry(uint32_t index) const;
   void EraseSlot(uint32_t slot);
-  bool Expired(const FlowEntry& entry, int64_t now_us) const;
+  bool Expired(const FlowEntry& entry, int64_t now_us) const {
+    const int s = static_cast<int>(entry.stamp_ & 0xff);
+    return now_us - static_cast<int64_t>(entry.stamp_ >> 8) >= timeout_us_[s];
+  }
+  // LookupSlow is Lookup past its inline home-slot hit (not counted again).
+  FlowEntry* LookupSlow(const FlowKey& key, uint32_t hash, FlowClock now);
+  // TouchSlow is Touch when the flow must move to its list's head (or
+  // `entry` is not live).
+  void TouchSlow(FlowEntry* entry, FlowClock now);
   // RemoveAt tells the callback, then unlinks and frees the entry.
   void RemoveAt(uint32_t index, uint32_t slot, RemovalReason reason);
   void RemoveEntry(uint32_t index, RemovalReason reason);
