@@ -33,6 +33,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -58,6 +59,7 @@ using ::anylb::lab::FrrDir;
 using ::anylb::lab::FrrInstance;
 using ::anylb::lab::KernelNextHop;
 using ::anylb::lab::Netns;
+using ::anylb::lab::Process;
 using ::anylb::lab::ReadFrrTemplate;
 using ::anylb::lab::ReadKernelRoute;
 using ::anylb::lab::WaitForKernelRoute;
@@ -82,9 +84,14 @@ std::string Template(const std::string& name) {
   return Runfile("deploy/frr/" + name);
 }
 
-// Address plan: director i (0-based) on link i, a /30 and a /64.
-std::string RouterV4(int i) { return absl::StrCat("192.0.2.", 4 * i + 1); }
-std::string DirectorV4(int i) { return absl::StrCat("192.0.2.", 4 * i + 2); }
+// Address plan: director i (0-based) on link i, a /29 and a /64: the
+// router .1, the director .2, a (silent) DR real server .3 for lbnode.
+std::string RouterV4(int i) { return absl::StrCat("192.0.2.", 8 * i + 1); }
+std::string DirectorV4(int i) { return absl::StrCat("192.0.2.", 8 * i + 2); }
+std::string RealServerV4(int i) { return absl::StrCat("192.0.2.", 8 * i + 3); }
+std::string RealServerV6(int i) {
+  return absl::StrCat("2001:db8:1:", i, "::3");
+}
 std::string RouterV6(int i) { return absl::StrCat("2001:db8:1:", i, "::1"); }
 std::string DirectorV6(int i) { return absl::StrCat("2001:db8:1:", i, "::2"); }
 std::string RouterDev(int i) { return absl::StrCat("r-d", i + 1); }
@@ -192,6 +199,102 @@ class StandInAnnouncer {
   int tun_fd_ = -1;
 };
 
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+// LbnodeSupportsAnnounce: whether this lbnode build has --announce.
+bool LbnodeSupportsAnnounce() {
+  absl::StatusOr<std::string> help = lab::RunCommand(
+      absl::StrCat(Runfile("lbnode/lbnode"), " --help 2>&1 || true"));
+  return help.ok() && absl::StrContains(*help, "--announce");
+}
+
+// LbnodeAnnouncer runs the real lbnode on one director with --announce: one
+// DR service on both VIPs, node weight and drain period from its config.
+class LbnodeAnnouncer {
+ public:
+  static absl::StatusOr<std::unique_ptr<LbnodeAnnouncer>> Start(
+      const Netns& ns, const FrrInstance& frr, int index, int weight,
+      absl::Duration drain_period) {
+    auto announcer =
+        std::unique_ptr<LbnodeAnnouncer>(new LbnodeAnnouncer(ns, index));
+    std::string dir = FrrDir(absl::StrCat("lbnode", index + 1));
+    RETURN_IF_ERROR(lab::RunCommand("mkdir -p " + dir).status());
+    announcer->dir_ = dir;
+    announcer->log_ = dir + "/lbnode.log";
+    std::string config = absl::StrCat(
+        "revision: 1\nnode:\n  node_name: dir", index + 1,
+        "\n  weight: ", weight,
+        "\n  drain_period: ", absl::ToInt64Milliseconds(drain_period),
+        "ms\nservices:\n");
+    for (const auto& [name, vip, real] :
+         {std::tuple<std::string, std::string, std::string>{
+              "web4", "203.0.113.100", RealServerV4(index)},
+          {"web6", "\"2001:db8:f::100\"",
+           absl::StrCat("\"", RealServerV6(index), "\"")}}) {
+      absl::StrAppend(&config, "  - name: ", name, "\n    vip: ", vip,
+                      "\n    port: 80\n    protocol: tcp\n    scheduler: mh"
+                      "\n    forwarding: {mode: dr}\n    backends:\n"
+                      "      - {address: ",
+                      real, ", weight: 1}\n");
+    }
+    {
+      std::ofstream out(dir + "/lbnode.yaml");
+      out << config;
+    }
+    ASSIGN_OR_RETURN(announcer->process_,
+                     ns.Spawn({Runfile("lbnode/lbnode"), "--interface=eth0",
+                               absl::StrCat("--config=", dir, "/lbnode.yaml"),
+                               "--metrics_address=127.0.0.1:9464", "--announce",
+                               absl::StrCat("--frr_vty_socket=", frr.vty_dir()),
+                               "--announce_protocols=bgp", "--log_level=debug"},
+                              announcer->log_));
+    absl::Time deadline = absl::Now() + absl::Seconds(20);
+    while (!absl::StrContains(ReadFile(announcer->log_), "lbnode running")) {
+      if (!announcer->process_->Running() || absl::Now() > deadline) {
+        return absl::InternalError(absl::StrCat("lbnode on dir", index + 1,
+                                                " did not start:\n",
+                                                ReadFile(announcer->log_)));
+      }
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return announcer;
+  }
+
+  ~LbnodeAnnouncer() {
+    process_.reset();
+    if (!dir_.empty()) (void)lab::RunCommand("rm -rf " + dir_);
+  }
+
+  // Kill sends SIGKILL: no clean-up code of lbnode runs.
+  void Kill() { process_->Stop(SIGKILL, 0); }
+
+  // Admin POSTs to /admin/<what> (drain, undrain) and returns the body.
+  absl::StatusOr<std::string> Admin(const std::string& what) {
+    return ns_.Run(absl::StrCat(
+        "curl -sS --fail -X POST --data '' http://127.0.0.1:9464/admin/",
+        what));
+  }
+
+  absl::StatusOr<std::string> AnnounceStatus() {
+    return ns_.Run("curl -sS --fail http://127.0.0.1:9464/admin/announce");
+  }
+
+  std::string Log() const { return ReadFile(log_); }
+
+ private:
+  LbnodeAnnouncer(const Netns& ns, int index) : ns_(ns), index_(index) {}
+  const Netns& ns_;
+  [[maybe_unused]] int index_;
+  std::string dir_;
+  std::string log_;
+  std::unique_ptr<Process> process_;
+};
+
 // RoutingLab: the router and the directors, FRR running on all of them with
 // the deploy/frr configs.
 class RoutingLab : public ::testing::TestWithParam<Protocol> {
@@ -206,11 +309,11 @@ class RoutingLab : public ::testing::TestWithParam<Protocol> {
       ASSERT_THAT(lab::QuietHost(*ns), IsOk());
       ASSERT_THAT(lab::AddVethPair(*router_, RouterDev(i), *ns, "eth0"),
                   IsOk());
-      ASSERT_THAT(lab::AddAddress(*router_, RouterDev(i), RouterV4(i) + "/30"),
+      ASSERT_THAT(lab::AddAddress(*router_, RouterDev(i), RouterV4(i) + "/29"),
                   IsOk());
       ASSERT_THAT(lab::AddAddress(*router_, RouterDev(i), RouterV6(i) + "/64"),
                   IsOk());
-      ASSERT_THAT(lab::AddAddress(*ns, "eth0", DirectorV4(i) + "/30"), IsOk());
+      ASSERT_THAT(lab::AddAddress(*ns, "eth0", DirectorV4(i) + "/29"), IsOk());
       ASSERT_THAT(lab::AddAddress(*ns, "eth0", DirectorV6(i) + "/64"), IsOk());
       directors_.push_back(std::move(ns));
     }
@@ -354,15 +457,24 @@ class RoutingLab : public ::testing::TestWithParam<Protocol> {
 // WeightsInProportion: one next hop per director with weight w_i such that
 // w_i / sum(w) matches weights[i] / sum(weights) up to bgpd's truncation
 // (it hands zebra floor(100 * bw_i / sum(bw)) per next hop).
+// A weight of 0 means "no next hop through that director".
 bool WeightsInProportion(const std::vector<KernelNextHop>& hops,
                          const std::vector<int>& weights) {
-  if (hops.size() != weights.size()) return false;
   int sum = 0;
-  for (int w : weights) sum += w;
+  size_t present = 0;
+  for (int w : weights) {
+    sum += w;
+    if (w > 0) ++present;
+  }
+  if (hops.size() != present) return false;
   for (size_t i = 0; i < weights.size(); ++i) {
     const KernelNextHop* hop = nullptr;
     for (const KernelNextHop& h : hops) {
       if (h.dev == RouterDev(static_cast<int>(i))) hop = &h;
+    }
+    if (weights[i] == 0) {
+      if (hop != nullptr) return false;
+      continue;
     }
     if (hop == nullptr) return false;
     if (hop->weight != 100 * weights[i] / sum) return false;
@@ -416,7 +528,7 @@ TEST_P(BgpRouting, WeightZeroIsSkippedWithSkipMissingAndBreaksWcmpWithout) {
     absl::StatusOr<std::vector<KernelNextHop>> hops = WaitForKernelRoute(
         router_->name(), vip,
         [&](const auto& h) {
-          return WeightsInProportion(h, {1, 3});
+          return WeightsInProportion(h, {1, 3, 0});
         },
         kConverge);
     ASSERT_THAT(hops, IsOk());
@@ -502,7 +614,133 @@ TEST_P(OspfRouting, VipReachesRouterFromAllDirectorsAtEqualCost) {
   }
 }
 
+// The same with the real lbnode (--announce) on every director: the VIP
+// routes come from lbnode's TUN device and lbnode's route-map ANYLB-BGP.
+using LbnodeRouting = RoutingLab;
+
+class LbnodeFleet {
+ public:
+  std::vector<std::unique_ptr<LbnodeAnnouncer>> nodes;
+  std::string Logs() const {
+    std::string out;
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      if (nodes[i] == nullptr) continue;
+      absl::StrAppend(&out, "--- lbnode dir", i + 1, " ---\n", nodes[i]->Log());
+    }
+    return out;
+  }
+};
+
+TEST_P(LbnodeRouting, WeightsKillDrainAndUndrainInRouterFib) {
+  if (!LbnodeSupportsAnnounce()) {
+    GTEST_SKIP() << "this lbnode has no --announce yet (routing/announce "
+                    "not wired into lbnode/main.cc)";
+  }
+  const std::vector<int> weights = {1, 2, 3};
+  const absl::Duration drain_period = absl::Seconds(6);
+  LbnodeFleet fleet;
+  for (int i = 0; i < kDirectors; ++i) {
+    absl::StatusOr<std::unique_ptr<LbnodeAnnouncer>> node =
+        LbnodeAnnouncer::Start(*directors_[i], *frr_[i], i, weights[i],
+                               drain_period);
+    ASSERT_THAT(node, IsOk()) << fleet.Logs();
+    fleet.nodes.push_back(std::move(*node));
+  }
+  for (const char* vip : {kVip4, kVip6}) {
+    absl::StatusOr<std::vector<KernelNextHop>> hops = WaitForKernelRoute(
+        router_->name(), vip,
+        [&](const auto& h) { return WeightsInProportion(h, weights); },
+        kConverge);
+    ASSERT_THAT(hops, IsOk()) << fleet.Logs();
+    std::printf("lbnode weights 1:2:3 → router FIB %s\n",
+                Describe(vip).c_str());
+  }
+
+  // Drain director 3: lbnode announces the drain bandwidth (1) and GSHUT
+  // (65535:0) while keeping the routes. FRR, as RFC 8326 asks, gives an
+  // eBGP path carrying GSHUT local-preference 0: the path stays in the
+  // router's BGP table as a backup but leaves the multipath set, so its
+  // next hop leaves the FIB at once (1:2:-). After the drain period lbnode
+  // withdraws: the path leaves the BGP table as well.
+  absl::Time drained = absl::Now();
+  ASSERT_THAT(fleet.nodes[2]->Admin("drain"), IsOk()) << fleet.Logs();
+  for (const char* vip : {kVip4, kVip6}) {
+    absl::StatusOr<std::vector<KernelNextHop>> hops = WaitForKernelRoute(
+        router_->name(), vip,
+        [&](const auto& h) {
+          return WeightsInProportion(h, {1, 2, 0});
+        },
+        drain_period);
+    ASSERT_THAT(hops, IsOk()) << fleet.Logs();
+    std::printf("director 3 draining, after %s → %s\n",
+                absl::FormatDuration(absl::Now() - drained).c_str(),
+                Describe(vip).c_str());
+  }
+  const std::string show_path = absl::StrCat("show bgp ipv4 unicast ", kVip4);
+  ASSERT_OK_AND_ASSIGN(std::string paths, router_frr_->Vtysh({show_path}));
+  std::printf("router's paths while director 3 drains:\n%s\n", paths.c_str());
+  ASSERT_THAT(paths, ::testing::HasSubstr(DirectorV4(2)));
+  EXPECT_THAT(paths, ::testing::HasSubstr("graceful-shutdown"));
+  EXPECT_THAT(paths, ::testing::HasSubstr("localpref 0"));
+  EXPECT_THAT(paths, ::testing::HasSubstr("(1.000 Mbps)"));  // Drain value.
+  ASSERT_OK_AND_ASSIGN(std::string status, fleet.nodes[2]->AnnounceStatus());
+  std::printf("director 3 /admin/announce while draining: %s\n",
+              status.c_str());
+  // Withdrawn after the drain period (and not before).
+  absl::Time deadline = drained + drain_period + absl::Seconds(10);
+  while (absl::StrContains(paths, DirectorV4(2)) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+    ASSERT_OK_AND_ASSIGN(paths, router_frr_->Vtysh({show_path}));
+  }
+  absl::Duration took = absl::Now() - drained;
+  EXPECT_THAT(paths, ::testing::Not(::testing::HasSubstr(DirectorV4(2))))
+      << fleet.Logs();
+  std::printf("director 3's path withdrawn %s after the drain (period %s)\n",
+              absl::FormatDuration(took).c_str(),
+              absl::FormatDuration(drain_period).c_str());
+  EXPECT_GE(took, drain_period) << "withdrawn before the drain period ended";
+  EXPECT_THAT(ReadKernelRoute(router_->name(), kVip4),
+              status_testing::IsOkAndHolds(::testing::SizeIs(2)));
+
+  // Undrain: back with its weight.
+  ASSERT_THAT(fleet.nodes[2]->Admin("undrain"), IsOk()) << fleet.Logs();
+  for (const char* vip : {kVip4, kVip6}) {
+    ASSERT_THAT(
+        WaitForKernelRoute(
+            router_->name(), vip,
+            [&](const auto& h) { return WeightsInProportion(h, weights); },
+            kConverge),
+        IsOk())
+        << fleet.Logs();
+    std::printf("director 3 undrained → %s\n", Describe(vip).c_str());
+  }
+
+  // kill -9 lbnode on director 2: the kernel deletes its TUN device and
+  // routes, FRR withdraws; the router drops the next hop.
+  absl::Time killed = absl::Now();
+  fleet.nodes[1]->Kill();
+  for (const char* vip : {kVip4, kVip6}) {
+    absl::StatusOr<std::vector<KernelNextHop>> hops = WaitForKernelRoute(
+        router_->name(), vip,
+        [&](const auto& h) {
+          return WeightsInProportion(h, {1, 0, 3});
+        },
+        absl::Seconds(10));
+    absl::Duration took = absl::Now() - killed;
+    ASSERT_THAT(hops, IsOk()) << fleet.Logs();
+    std::printf(
+        "kill -9 of lbnode on director 2 → its next hop for %s left the "
+        "router's FIB after %s (bound %s): %s\n",
+        vip, absl::FormatDuration(took).c_str(),
+        absl::FormatDuration(kWithdrawBound).c_str(),
+        FormatNextHops(*hops).c_str());
+    EXPECT_LT(took, kWithdrawBound) << vip;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Bgp, BgpRouting, ::testing::Values(Protocol::kBgp));
+INSTANTIATE_TEST_SUITE_P(Lbnode, LbnodeRouting,
+                         ::testing::Values(Protocol::kBgp));
 INSTANTIATE_TEST_SUITE_P(Ospf, OspfRouting, ::testing::Values(Protocol::kOspf));
 
 }  // namespace
