@@ -591,6 +591,55 @@ TEST_P(BgpRouting, DeadDirectorLeavesRouterFibWithinThreeSeconds) {
   }
 }
 
+// BFD (bfd-profile.conf, 3 x 100 ms on both ends): a director whose link
+// goes silent — the router receives nothing from it any more, no carrier
+// change — is removed well before the BGP hold time (3 s here).
+TEST_P(BgpRouting, SilentDirectorLinkIsRemovedByBfdWithinOneSecond) {
+  for (int i = 0; i < kDirectors; ++i) {
+    ASSERT_THAT(announcers_[i]->SetBgpWeight(1), IsOk());
+    ASSERT_THAT(announcers_[i]->Announce(), IsOk());
+  }
+  ASSERT_THAT(
+      WaitForKernelRoute(
+          router_->name(), kVip4,
+          [](const auto& h) { return h.size() == kDirectors; }, kConverge),
+      IsOk());
+  // All three BFD sessions up on the router.
+  absl::Time deadline = absl::Now() + kConverge;
+  std::string peers;
+  while (absl::Now() < deadline) {
+    ASSERT_OK_AND_ASSIGN(peers, router_frr_->Vtysh({"show bfd peers brief"}));
+    int up = 0;
+    for (absl::string_view line : absl::StrSplit(peers, '\n')) {
+      if (absl::StrContains(line, " up")) ++up;
+    }
+    if (up >= 2 * kDirectors) break;  // IPv4 and IPv6 sessions.
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_LT(absl::Now(), deadline) << "BFD sessions not up:\n" << peers;
+
+  // Everything from director 2 is dropped on the router's side.
+  ASSERT_THAT(router_->Run(absl::StrCat(
+                  "nft add table netdev silent && nft add chain netdev silent "
+                  "in '{ type filter hook ingress device ",
+                  RouterDev(1), " priority 0; policy drop; }'")),
+              IsOk());
+  absl::Time silenced = absl::Now();
+  absl::StatusOr<std::vector<KernelNextHop>> hops = WaitForKernelRoute(
+      router_->name(), kVip4,
+      [](const auto& h) {
+        return h.size() == kDirectors - 1 && HopOf(h, 1) == nullptr;
+      },
+      absl::Seconds(10));
+  absl::Duration took = absl::Now() - silenced;
+  ASSERT_THAT(hops, IsOk());
+  std::printf(
+      "director 2's link silent → its next hop left the router's FIB after "
+      "%s (BFD 3 x 100 ms; BGP hold time 3 s): %s\n",
+      absl::FormatDuration(took).c_str(), FormatNextHops(*hops).c_str());
+  EXPECT_LT(took, absl::Seconds(1));
+}
+
 TEST_P(OspfRouting, VipReachesRouterFromAllDirectorsAtEqualCost) {
   for (int i = 0; i < kDirectors; ++i) {
     ASSERT_THAT(announcers_[i]->SetOspf(), IsOk());
