@@ -222,8 +222,8 @@ Verdict MakeVerdict(Action action, DropReason reason, bool to_sender,
 // byte-swapped sum of the same words taken in network order, and end-around
 // carries make the order of the additions irrelevant (§2(A)). For the GUE
 // over IPv6 checksum, which covers the whole inner packet.
-uint64_t FastChecksumAccumulate(std::span<const uint8_t> bytes,
-                                uint64_t initial) {
+[[gnu::always_inline]] inline uint64_t FastChecksumAccumulate(
+    std::span<const uint8_t> bytes, uint64_t initial) {
   const uint8_t* p = bytes.data();
   size_t n = bytes.size();
   uint64_t sum = 0;  // Host-order words; < 2^32 adds of < 2^32: no overflow.
