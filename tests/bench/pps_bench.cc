@@ -15,8 +15,11 @@
 //                 (VIP -> sink address): what a user would set up instead.
 //   lbnode        (c) --lbnode_cmd, run in the director namespace with the
 //                 environment below; not run without it.
+//   lbnode-tun    (c') --lbnode_tun_cmd, likewise (lbnode_tun.sh: TUN/IPIP
+//                 to the sink, which counts the encapsulated frames).
 //
-// and prints Mpps delivered per mode and lbnode's ratios to (a) and (b).
+// and prints Mpps delivered per mode and each lbnode mode's ratios to (a)
+// and (b).
 //
 // CPUs: trafgen is pinned to --sender_cpu. The director's work is put on
 // --forward_cpu: for XDP modes the veth's NAPI runs as a kernel thread
@@ -87,11 +90,14 @@
 
 ABSL_FLAG(int, duration_s, 5, "measured seconds per mode");
 ABSL_FLAG(int, warmup_s, 1, "seconds of traffic before measuring");
-ABSL_FLAG(std::string, modes, "xdp-baseline,nft-dnat,lbnode",
+ABSL_FLAG(std::string, modes, "xdp-baseline,nft-dnat,lbnode,lbnode-tun",
           "modes to run, comma-separated");
 ABSL_FLAG(std::string, lbnode_cmd, "",
           "command that runs lbnode in the director namespace (see the file "
           "comment for its environment); empty: lbnode is not run");
+ABSL_FLAG(std::string, lbnode_tun_cmd, "",
+          "like --lbnode_cmd, for lbnode in TUN mode (lbnode_tun.sh); empty: "
+          "not run");
 ABSL_FLAG(int, lbnode_settle_s, 3,
           "seconds to wait after starting --lbnode_cmd before traffic");
 ABSL_FLAG(double, sender_mpps, 0,
@@ -367,14 +373,19 @@ class XdpLiveSender : public Sender {
     ASSIGN_OR_RETURN(int ifindex, lab::GetIfindex(*lab.gen, "eth0"));
     auto sender = std::unique_ptr<XdpLiveSender>(new XdpLiveSender());
     RETURN_IF_ERROR(Load(bpf::XdpGenObject(), "xdp_gen", &sender->object_));
-    gen_config config{static_cast<uint32_t>(ifindex)};
+    sender->frame_ = Frame(lab, gen_mac, 0);
+    gen_config config{};
+    config.ifindex = static_cast<uint32_t>(ifindex);
+    if (sender->frame_.size() < GEN_HEADER_LEN) {
+      return absl::InternalError("the template frame is too short");
+    }
+    std::memcpy(config.header, sender->frame_.data(), GEN_HEADER_LEN);
     uint32_t zero = 0;
     if (bpf_map_update_elem(MapFd(sender->object_, "gen_config"), &zero,
                             &config, 0) != 0) {
       return absl::ErrnoToStatus(errno, "filling gen_config");
     }
     sender->stats_fd_ = MapFd(sender->object_, "gen_stats");
-    sender->frame_ = Frame(lab, gen_mac, 0);
     sender->thread_ =
         std::thread([s = sender.get(), cpu, name = lab.gen->name()] {
           s->Send(name, cpu);
@@ -724,19 +735,22 @@ absl::StatusOr<Measurement> RunNftDnat(const Lab& lab) {
   return m;
 }
 
-absl::StatusOr<Measurement> RunLbnode(const Lab& lab, const std::string& cmd) {
+absl::StatusOr<Measurement> RunLbnode(const Lab& lab, const std::string& cmd,
+                                      const std::string& mode) {
   std::string env = absl::StrCat(
       "LB_IN_IF=in0 LB_OUT_IF=out0 LB_VIP=", kVip, " LB_PORT=", kPort,
       " LB_SINK_IP=", kSinkIp, " LB_SINK_MAC=", lab.sink_mac,
       " LB_OUT_MAC=", lab.director_out_mac, " LB_DIRECTOR_IP=", kDirectorOutIp,
       " LB_CPU=", absl::GetFlag(FLAGS_forward_cpu), " LB_WORK_DIR=", lab.dir);
-  std::string log_path = absl::StrCat(lab.dir, "/lbnode.log");
+  std::string log_path = absl::StrCat(lab.dir, "/", mode, ".log");
   ASSIGN_OR_RETURN(
       std::unique_ptr<lab::Process> lbnode,
       lab.director->Spawn(
-          {"env", "sh", "-c", absl::StrCat("export ", env, "; ", cmd)},
+          // exec: the signal that stops it reaches the command, not a
+          // shell (lbnode_*.sh exec lbnode in turn).
+          {"env", "sh", "-c", absl::StrCat("export ", env, "; exec env ", cmd)},
           log_path));
-  Progress(absl::StrCat("lbnode: started `", cmd, "` (log ", log_path, ")"));
+  Progress(absl::StrCat(mode, ": started `", cmd, "` (log ", log_path, ")"));
   std::this_thread::sleep_for(
       std::chrono::seconds(absl::GetFlag(FLAGS_lbnode_settle_s)));
   if (!lbnode->Running()) {
@@ -745,9 +759,12 @@ absl::StatusOr<Measurement> RunLbnode(const Lab& lab, const std::string& cmd) {
   }
   absl::Status pinned = PinNapi(lab);
   if (!pinned.ok()) Progress(absl::StrCat("not pinned: ", pinned.ToString()));
-  absl::StatusOr<Measurement> m = RunTraffic(lab, "lbnode");
+  absl::StatusOr<Measurement> m = RunTraffic(lab, mode);
   (void)UnpinNapi(lab);
   lbnode->Stop(SIGTERM, 5000);
+  // The kernel frees the AF_XDP socket after the process is gone; the next
+  // lbnode mode binds the same queue (EBUSY meanwhile).
+  std::this_thread::sleep_for(std::chrono::seconds(2));
   return m;
 }
 
@@ -780,10 +797,11 @@ int Main(int argc, char** argv) {
   std::set<std::string> modes;
   for (absl::string_view m : absl::StrSplit(absl::GetFlag(FLAGS_modes), ',',
                                             absl::SkipWhitespace())) {
-    if (m != "xdp-baseline" && m != "nft-dnat" && m != "lbnode") {
+    if (m != "xdp-baseline" && m != "nft-dnat" && m != "lbnode" &&
+        m != "lbnode-tun") {
       std::fprintf(stderr,
                    "pps_bench: unknown mode \"%s\" in --modes (use "
-                   "xdp-baseline, nft-dnat, lbnode)\n",
+                   "xdp-baseline, nft-dnat, lbnode, lbnode-tun)\n",
                    static_cast<std::string>(m).c_str());
       return 2;
     }
@@ -808,16 +826,25 @@ int Main(int argc, char** argv) {
     return 1;
   }
   std::map<std::string, absl::StatusOr<Measurement>> results;
-  std::string lbnode_cmd = absl::GetFlag(FLAGS_lbnode_cmd);
-  for (const char* mode : {"xdp-baseline", "nft-dnat", "lbnode"}) {
+  const std::map<std::string, std::string> lbnode_cmds = {
+      {"lbnode", absl::GetFlag(FLAGS_lbnode_cmd)},
+      {"lbnode-tun", absl::GetFlag(FLAGS_lbnode_tun_cmd)},
+  };
+  auto lbnode_cmd = [&](const std::string& mode) {
+    auto it = lbnode_cmds.find(mode);
+    return it == lbnode_cmds.end() ? std::string() : it->second;
+  };
+  const auto kAllModes = {"xdp-baseline", "nft-dnat", "lbnode", "lbnode-tun"};
+  for (const char* mode : kAllModes) {
     if (!modes.contains(mode)) continue;
-    if (std::string(mode) == "lbnode" && lbnode_cmd.empty()) continue;
+    if (lbnode_cmds.contains(mode) && lbnode_cmd(mode).empty()) continue;
     std::printf("[%s]\n", mode);
     std::fflush(stdout);
     absl::StatusOr<Measurement> m =
         std::string(mode) == "xdp-baseline" ? RunXdpBaseline(**lab)
-        : std::string(mode) == "nft-dnat"   ? RunNftDnat(**lab)
-                                            : RunLbnode(**lab, lbnode_cmd);
+        : std::string(mode) == "nft-dnat"
+            ? RunNftDnat(**lab)
+            : RunLbnode(**lab, lbnode_cmd(mode), mode);
     if (m.ok()) {
       Progress(absl::StrFormat("%s: %.3f Mpps delivered (offered %.3f Mpps)",
                                mode, m->delivered_mpps, m->offered_mpps));
@@ -834,12 +861,12 @@ int Main(int argc, char** argv) {
     if (it == results.end() || !it->second.ok()) return std::nullopt;
     return it->second->delivered_mpps;
   };
-  for (const char* mode : {"xdp-baseline", "nft-dnat", "lbnode"}) {
+  for (const char* mode : kAllModes) {
     auto it = results.find(mode);
     if (it == results.end()) {
       std::printf("%-14s %s\n", mode,
-                  std::string(mode) == "lbnode" && lbnode_cmd.empty()
-                      ? "not run (no --lbnode_cmd)"
+                  lbnode_cmds.contains(mode) && lbnode_cmd(mode).empty()
+                      ? "not run (no --lbnode_cmd / --lbnode_tun_cmd)"
                       : "not run (not in --modes)");
     } else if (!it->second.ok()) {
       failed = true;
@@ -854,6 +881,7 @@ int Main(int argc, char** argv) {
   std::optional<double> a = mpps("xdp-baseline");
   std::optional<double> b = mpps("nft-dnat");
   std::optional<double> c = mpps("lbnode");
+  std::optional<double> t = mpps("lbnode-tun");
   auto ratio = [](std::optional<double> x, std::optional<double> y) {
     return x && y && *y > 0 ? absl::StrFormat("%.2f", *x / *y)
                             : std::string("n/a");
@@ -863,6 +891,10 @@ int Main(int argc, char** argv) {
       "lbnode/nft-dnat = %s (target >= 2.00), "
       "xdp-baseline/nft-dnat = %s\n",
       ratio(c, a).c_str(), ratio(c, b).c_str(), ratio(a, b).c_str());
+  std::printf(
+      "ratios: lbnode-tun/xdp-baseline = %s (target >= 0.50), "
+      "lbnode-tun/nft-dnat = %s (target >= 2.00)\n",
+      ratio(t, a).c_str(), ratio(t, b).c_str());
   if (failed || absl::GetFlag(FLAGS_keep_files)) {
     std::printf("files (configs, logs): %s\n", (*lab)->dir.c_str());
   } else {
