@@ -178,7 +178,8 @@ void ParseGeneralInto(std::span<const uint8_t> frame, ParseResult* result);
 // unspecified. Every read is bounds-checked like the general parser's;
 // frames shorter than 54 bytes (below any IPv6 TCP/UDP packet, and IPv4
 // ones without Ethernet padding) are left to the general parser.
-inline bool ParseFast(std::span<const uint8_t> frame, ParseResult* result) {
+[[gnu::always_inline]] inline bool ParseFast(std::span<const uint8_t> frame,
+                                             ParseResult* result) {
   const uint8_t* const p = frame.data();
   const size_t n = frame.size();
   if (n < 54 || n > 0xffff) return false;
@@ -248,7 +249,8 @@ inline bool ParseFast(std::span<const uint8_t> frame, ParseResult* result) {
 
 // Parse parses the Ethernet frame `frame` by the rules in the file comment:
 // ParseFast, else ParseGeneral (the same result either way).
-inline ParseResult Parse(std::span<const uint8_t> frame) {
+[[gnu::always_inline]] inline ParseResult Parse(
+    std::span<const uint8_t> frame) {
   ParseResult result;
   if (!ParseFast(frame, &result)) [[unlikely]] {
     ParseGeneralInto(frame, &result);
