@@ -55,17 +55,35 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
                 res.set_content(registry->Scrape(), Registry::kContentType);
               });
   for (HttpRoute& route : routes) {
-    auto handler = [h = std::move(route.handler)](const httplib::Request& req,
-                                                  httplib::Response& res) {
-      HttpResponse answer = h(req.body);
-      res.status = answer.status;
-      res.set_content(answer.body, answer.content_type.c_str());
-    };
     if (route.method == "GET") {
-      server->Get(route.path, std::move(handler));
-    } else {
-      server->Post(route.path, std::move(handler));
+      server->Get(route.path,
+                  [h = std::move(route.handler)](const httplib::Request& req,
+                                                 httplib::Response& res) {
+                    HttpResponse answer = h(req.body);
+                    res.status = answer.status;
+                    res.set_content(answer.body, answer.content_type.c_str());
+                  });
+      continue;
     }
+    // POST with a content reader: a request without Content-Length or
+    // chunked encoding (`curl -X POST URL`) has an empty body, where
+    // httplib's default would wait for the client to close the connection.
+    server->Post(route.path,
+                 [h = std::move(route.handler)](
+                     const httplib::Request& req, httplib::Response& res,
+                     const httplib::ContentReader& read) {
+                   std::string body;
+                   if (req.has_header("Content-Length") ||
+                       req.get_header_value("Transfer-Encoding") == "chunked") {
+                     read([&body](const char* data, size_t length) {
+                       body.append(data, length);
+                       return body.size() <= (1 << 20);
+                     });
+                   }
+                   HttpResponse answer = h(body);
+                   res.status = answer.status;
+                   res.set_content(answer.body, answer.content_type.c_str());
+                 });
   }
 
   const std::string host = endpoint->address().ToString();
