@@ -6,7 +6,8 @@
 # is the lbnode binary (default: lbnode on PATH):
 #   pps_bench --lbnode_tun_cmd="LBNODE=$PWD/bazel-bin/lbnode/lbnode $PWD/tests/bench/lbnode_tun.sh"
 # LB_METRICS=127.0.0.1:9464 serves /metrics (anylb_fastpath_*) in the
-# director namespace; unset: none.
+# director namespace; unset: none. LB_FLAGS: more lbnode flags
+# (--fast_path=false: everything through AF_XDP).
 set -e
 dir=${LB_WORK_DIR:?run me from pps_bench --lbnode_tun_cmd}
 cat > $dir/lbnode.yaml <<YAML
@@ -23,4 +24,4 @@ services:
     backends:
       - {address: "$LB_SINK_IP", port: $LB_PORT, weight: 1, forwarding: {mode: tun, tunnel_type: ipip}}
 YAML
-exec taskset -c $LB_CPU ${LBNODE:-lbnode} --interface=$LB_IN_IF --tx_interface=$LB_OUT_IF --queues=0 --config=$dir/lbnode.yaml --metrics_address=${LB_METRICS:-} --log_level=info
+exec taskset -c $LB_CPU ${LBNODE:-lbnode} --interface=$LB_IN_IF --tx_interface=$LB_OUT_IF --queues=0 --config=$dir/lbnode.yaml --metrics_address=${LB_METRICS:-} --log_level=info ${LB_FLAGS:-}
