@@ -219,7 +219,7 @@ class LbnodeAnnouncer {
  public:
   static absl::StatusOr<std::unique_ptr<LbnodeAnnouncer>> Start(
       const Netns& ns, const FrrInstance& frr, int index, int weight,
-      absl::Duration drain_period) {
+      absl::Duration drain_period, const std::string& protocols = "bgp") {
     auto announcer =
         std::unique_ptr<LbnodeAnnouncer>(new LbnodeAnnouncer(ns, index));
     std::string dir = FrrDir(absl::StrCat("lbnode", index + 1));
@@ -251,7 +251,8 @@ class LbnodeAnnouncer {
                                absl::StrCat("--config=", dir, "/lbnode.yaml"),
                                "--metrics_address=127.0.0.1:9464", "--announce",
                                absl::StrCat("--frr_vty_socket=", frr.vty_dir()),
-                               "--announce_protocols=bgp", "--log_level=debug"},
+                               absl::StrCat("--announce_protocols=", protocols),
+                               "--log_level=debug"},
                               announcer->log_));
     absl::Time deadline = absl::Now() + absl::Seconds(20);
     while (!absl::StrContains(ReadFile(announcer->log_), "lbnode running")) {
@@ -787,9 +788,80 @@ TEST_P(LbnodeRouting, WeightsKillDrainAndUndrainInRouterFib) {
   }
 }
 
+// OSPF with the real lbnode (--announce_protocols=ospf,ospf6): equal cost
+// from all three; a drain raises the metric so the director leaves the ECMP
+// set at once, and undrain brings it back.
+using LbnodeOspfRouting = RoutingLab;
+
+TEST_P(LbnodeOspfRouting, EqualCostThenDrainRaisesMetricThenUndrain) {
+  if (!LbnodeSupportsAnnounce()) {
+    GTEST_SKIP() << "this lbnode has no --announce yet";
+  }
+  const absl::Duration drain_period = absl::Seconds(15);
+  LbnodeFleet fleet;
+  for (int i = 0; i < kDirectors; ++i) {
+    absl::StatusOr<std::unique_ptr<LbnodeAnnouncer>> node =
+        LbnodeAnnouncer::Start(*directors_[i], *frr_[i], i, i + 1, drain_period,
+                               "ospf,ospf6");
+    ASSERT_THAT(node, IsOk()) << fleet.Logs();
+    fleet.nodes.push_back(std::move(*node));
+  }
+  auto equal = [](int n, int missing) {
+    return [n, missing](const std::vector<KernelNextHop>& h) {
+      if (static_cast<int>(h.size()) != n) return false;
+      for (const KernelNextHop& hop : h) {
+        if (hop.weight != 1) return false;
+      }
+      return missing < 0 || HopOf(h, missing) == nullptr;
+    };
+  };
+  for (const char* vip : {kVip4, kVip6}) {
+    ASSERT_THAT(WaitForKernelRoute(router_->name(), vip, equal(kDirectors, -1),
+                                   kConverge),
+                IsOk())
+        << fleet.Logs();
+    std::printf("lbnode over OSPF → router FIB %s\n", Describe(vip).c_str());
+  }
+  absl::Time drained = absl::Now();
+  ASSERT_THAT(fleet.nodes[2]->Admin("drain"), IsOk()) << fleet.Logs();
+  for (const char* vip : {kVip4, kVip6}) {
+    ASSERT_THAT(WaitForKernelRoute(router_->name(), vip,
+                                   equal(kDirectors - 1, 2), drain_period),
+                IsOk())
+        << fleet.Logs();
+    absl::Duration took = absl::Now() - drained;
+    std::printf("director 3 draining (metric raised), after %s → %s\n",
+                absl::FormatDuration(took).c_str(), Describe(vip).c_str());
+    EXPECT_LT(took, drain_period) << "left the FIB only when withdrawn";
+  }
+  // Still announced, with the drain metric: director 3's external LSA.
+  ASSERT_OK_AND_ASSIGN(
+      std::string lsas,
+      router_frr_->Vtysh({"show ip ospf database external 203.0.113.100"}));
+  std::string from_director3;
+  for (absl::string_view block : absl::StrSplit(lsas, "LS age")) {
+    if (absl::StrContains(block, "Advertising Router: 192.0.2.18")) {
+      from_director3 = std::string(block);
+    }
+  }
+  std::printf("router's LSA from director 3 while draining: LS age%s\n",
+              from_director3.c_str());
+  EXPECT_THAT(from_director3, ::testing::HasSubstr("Metric: 16777214")) << lsas;
+  ASSERT_THAT(fleet.nodes[2]->Admin("undrain"), IsOk()) << fleet.Logs();
+  for (const char* vip : {kVip4, kVip6}) {
+    ASSERT_THAT(WaitForKernelRoute(router_->name(), vip, equal(kDirectors, -1),
+                                   kConverge),
+                IsOk())
+        << fleet.Logs();
+    std::printf("director 3 undrained → %s\n", Describe(vip).c_str());
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Bgp, BgpRouting, ::testing::Values(Protocol::kBgp));
 INSTANTIATE_TEST_SUITE_P(Lbnode, LbnodeRouting,
                          ::testing::Values(Protocol::kBgp));
+INSTANTIATE_TEST_SUITE_P(LbnodeOspf, LbnodeOspfRouting,
+                         ::testing::Values(Protocol::kOspf));
 INSTANTIATE_TEST_SUITE_P(Ospf, OspfRouting, ::testing::Values(Protocol::kOspf));
 
 }  // namespace
