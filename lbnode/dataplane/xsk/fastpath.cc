@@ -327,8 +327,9 @@ void FastPath::ScanChunk(absl::Time now) {
       continue;
     }
     ++round_entries_;
-    if (v.last_seen_ns > prev_round_start_ns_) {
-      flows.Touch(flow, now);
+    // Traffic since the previous round: what a hit would have done.
+    if (v.last_seen_ns > prev_round_start_ns_ &&
+        engine_.RefreshFlow(ToFlowKey(key), now)) {
       ++counters_.refreshes;
     }
   }

@@ -15,9 +15,9 @@
 // time, one round per scan_interval. For each entry of this worker: an
 // entry of an old generation is deleted; if the engine's flow is gone (or,
 // TCP, no longer established) the entry is deleted; if the entry carried
-// packets since the last round the engine's flow is refreshed (FlowTable
-// Touch, what a hit does) so that its idle timeout, and so weight-0 and
-// removal semantics, stay right. Once per round the per-(service, backend)
+// packets since the last round the engine's flow is refreshed
+// (Engine::RefreshFlow, what a hit does) so that its idle timeout, and so
+// weight-0 and removal semantics, stay right. Once per round the per-(service, backend)
 // traffic slots are read and their deltas added to this worker's fast-path
 // traffic, which Worker::Publish adds into the per-VIP / per-backend
 // counters.
