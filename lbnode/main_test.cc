@@ -81,6 +81,13 @@ INSTANTIATE_TEST_SUITE_P(
                 "--announce_device=a_very_long_device_name",
                 "--announce_device=a_very_long_device_name: an interface "
                 "name of 1..15 characters"},
+        BadFlag{"--interface=eth0 --config=/x.yaml --route_source=bgp",
+                "--route_source=bgp: use \"kernel\" or \"fpm\""},
+        BadFlag{"--interface=eth0 --config=/x.yaml --route_source=fpm "
+                "--fpm_listen=",
+                "--route_source=fpm needs --fpm_listen"},
+        BadFlag{"--interface=eth0 --config=/x.yaml --fpm_listen=localhost",
+                "--fpm_listen=localhost: "},
         BadFlag{"--interface=eth0 stray", "unexpected argument \"stray\""}));
 
 TEST(LbnodeFlags, HelpListsTheDaemonFlags) {
