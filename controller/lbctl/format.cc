@@ -52,11 +52,10 @@ std::string LargeNumber(uint64_t value, bool exact) {
 }
 
 std::string CounterColumns(const Counters& c, bool exact) {
-  return absl::StrCat(LargeNumber(c.connections(), exact),
-                      LargeNumber(c.packets_in(), exact),
-                      LargeNumber(c.packets_out(), exact),
-                      LargeNumber(c.bytes_in(), exact),
-                      LargeNumber(c.bytes_out(), exact));
+  return absl::StrCat(
+      LargeNumber(c.connections(), exact), LargeNumber(c.packets_in(), exact),
+      LargeNumber(c.packets_out(), exact), LargeNumber(c.bytes_in(), exact),
+      LargeNumber(c.bytes_out(), exact));
 }
 
 // Netmask text of -L ("mask 255.255.255.0") and -S ("-M ..."): empty for
@@ -141,8 +140,7 @@ Counters RateCounters(const Counters& before, const Counters& after,
   rate.set_packets_out(
       PerSecond(before.packets_out(), after.packets_out(), seconds));
   rate.set_bytes_in(PerSecond(before.bytes_in(), after.bytes_in(), seconds));
-  rate.set_bytes_out(
-      PerSecond(before.bytes_out(), after.bytes_out(), seconds));
+  rate.set_bytes_out(PerSecond(before.bytes_out(), after.bytes_out(), seconds));
   return rate;
 }
 
@@ -232,26 +230,25 @@ std::string FormatList(std::vector<Service> services,
   }
   switch (options.columns) {
     case ListColumns::kStats:
-      absl::StrAppend(&out,
-                      absl::StrFormat("%-33s %8s %8s %8s %8s %8s\n",
-                                      "Prot LocalAddress:Port", "Conns",
-                                      "InPkts", "OutPkts", "InBytes",
-                                      "OutBytes"),
-                      "  -> RemoteAddress:Port\n");
+      absl::StrAppend(
+          &out,
+          absl::StrFormat("%-33s %8s %8s %8s %8s %8s\n",
+                          "Prot LocalAddress:Port", "Conns", "InPkts",
+                          "OutPkts", "InBytes", "OutBytes"),
+          "  -> RemoteAddress:Port\n");
       break;
     case ListColumns::kRate:
       absl::StrAppend(&out,
                       absl::StrFormat("%-33s %8s %8s %8s %8s %8s\n",
-                                      "Prot LocalAddress:Port", "CPS",
-                                      "InPPS", "OutPPS", "InBPS", "OutBPS"),
+                                      "Prot LocalAddress:Port", "CPS", "InPPS",
+                                      "OutPPS", "InBPS", "OutBPS"),
                       "  -> RemoteAddress:Port\n");
       break;
     case ListColumns::kThresholds:
       absl::StrAppend(&out,
                       absl::StrFormat("%-33s %-10s %-10s %-10s %-10s\n",
                                       "Prot LocalAddress:Port", "Uthreshold",
-                                      "Lthreshold", "ActiveConn",
-                                      "InActConn"),
+                                      "Lthreshold", "ActiveConn", "InActConn"),
                       "  -> RemoteAddress:Port\n");
       break;
     case ListColumns::kDefault:
@@ -301,21 +298,18 @@ std::string FormatList(std::vector<Service> services,
         case ListColumns::kRate:
           absl::StrAppend(
               &out,
-              absl::StrFormat("  -> %-28s %8u %8u %8u", dname,
-                              b.counters().connections(),
-                              b.counters().packets_in(),
-                              b.counters().packets_out()),
+              absl::StrFormat(
+                  "  -> %-28s %8u %8u %8u", dname, b.counters().connections(),
+                  b.counters().packets_in(), b.counters().packets_out()),
               LargeNumber(b.counters().bytes_in(), options.exact),
               LargeNumber(b.counters().bytes_out(), options.exact), "\n");
           break;
         case ListColumns::kThresholds:
           absl::StrAppend(
-              &out,
-              absl::StrFormat("  -> %-28s %-10u %-10u %-10u %-10u\n", dname,
-                              backend.upper_threshold(),
-                              backend.lower_threshold(),
-                              b.active_connections(),
-                              b.inactive_connections()));
+              &out, absl::StrFormat(
+                        "  -> %-28s %-10u %-10u %-10u %-10u\n", dname,
+                        backend.upper_threshold(), backend.lower_threshold(),
+                        b.active_connections(), b.inactive_connections()));
           break;
         case ListColumns::kDefault:
           absl::StrAppend(
@@ -516,8 +510,8 @@ std::string ToJson(const google::protobuf::Message& message) {
   options.add_whitespace = true;
   auto status =
       google::protobuf::util::MessageToJsonString(message, &out, options);
-  if (!status.ok()) return absl::StrCat("{\"error\": \"", status.ToString(),
-                                        "\"}\n");
+  if (!status.ok())
+    return absl::StrCat("{\"error\": \"", status.ToString(), "\"}\n");
   if (out.empty() || out.back() != '\n') out += '\n';
   return out;
 }

@@ -28,29 +28,60 @@ M FromText(const std::string& text) {
 std::vector<lb::v1::Service> Services() {
   return {
       FromText<lb::v1::Service>(R"pb(
-        name: "dns" vip: "192.0.2.53" port: 53 protocol: PROTOCOL_UDP
-        scheduler: SCHEDULER_SH scheduler_flags { fallback: true port: true }
+        name: "dns"
+        vip: "192.0.2.53"
+        port: 53
+        protocol: PROTOCOL_UDP
+        scheduler: SCHEDULER_SH
+        scheduler_flags { fallback: true port: true }
         forwarding { mode: FORWARDING_MODE_FULLNAT }
         backends { address: "198.51.100.20" port: 5353 weight: 2 }
       )pb"),
       FromText<lb::v1::Service>(R"pb(
-        name: "web6" vip: "2001:db8::10" port: 443 protocol: PROTOCOL_TCP
+        name: "web6"
+        vip: "2001:db8::10"
+        port: 443
+        protocol: PROTOCOL_TCP
         scheduler: SCHEDULER_MH
-        persistence { timeout { seconds: 600 } ipv6_prefix_length: 64 }
-        forwarding { mode: FORWARDING_MODE_TUN tunnel_type: TUNNEL_TYPE_GUE
-                     gue_port: 7000 }
+        persistence {
+          timeout { seconds: 600 }
+          ipv6_prefix_length: 64
+        }
+        forwarding {
+          mode: FORWARDING_MODE_TUN
+          tunnel_type: TUNNEL_TYPE_GUE
+          gue_port: 7000
+        }
         backends { address: "2001:db8:1::2" }
       )pb"),
       FromText<lb::v1::Service>(R"pb(
-        name: "web" vip: "192.0.2.10" port: 80 protocol: PROTOCOL_TCP
+        name: "web"
+        vip: "192.0.2.10"
+        port: 80
+        protocol: PROTOCOL_TCP
         scheduler: SCHEDULER_WLC
-        persistence { timeout { seconds: 300 } ipv4_prefix_length: 24 }
+        persistence {
+          timeout { seconds: 300 }
+          ipv4_prefix_length: 24
+        }
         forwarding { mode: FORWARDING_MODE_DR }
-        backends { address: "198.51.100.10" weight: 0 state: BACKEND_STATE_DRAINING }
-        backends { address: "198.51.100.9" port: 80 weight: 3
-                   upper_threshold: 100 lower_threshold: 50 }
-        backends { address: "198.51.100.11" port: 8080
-                   forwarding { mode: FORWARDING_MODE_NAT } }
+        backends {
+          address: "198.51.100.10"
+          weight: 0
+          state: BACKEND_STATE_DRAINING
+        }
+        backends {
+          address: "198.51.100.9"
+          port: 80
+          weight: 3
+          upper_threshold: 100
+          lower_threshold: 50
+        }
+        backends {
+          address: "198.51.100.11"
+          port: 8080
+          forwarding { mode: FORWARDING_MODE_NAT }
+        }
       )pb"),
   };
 }
@@ -59,13 +90,24 @@ lb::v1::GetStatsResponse Stats() {
   return FromText<lb::v1::GetStatsResponse>(R"pb(
     services {
       service_name: "web"
-      counters { connections: 12 packets_in: 3456 packets_out: 3000
-                 bytes_in: 123456789 bytes_out: 2000000000000 }
+      counters {
+        connections: 12
+        packets_in: 3456
+        packets_out: 3000
+        bytes_in: 123456789
+        bytes_out: 2000000000000
+      }
       backends {
         backend { service_name: "web" address: "198.51.100.9" port: 80 }
-        counters { connections: 10 packets_in: 3000 packets_out: 2900
-                   bytes_in: 100000 bytes_out: 200000 }
-        active_connections: 4 inactive_connections: 1
+        counters {
+          connections: 10
+          packets_in: 3000
+          packets_out: 2900
+          bytes_in: 100000
+          bytes_out: 200000
+        }
+        active_connections: 4
+        inactive_connections: 1
       }
     }
   )pb");
@@ -189,12 +231,14 @@ TEST(FormatSave, IpvsadmSaveLines) {
 // values.
 TEST(FormatSave, EveryLineParsesBack) {
   std::string saved = FormatSave(Services());
-  for (absl::string_view line : absl::StrSplit(saved, '\n', absl::SkipEmpty())) {
+  for (absl::string_view line :
+       absl::StrSplit(saved, '\n', absl::SkipEmpty())) {
     auto command = ParseRestoreLine(line);
     ASSERT_TRUE(command.ok()) << line << ": " << command.status();
   }
-  auto web = ParseRestoreLine("-A -t 192.0.2.10:80 -s wlc -p 300 -M "
-                              "255.255.255.0");
+  auto web = ParseRestoreLine(
+      "-A -t 192.0.2.10:80 -s wlc -p 300 -M "
+      "255.255.255.0");
   ASSERT_TRUE(web.ok());
   EXPECT_EQ(web->service.scheduler(), lb::v1::SCHEDULER_WLC);
   EXPECT_EQ(web->service.persistence().ipv4_prefix_length(), 24u);
@@ -203,15 +247,22 @@ TEST(FormatSave, EveryLineParsesBack) {
   ASSERT_TRUE(dns.ok());
   EXPECT_TRUE(dns->service.scheduler_flags().fallback());
   EXPECT_TRUE(dns->service.scheduler_flags().port());
-  EXPECT_EQ(dns->service.forwarding().mode(),
-            lb::v1::FORWARDING_MODE_FULLNAT);
+  EXPECT_EQ(dns->service.forwarding().mode(), lb::v1::FORWARDING_MODE_FULLNAT);
 }
 
 TEST(FormatDiff, ShowsChangesAndWhatHappened) {
   auto response = FromText<lb::v1::ApplyServicesResponse>(R"pb(
     revision: 7
-    changes { kind: KIND_CREATE service_name: "web" details: "+ backend 198.51.100.2:80" }
-    changes { kind: KIND_UPDATE service_name: "api" details: "scheduler: wlc -> mh" }
+    changes {
+      kind: KIND_CREATE
+      service_name: "web"
+      details: "+ backend 198.51.100.2:80"
+    }
+    changes {
+      kind: KIND_UPDATE
+      service_name: "api"
+      details: "scheduler: wlc -> mh"
+    }
     changes { kind: KIND_DELETE service_name: "old" }
     changes { kind: KIND_UNCHANGED service_name: "dns" }
   )pb");
@@ -237,10 +288,18 @@ lb::v1::ListNodesResponse Nodes() {
       connected: false
     }
     nodes {
-      settings { node_name: "lb1" weight: 10 local_addresses: "203.0.113.16/28" }
+      settings {
+        node_name: "lb1"
+        weight: 10
+        local_addresses: "203.0.113.16/28"
+      }
       connected: true
-      status { applied_revision: 9 dataplane: DATAPLANE_STATE_LIVE
-               version: "0.1" reported_at { seconds: 1700000000 } }
+      status {
+        applied_revision: 9
+        dataplane: DATAPLANE_STATE_LIVE
+        version: "0.1"
+        reported_at { seconds: 1700000000 }
+      }
     }
   )pb");
 }

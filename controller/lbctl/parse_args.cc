@@ -299,13 +299,13 @@ absl::StatusOr<Tokens> Tokenize(const std::vector<std::string>& args,
       for (size_t j = 1; j < arg.size(); ++j) {
         const OptSpec* spec = grammar.FindShort(arg[j]);
         if (spec == nullptr) {
-          return Usage(absl::StrCat("unknown option -", arg.substr(j, 1),
-                                    arg.size() > 2 ? absl::StrCat(" in ", arg)
-                                                   : std::string(),
-                                    " (lbctl --help lists the options)"));
+          return Usage(absl::StrCat(
+              "unknown option -", arg.substr(j, 1),
+              arg.size() > 2 ? absl::StrCat(" in ", arg) : std::string(),
+              " (lbctl --help lists the options)"));
         }
-        Occurrence occurrence{spec->id, absl::StrCat("-", arg.substr(j, 1)),
-                              "", false};
+        Occurrence occurrence{spec->id, absl::StrCat("-", arg.substr(j, 1)), "",
+                              false};
         std::string rest = arg.substr(j + 1);
         bool consumed_rest = false;
         switch (spec->arg) {
@@ -449,18 +449,14 @@ Verb VerbOf(Opt id) {
 
 // The options each ipvsadm command accepts (besides the global ones).
 std::set<Opt> AllowedWith(Verb verb) {
-  const std::set<Opt> service = {Opt::kTcp,        Opt::kUdp,
-                                 Opt::kScheduler,  Opt::kPersistent,
-                                 Opt::kNetmask,    Opt::kSchedFlags,
-                                 Opt::kGatewaying, Opt::kIpip,
-                                 Opt::kMasquerading, Opt::kFullnat,
-                                 Opt::kTunType,    Opt::kGuePort};
-  const std::set<Opt> server = {Opt::kTcp,         Opt::kUdp,
-                                Opt::kRealServer,  Opt::kGatewaying,
-                                Opt::kIpip,        Opt::kMasquerading,
-                                Opt::kFullnat,     Opt::kTunType,
-                                Opt::kGuePort,     Opt::kWeight,
-                                Opt::kUThreshold,  Opt::kLThreshold};
+  const std::set<Opt> service = {
+      Opt::kTcp,          Opt::kUdp,        Opt::kScheduler,  Opt::kPersistent,
+      Opt::kNetmask,      Opt::kSchedFlags, Opt::kGatewaying, Opt::kIpip,
+      Opt::kMasquerading, Opt::kFullnat,    Opt::kTunType,    Opt::kGuePort};
+  const std::set<Opt> server = {
+      Opt::kTcp,     Opt::kUdp,          Opt::kRealServer, Opt::kGatewaying,
+      Opt::kIpip,    Opt::kMasquerading, Opt::kFullnat,    Opt::kTunType,
+      Opt::kGuePort, Opt::kWeight,       Opt::kUThreshold, Opt::kLThreshold};
   switch (verb) {
     case Verb::kAddService:
     case Verb::kEditService:
@@ -474,10 +470,9 @@ std::set<Opt> AllowedWith(Verb verb) {
     case Verb::kDeleteServer:
       return {Opt::kTcp, Opt::kUdp, Opt::kRealServer};
     case Verb::kList:
-      return {Opt::kTcp,   Opt::kUdp,        Opt::kNumeric,
-              Opt::kStats, Opt::kRate,       Opt::kExact,
-              Opt::kThresholds, Opt::kRateInterval, Opt::kNoSort,
-              Opt::kSort};
+      return {Opt::kTcp,    Opt::kUdp,   Opt::kNumeric,    Opt::kStats,
+              Opt::kRate,   Opt::kExact, Opt::kThresholds, Opt::kRateInterval,
+              Opt::kNoSort, Opt::kSort};
     case Verb::kSave:
       return {Opt::kNumeric};
     default:
@@ -518,8 +513,8 @@ absl::StatusOr<HostAndPort> ParseHostPort(absl::string_view what,
     absl::string_view after = text.substr(close + 1);
     if (!after.empty()) {
       if (after[0] != ':') {
-        return Usage(absl::StrCat(what, ": \"", text,
-                                  "\": expected :PORT after ]"));
+        return Usage(
+            absl::StrCat(what, ": \"", text, "\": expected :PORT after ]"));
       }
       port = after.substr(1);
       has_port = true;
@@ -548,8 +543,8 @@ absl::StatusOr<uint32_t> ParseNumber(absl::string_view what,
                                      absl::string_view text, uint32_t max) {
   uint32_t value;
   if (!AllDigits(text) || !absl::SimpleAtoi(text, &value) || value > max) {
-    return Usage(absl::StrCat(what, ": \"", text, "\" is not a number in 0..",
-                              max));
+    return Usage(
+        absl::StrCat(what, ": \"", text, "\" is not a number in 0..", max));
   }
   return value;
 }
@@ -648,8 +643,9 @@ class Builder {
       }
       if (IsCommand(o.id)) {
         if (verb_option != nullptr) {
-          return Usage(absl::StrCat("one command at a time: ",
-                                    verb_option->spelling, " and ", o.spelling));
+          return Usage(
+              absl::StrCat("one command at a time: ", verb_option->spelling,
+                           " and ", o.spelling));
         }
         verb_option = &o;
       }
@@ -728,8 +724,8 @@ class Builder {
   absl::StatusOr<std::optional<lb::v1::Forwarding>> BuildForwarding() const {
     const Occurrence* chosen = nullptr;
     lb::v1::Forwarding forwarding;
-    for (Opt id : {Opt::kGatewaying, Opt::kIpip, Opt::kMasquerading,
-                   Opt::kFullnat}) {
+    for (Opt id :
+         {Opt::kGatewaying, Opt::kIpip, Opt::kMasquerading, Opt::kFullnat}) {
       const Occurrence* o = Find(id);
       if (o == nullptr) continue;
       if (chosen != nullptr) {
@@ -832,7 +828,8 @@ class Builder {
       }
     }
     absl::Status persistence_ok = config::ValidatePersistence(
-        service.port(), absl::Seconds(service.persistence().timeout().seconds()),
+        service.port(),
+        absl::Seconds(service.persistence().timeout().seconds()),
         static_cast<int>(service.persistence().ipv4_prefix_length()),
         static_cast<int>(service.persistence().ipv6_prefix_length()));
     if (!persistence_ok.ok()) {
@@ -851,9 +848,9 @@ class Builder {
       // As ipvsadm -E: scheduler, its flags and persistence are set from
       // the command line (defaults for what is left out); forwarding only
       // when given.
-      command->service_fields = {"scheduler", "scheduler_flags",
-                                 "persistence"};
-      if (forwarding.has_value()) command->service_fields.push_back("forwarding");
+      command->service_fields = {"scheduler", "scheduler_flags", "persistence"};
+      if (forwarding.has_value())
+        command->service_fields.push_back("forwarding");
     }
     return absl::OkStatus();
   }
@@ -883,9 +880,8 @@ class Builder {
     }
     const Occurrence* w = Find(Opt::kWeight);
     if (w != nullptr) {
-      ASSIGN_OR_RETURN(uint32_t weight,
-                       ParseNumber(w->spelling, w->value,
-                                   config::kMaxBackendWeight));
+      ASSIGN_OR_RETURN(uint32_t weight, ParseNumber(w->spelling, w->value,
+                                                    config::kMaxBackendWeight));
       backend.set_weight(weight);
     } else if (command->verb == Verb::kEditServer) {
       backend.set_weight(1);  // ipvsadm -e: weight 1 unless given
@@ -1058,8 +1054,8 @@ absl::StatusOr<Invocation> ParseSubcommand(const std::vector<std::string>& args,
       return Usage(absl::StrCat(word, " needs ", what));
     }
     if (operands.size() > n) {
-      return Usage(absl::StrCat(word, ": unexpected argument \"",
-                                operands[n], "\""));
+      return Usage(
+          absl::StrCat(word, ": unexpected argument \"", operands[n], "\""));
     }
     return absl::OkStatus();
   };
@@ -1074,8 +1070,9 @@ absl::StatusOr<Invocation> ParseSubcommand(const std::vector<std::string>& args,
       }
     }
     if (command.file.empty()) {
-      return Usage("apply needs -f FILE (services in lbnode's YAML format; "
-                   "- reads stdin)");
+      return Usage(
+          "apply needs -f FILE (services in lbnode's YAML format; "
+          "- reads stdin)");
     }
     RETURN_IF_ERROR(want_operands(0, ""));
     return invocation;
@@ -1086,7 +1083,8 @@ absl::StatusOr<Invocation> ParseSubcommand(const std::vector<std::string>& args,
     RETURN_IF_ERROR(want_operands(0, ""));
   } else if (word == "drain" || word == "undrain") {
     command.verb = word == "drain" ? Verb::kDrain : Verb::kUndrain;
-    RETURN_IF_ERROR(want_operands(1, "the node's name (lbctl nodes lists them)"));
+    RETURN_IF_ERROR(
+        want_operands(1, "the node's name (lbctl nodes lists them)"));
     command.node_name = operands[0];
   } else {  // version
     command.verb = Verb::kVersion;
@@ -1100,8 +1098,8 @@ absl::StatusOr<Invocation> ParseSubcommand(const std::vector<std::string>& args,
 absl::StatusOr<Invocation> ParseCommandLine(
     const std::vector<std::string>& args, const Environment& env) {
   Invocation invocation;
-  if (auto it = env.find("LBCTL_CONTROLLER"); it != env.end() &&
-                                              !it->second.empty()) {
+  if (auto it = env.find("LBCTL_CONTROLLER");
+      it != env.end() && !it->second.empty()) {
     invocation.connection.controller = it->second;
   }
   if (auto it = env.find("LBCTL_CA"); it != env.end()) {
@@ -1141,8 +1139,8 @@ absl::StatusOr<Command> ParseRestoreLine(absl::string_view line) {
       absl::StrSplit(line, absl::ByAnyChar(" \t\r"), absl::SkipEmpty());
   ASSIGN_OR_RETURN(Tokens tokens, Tokenize(args, Grammar(false)));
   if (!tokens.positionals.empty()) {
-    return Usage(absl::StrCat("unexpected word \"", tokens.positionals.front(),
-                              "\""));
+    return Usage(
+        absl::StrCat("unexpected word \"", tokens.positionals.front(), "\""));
   }
   for (const Occurrence& o : tokens.options) {
     if (IsGlobal(o.id)) {
@@ -1170,7 +1168,8 @@ absl::StatusOr<Command> ParseRestoreLine(absl::string_view line) {
 }
 
 std::string UsageText() {
-  return absl::StrCat(R"(lbctl: ipvsadm's command line against the anylb controller.
+  return absl::StrCat(
+      R"(lbctl: ipvsadm's command line against the anylb controller.
 
 Virtual services (ipvsadm):
   lbctl -A|-E -t|-u VIP:PORT [-s SCHED] [-p [TIMEOUT]] [-M NETMASK] [-b FLAGS]
@@ -1187,7 +1186,7 @@ Virtual services (ipvsadm):
   lbctl -R                            read such lines from stdin, in one change
 
   Schedulers (-s): )",
-                      SchedulerNames(), R"( (default mh).
+      SchedulerNames(), R"( (default mh).
   -b flags: sh-fallback, sh-port (with -s sh), mh-fallback, mh-port (-s mh).
   -p TIMEOUT in seconds (300 if left out); -M: IPv4 netmask or IPv6 prefix
   length. -g direct routing (default), -i tunnel (--tun-type ipip or gue),

@@ -127,9 +127,9 @@ INSTANTIATE_TEST_SUITE_P(
         ServiceCase{"-D -t 192.0.2.1:80", Verb::kDeleteService, ""}));
 
 TEST(ParseCommandLine, EveryIpvsSchedulerName) {
-  for (const std::string name : {"rr", "wrr", "lc", "wlc", "lblc", "lblcr",
-                                 "dh", "sh", "sed", "nq", "fo", "ovf", "mh",
-                                 "twos"}) {
+  for (const std::string name :
+       {"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq",
+        "fo", "ovf", "mh", "twos"}) {
     ASSERT_OK_AND_ASSIGN(Invocation invocation,
                          Parse("-A -t 192.0.2.1:80 -s " + name));
     EXPECT_NE(invocation.command.service.scheduler(),
@@ -144,14 +144,13 @@ TEST(ParseCommandLine, EditServiceSetsWhatIpvsadmSets) {
               ElementsAre("scheduler", "scheduler_flags", "persistence"));
   ASSERT_OK_AND_ASSIGN(Invocation with_mode,
                        Parse("-E -t 192.0.2.1:80 -s rr -m"));
-  EXPECT_THAT(with_mode.command.service_fields,
-              ElementsAre("scheduler", "scheduler_flags", "persistence",
-                          "forwarding"));
+  EXPECT_THAT(
+      with_mode.command.service_fields,
+      ElementsAre("scheduler", "scheduler_flags", "persistence", "forwarding"));
 }
 
 TEST(ParseCommandLine, VirtualAddressIsTheSelector) {
-  ASSERT_OK_AND_ASSIGN(Invocation invocation,
-                       Parse("-D -u [2001:db8::10]:53"));
+  ASSERT_OK_AND_ASSIGN(Invocation invocation, Parse("-D -u [2001:db8::10]:53"));
   ASSERT_TRUE(invocation.command.virtual_address.has_value());
   EXPECT_THAT(*invocation.command.virtual_address,
               EqualsProto("vip: '2001:db8::10' port: 53 protocol: "
@@ -217,9 +216,8 @@ INSTANTIATE_TEST_SUITE_P(
         ServerCase{"-e -t 192.0.2.1:80 -r 198.51.100.2:80 -w5",
                    Verb::kEditServer,
                    "address: '198.51.100.2' port: 80 weight: 5", false},
-        ServerCase{"-d -t 192.0.2.1:80 -r 198.51.100.2:80",
-                   Verb::kDeleteServer, "address: '198.51.100.2' port: 80",
-                   false}));
+        ServerCase{"-d -t 192.0.2.1:80 -r 198.51.100.2:80", Verb::kDeleteServer,
+                   "address: '198.51.100.2' port: 80", false}));
 
 TEST(ParseCommandLine, EditServerSetsWhatIpvsadmSets) {
   ASSERT_OK_AND_ASSIGN(Invocation invocation,
@@ -250,8 +248,7 @@ TEST(ParseCommandLine, ListColumnsAndSelection) {
   ASSERT_TRUE(stats.command.virtual_address.has_value());
   EXPECT_EQ(stats.command.virtual_address->port(), 80u);
 
-  ASSERT_OK_AND_ASSIGN(Invocation rate,
-                       Parse("-Ln --rate --rate-interval=2s"));
+  ASSERT_OK_AND_ASSIGN(Invocation rate, Parse("-Ln --rate --rate-interval=2s"));
   EXPECT_EQ(rate.command.list.columns, ListColumns::kRate);
   EXPECT_EQ(rate.command.list.rate_interval, absl::Seconds(2));
 
@@ -264,14 +261,14 @@ TEST(ParseCommandLine, SimpleVerbs) {
     std::string line;
     Verb verb;
   } cases[] = {
-      {"-Z", Verb::kZero},         {"--zero -t 192.0.2.1:80", Verb::kZero},
-      {"-C", Verb::kClear},        {"--clear", Verb::kClear},
-      {"-S", Verb::kSave},         {"-S -n", Verb::kSave},
-      {"--save", Verb::kSave},     {"-R", Verb::kRestore},
+      {"-Z", Verb::kZero},           {"--zero -t 192.0.2.1:80", Verb::kZero},
+      {"-C", Verb::kClear},          {"--clear", Verb::kClear},
+      {"-S", Verb::kSave},           {"-S -n", Verb::kSave},
+      {"--save", Verb::kSave},       {"-R", Verb::kRestore},
       {"--restore", Verb::kRestore}, {"-h", Verb::kHelp},
-      {"--help", Verb::kHelp},     {"help", Verb::kHelp},
-      {"-v", Verb::kVersion},      {"version", Verb::kVersion},
-      {"nodes", Verb::kNodes},     {"status", Verb::kStatus},
+      {"--help", Verb::kHelp},       {"help", Verb::kHelp},
+      {"-v", Verb::kVersion},        {"version", Verb::kVersion},
+      {"nodes", Verb::kNodes},       {"status", Verb::kStatus},
   };
   for (const auto& c : cases) {
     ASSERT_OK_AND_ASSIGN(Invocation invocation, Parse(c.line));
@@ -335,9 +332,8 @@ class BadCommandLines : public ::testing::TestWithParam<BadCase> {};
 
 TEST_P(BadCommandLines, AreRefusedWithTheReason) {
   absl::StatusOr<Invocation> invocation = Parse(GetParam().line);
-  EXPECT_THAT(invocation.status(),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr(GetParam().message)))
+  EXPECT_THAT(invocation.status(), StatusIs(absl::StatusCode::kInvalidArgument,
+                                            HasSubstr(GetParam().message)))
       << GetParam().line;
 }
 
@@ -413,9 +409,9 @@ INSTANTIATE_TEST_SUITE_P(
 // --- Restore lines (what -S prints) ---
 
 TEST(ParseRestoreLine, ReadsIpvsadmSaveLines) {
-  ASSERT_OK_AND_ASSIGN(
-      Command add, ParseRestoreLine("-A -t 192.0.2.1:80 -s wlc -p 300 "
-                                    "-M 255.255.255.0"));
+  ASSERT_OK_AND_ASSIGN(Command add,
+                       ParseRestoreLine("-A -t 192.0.2.1:80 -s wlc -p 300 "
+                                        "-M 255.255.255.0"));
   EXPECT_EQ(add.verb, Verb::kAddService);
   EXPECT_EQ(add.service.persistence().ipv4_prefix_length(), 24u);
   ASSERT_OK_AND_ASSIGN(
@@ -441,9 +437,9 @@ TEST(ParseRestoreLine, RefusesWhatIsNotAChange) {
 
 TEST(UsageText, MentionsEveryCommand) {
   std::string usage = UsageText();
-  for (const char* word : {"-A", "-E", "-D", "-C", "-a", "-e", "-d", "-L",
-                           "-Z", "-S", "-R", "apply", "nodes", "drain",
-                           "status", "--controller", "LBCTL_TOKEN_FILE"}) {
+  for (const char* word : {"-A", "-E", "-D", "-C", "-a", "-e", "-d", "-L", "-Z",
+                           "-S", "-R", "apply", "nodes", "drain", "status",
+                           "--controller", "LBCTL_TOKEN_FILE"}) {
     EXPECT_THAT(usage, HasSubstr(word));
   }
 }
