@@ -1,8 +1,10 @@
 // The FPM server against Debian's real zebra (FRR 8.4, -M dplane_fpm_nl)
 // in a namespace: our FIB equals the namespace's kernel FIB (`ip -j route`
 // per prefix, and the full prefix set from a kernel dump), with and without
-// next-hop groups; vtysh changes show within 1 s; a zebra restart resyncs
-// and drops what zebra no longer has. Needs root (tags local, netns).
+// next-hop groups; a KernelNextHops fed by it (as lbnode --route_source=fpm)
+// resolves an FPM route through a kernel neighbour; vtysh changes show
+// within 1 s; a zebra restart resyncs and drops what zebra no longer has. Needs
+// root (tags local, netns).
 //
 // Namespace "fpmz-<pid>-<n>" (zebra + staticd + our server on
 // 127.0.0.1:2620) with two veths to a peer namespace:
@@ -89,8 +91,20 @@ class FpmZebraTest : public ::testing::TestWithParam<bool> {
     // Our server listens inside the namespace; so does a kernel-mode
     // KernelNextHops, the reference for the prefix set.
     ASSERT_THAT(ns_->RunInThread([&]() -> absl::Status {
+      // What lbnode --route_source=fpm wires: the server feeds a
+      // KernelNextHops whose routes are external.
+      absl::StatusOr<std::unique_ptr<netlink::KernelNextHops>> external =
+          netlink::KernelNextHops::Create(
+              {.route_source = netlink::RouteSource::kExternal});
+      if (!external.ok()) return external.status();
+      external_ = std::move(*external);
       FpmServerOptions options;
       options.listen = Endpoint(*IpAddress::Parse("127.0.0.1"), 2620);
+      netlink::KernelNextHops* sink = external_.get();
+      options.on_publish =
+          [sink](std::shared_ptr<const netlink::RouteTable> table) {
+            (void)sink->SetRoutes(std::move(table));
+          };
       absl::StatusOr<std::unique_ptr<FpmServer>> server =
           FpmServer::Create(options);
       if (!server.ok()) return server.status();
@@ -119,8 +133,9 @@ class FpmZebraTest : public ::testing::TestWithParam<bool> {
       std::cerr << "FRR logs:\n" << frr_->LogTail(40) << "\n";
     }
     frr_.reset();
+    server_.reset();  // Before external_, which it feeds.
+    external_.reset();
     kernel_.reset();
-    server_.reset();
   }
 
   static absl::Status netns_testing_RequireRoot() {
@@ -221,6 +236,7 @@ class FpmZebraTest : public ::testing::TestWithParam<bool> {
   std::map<int, std::string> names_;
   std::unique_ptr<FpmServer> server_;
   std::unique_ptr<netlink::KernelNextHops> kernel_;
+  std::unique_ptr<netlink::KernelNextHops> external_;
   std::unique_ptr<FrrInstance> frr_;
 };
 
@@ -246,6 +262,25 @@ TEST_P(FpmZebraTest, FibEqualsTheKernelsAndFollowsVtyshAndRestarts) {
                                    weighted->next_hops[1].weight};
   std::sort(weights.begin(), weights.end());
   EXPECT_EQ(weights, (std::vector<uint32_t>{1, 3}));
+
+  // The dataplane's view: FPM routes + the kernel's neighbours.
+  ASSERT_THAT(ns_->Run("ip neigh replace 192.0.2.5 lladdr 02:00:00:00:00:05 "
+                       "nud permanent dev fz0")
+                  .status(),
+              IsOk());
+  std::unique_ptr<netlink::NextHopReader> reader = external_->NewReader();
+  netlink::NextHop hop;
+  const absl::Time start = absl::Now();
+  do {
+    absl::SleepFor(absl::Milliseconds(10));
+    reader->Refresh();
+    hop = reader->Lookup(*IpAddress::Parse("203.0.113.1"));
+  } while (!hop.ok() && absl::Now() - start < absl::Seconds(5));
+  EXPECT_TRUE(hop.ok()) << static_cast<int>(hop.result);
+  EXPECT_EQ(hop.address, *IpAddress::Parse("192.0.2.5"));
+  EXPECT_EQ(netlink::FormatMac(hop.mac), "02:00:00:00:00:05");
+  EXPECT_GT(external_->stats().external_route_tables, 0u);
+  reader.reset();
 
   // 2. vtysh adds and removes a static route: within 1 s (functional bound
   // from the issue; the time is printed).
