@@ -244,6 +244,25 @@ TEST(Frr, VtyshRefusesABadConfigLineOnARunningInstance) {
   EXPECT_THAT(frr->Vtysh({"show bgp summary"}), IsOk());
 }
 
+TEST(Frr, ConfigLineFrrRefusesFailsStartQuotingTheLine) {
+  ASSERT_OK_AND_ASSIGN(auto ns, Netns::Create("frr-badcf"));
+  std::string dir = FrrDir("badcf");
+  EXPECT_THAT(
+      FrrInstance::Start({.netns = ns->name(),
+                          .dir = dir,
+                          .config = "router bgp 65000\n"
+                                    " neighbor 192.0.2.9 remote-as 65001\n"
+                                    " neighbor 192.0.2.9 no-such-option\n"}),
+      StatusIs(
+          absl::StatusCode::kInvalidArgument,
+          ::testing::AllOf(HasSubstr("line 3"), HasSubstr("no-such-option"))));
+  // Nothing left behind.
+  struct stat st;
+  EXPECT_NE(stat(dir.c_str(), &st), 0) << dir << " still exists";
+  ASSERT_OK_AND_ASSIGN(std::vector<pid_t> pids, ns->Pids());
+  EXPECT_THAT(pids, IsEmpty());
+}
+
 TEST(Frr, DestructorStopsDaemonsAndRemovesDir) {
   ASSERT_OK_AND_ASSIGN(auto ns, Netns::Create("frr-gone"));
   std::string dir = FrrDir("gone");
