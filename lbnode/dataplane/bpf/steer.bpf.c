@@ -40,14 +40,16 @@
 // - Malformed frames (truncated or inconsistent IP, TCP, UDP or ICMP
 //   headers) are passed, for the kernel to drop and count, and counted here.
 //
-// The fast path (steer_structs.h, README.md "Fast path"): a TCP/UDP frame
-// that would be steered to a VIP is first looked up in fastpath_flows by its
-// 5-tuple. A hit whose entry is current (its generation is its queue's) is
-// rewritten here exactly as the engine would (DR: the MACs; TUN: the outer
-// headers prepended, with lengths, TOS / traffic class, checksums) and sent
-// with XDP_TX, or bpf_redirect_map into fastpath_tx_ports when the entry
-// names another egress interface. These go to the AF_XDP socket as before,
-// for the engine: TCP SYN, FIN or RST (the engine's state machine must see
+// The fast path (steer_structs.h, README.md "Fast path"): every TCP/UDP
+// frame (not a fragment) is first looked up in fastpath_flows by its
+// 5-tuple, before the decision above (entries exist only for flows to VIPs
+// of the current config: a hit needs no VIP lookup). A hit whose entry is
+// current (its generation is its queue's) is rewritten here exactly as the
+// engine would (DR: the MACs; TUN: the outer headers prepended, with
+// lengths, TOS / traffic class, checksums) and sent with XDP_TX, or
+// bpf_redirect_map into fastpath_tx_ports when the entry names another
+// egress interface. These take the decision above as before (to the
+// AF_XDP socket, for the engine): TCP SYN, FIN or RST (the engine's state machine must see
 // them), fragments, ICMP, a frame whose VLAN framing differs from the
 // entry's, a TUN packet that would exceed the MTU once encapsulated, and
 // for GUE over IPv6 (whose UDP checksum is derived from the inner
@@ -305,9 +307,12 @@ static __always_inline __u32 fastpath_inner_sum(const struct steer_tuple* t,
 // fastpath_count_traffic adds the frame to its entry and its slot.
 static __always_inline void fastpath_count_traffic(
     struct anylb_fastpath_value* v, __u32 frame_len) {
+  // Plain adds: a flow's frames arrive on one RX queue, so one CPU, at a
+  // time (RSS); a rare race loses a count here, never in the slots below,
+  // which the metrics use.
   v->last_seen_ns = bpf_ktime_get_ns();
-  __sync_fetch_and_add(&v->packets, 1);
-  __sync_fetch_and_add(&v->bytes, frame_len);
+  v->packets += 1;
+  v->bytes += frame_len;
   __u32 slot = v->slot;
   struct anylb_fastpath_traffic* traffic =
       bpf_map_lookup_elem(&fastpath_traffic, &slot);
@@ -488,11 +493,12 @@ int steer_xdp(struct xdp_md* ctx) {
     steer_count(ANYLB_STEER_CNT_PASS_MALFORMED);
     return XDP_PASS;
   }
+  // The fast path first: an entry exists only for a flow to a VIP of the
+  // current config (a config change makes its worker's entries stale), so
+  // a hit needs no VIP lookup.
+  int fast = fastpath_try(ctx, &t, l2_len, frame_len);
+  if (fast >= 0) return fast;
   __u32 decision = steer_classify(&t);
-  if (decision == ANYLB_STEER_CNT_STEER_VIP) {
-    int action = fastpath_try(ctx, &t, l2_len, frame_len);
-    if (action >= 0) return action;
-  }
   steer_count(decision);
   if (decision != ANYLB_STEER_CNT_STEER_VIP &&
       decision != ANYLB_STEER_CNT_STEER_LOCAL &&

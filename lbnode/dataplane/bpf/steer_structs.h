@@ -128,8 +128,8 @@ struct anylb_fastpath_value {
   // UDP checksum.
   __u8 hdr[ANYLB_FASTPATH_MAX_HDR];
   __u64 last_seen_ns;  // bpf_ktime_get_ns() of the last packet (or install).
-  __u64 packets;       // Frames sent by the fast path.
-  __u64 bytes;         // Their bytes as received.
+  __u64 packets;  // Frames sent by the fast path (plain adds: may miss a
+  __u64 bytes;    // count if two CPUs race; the traffic slots do not).
 };
 
 // anylb_fastpath_traffic is one per-CPU slot of ANYLB_FASTPATH_MAP_TRAFFIC.
