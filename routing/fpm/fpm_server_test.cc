@@ -210,7 +210,7 @@ std::vector<MalformedCase> MalformedCases() {
   std::vector<uint8_t> garbage_netlink = route;
   garbage_netlink[0] = 0xff;  // nlmsg_len past the frame.
   std::vector<uint8_t> truncated = EncodeFrame(FrameType::kNetlink, route);
-  truncated.resize(truncated.size() - 5);
+  truncated.erase(truncated.begin() + 20, truncated.end());  // Frame > 20.
   return {
       {"bad_version",
        {2, 1, 0, 8, 0, 0, 0, 0},
