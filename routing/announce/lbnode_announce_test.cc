@@ -2,21 +2,29 @@
 // it starts, its VIP reaches BGP with the link bandwidth of node.weight and
 // the service's community; GET /admin/announce and /metrics say so;
 // POST /admin/drain lowers the weight (GSHUT, 1 Mbit/s) and withdraws after
-// node.drain_period; POST /admin/undrain restores; kill -9 of lbnode
-// removes the device, and BGP withdraws. (Multi-node routing with a router
-// is tests/integration/routing_test.) Needs root (tags local, netns).
+// node.drain_period; POST /admin/undrain restores; a worker thread stopped
+// with ptrace (a real stall, no hook in lbnode) withdraws the VIP within
+// --liveness_timeout and it returns when the worker runs; kill -9 of
+// lbnode removes the device, and BGP withdraws. (Multi-node routing with a
+// router is tests/integration/routing_test.) Needs root (tags local, netns).
 
+#include <dirent.h>
 #include <signal.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -93,7 +101,59 @@ bool WaitFor(const std::function<bool()>& done, absl::Duration timeout) {
   return done();
 }
 
-TEST(LbnodeAnnounce, AnnouncesDrainsUndrainsAndWithdrawsWhenKilled) {
+// IdleSeconds reads anylb_dataplane_idle_seconds from a /metrics page
+// (-1 if absent).
+double IdleSeconds(const std::string& page) {
+  const std::string name = "\nanylb_dataplane_idle_seconds ";
+  size_t at = page.find(name);
+  if (at == std::string::npos) return -1;
+  size_t end = page.find('\n', at + name.size());
+  double value = -1;
+  if (!absl::SimpleAtod(page.substr(at + name.size(), end - at - name.size()),
+                        &value)) {
+    return -1;
+  }
+  return value;
+}
+
+// Threads lists the thread ids of `pid` but the main thread.
+std::vector<pid_t> Threads(pid_t pid) {
+  std::vector<pid_t> out;
+  std::string path = absl::StrCat("/proc/", pid, "/task");
+  DIR* dir = opendir(path.c_str());
+  if (dir == nullptr) return out;
+  while (dirent* e = readdir(dir)) {
+    int tid = 0;
+    if (absl::SimpleAtoi(e->d_name, &tid) && tid != pid) out.push_back(tid);
+  }
+  closedir(dir);
+  return out;
+}
+
+// StalledThread stops one thread of another process with ptrace (the
+// others keep running): a real stall, with no hook in lbnode. Detaches
+// (the thread runs on) when destroyed. Use it from one thread.
+class StalledThread {
+ public:
+  static std::unique_ptr<StalledThread> Stop(pid_t tid) {
+    if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) return nullptr;
+    if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) {
+      ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+      return nullptr;
+    }
+    int status = 0;
+    if (waitpid(tid, &status, __WALL) != tid) return nullptr;
+    return std::unique_ptr<StalledThread>(new StalledThread(tid));
+  }
+  ~StalledThread() { ptrace(PTRACE_DETACH, tid_, nullptr, nullptr); }
+  pid_t tid() const { return tid_; }
+
+ private:
+  explicit StalledThread(pid_t tid) : tid_(tid) {}
+  pid_t tid_;
+};
+
+TEST(LbnodeAnnounce, AnnouncesDrainsStallsAndWithdrawsWhenKilled) {
   ASSERT_EQ(geteuid(), 0u)
       << "routing/announce:lbnode_announce_test needs root (namespaces, "
          "XDP, TUN, FRR): run it as root";
@@ -186,6 +246,33 @@ TEST(LbnodeAnnounce, AnnouncesDrainsUndrainsAndWithdrawsWhenKilled) {
       },
       absl::Seconds(10)))
       << bgp();
+
+  // A stuck worker: stop lbnode's threads one at a time until the one whose
+  // stop makes the dataplane idle (a worker) is found; the VIP must be
+  // withdrawn within the liveness timeout (1 s) and come back once it runs.
+  std::unique_ptr<StalledThread> stalled;
+  for (pid_t tid : Threads(lbnode->pid())) {
+    std::unique_ptr<StalledThread> candidate = StalledThread::Stop(tid);
+    if (candidate == nullptr) continue;
+    absl::SleepFor(absl::Milliseconds(600));
+    if (IdleSeconds(curl("/metrics")) >= 0.5) {
+      stalled = std::move(candidate);
+      break;
+    }
+  }
+  ASSERT_NE(stalled, nullptr) << "no lbnode thread stalls the dataplane";
+  std::cerr << "stopped lbnode thread " << stalled->tid()
+            << ": the dataplane is idle\n";
+  EXPECT_TRUE(WaitFor([&] { return !absl::StrContains(bgp(), "\"paths\""); },
+                      absl::Seconds(10)))
+      << bgp();
+  EXPECT_THAT(curl("/admin/announce"), HasSubstr("dataplane stalled"));
+  EXPECT_THAT(curl("/metrics"), HasSubstr("anylb_dataplane_live 0"));
+  stalled.reset();  // The worker runs again.
+  EXPECT_TRUE(WaitFor([&] { return absl::StrContains(bgp(), "(30.000 Mbps)"); },
+                      absl::Seconds(10)))
+      << bgp();
+  EXPECT_THAT(curl("/metrics"), HasSubstr("anylb_dataplane_live 1"));
 
   // kill -9: the device and the route go with the process.
   ASSERT_EQ(kill(lbnode->pid(), SIGKILL), 0);
