@@ -57,6 +57,7 @@ namespace {
 using ::anylb::lab::FormatNextHops;
 using ::anylb::lab::FrrDir;
 using ::anylb::lab::FrrInstance;
+using ::anylb::lab::FrrOptions;
 using ::anylb::lab::KernelNextHop;
 using ::anylb::lab::Netns;
 using ::anylb::lab::Process;
@@ -96,7 +97,9 @@ std::string RouterV6(int i) { return absl::StrCat("2001:db8:1:", i, "::1"); }
 std::string DirectorV6(int i) { return absl::StrCat("2001:db8:1:", i, "::2"); }
 std::string RouterDev(int i) { return absl::StrCat("r-d", i + 1); }
 
-enum class Protocol { kBgp, kOspf };
+// kBgpWithFpm: BGP, and the directors' zebra also feeds lbnode over FPM
+// (director-fpm.conf, -M dplane_fpm_nl).
+enum class Protocol { kBgp, kBgpWithFpm, kOspf };
 
 // ApplySysctlFile applies "key = value" lines of a sysctl.d file in `ns`.
 absl::Status ApplySysctlFile(const Netns& ns, const std::string& path) {
@@ -219,7 +222,8 @@ class LbnodeAnnouncer {
  public:
   static absl::StatusOr<std::unique_ptr<LbnodeAnnouncer>> Start(
       const Netns& ns, const FrrInstance& frr, int index, int weight,
-      absl::Duration drain_period, const std::string& protocols = "bgp") {
+      absl::Duration drain_period, const std::string& protocols = "bgp",
+      const std::vector<std::string>& extra_flags = {}) {
     auto announcer =
         std::unique_ptr<LbnodeAnnouncer>(new LbnodeAnnouncer(ns, index));
     std::string dir = FrrDir(absl::StrCat("lbnode", index + 1));
@@ -246,14 +250,17 @@ class LbnodeAnnouncer {
       std::ofstream out(dir + "/lbnode.yaml");
       out << config;
     }
-    ASSIGN_OR_RETURN(announcer->process_,
-                     ns.Spawn({Runfile("lbnode/lbnode"), "--interface=eth0",
-                               absl::StrCat("--config=", dir, "/lbnode.yaml"),
-                               "--metrics_address=127.0.0.1:9464", "--announce",
-                               absl::StrCat("--frr_vty_socket=", frr.vty_dir()),
-                               absl::StrCat("--announce_protocols=", protocols),
-                               "--log_level=debug"},
-                              announcer->log_));
+    std::vector<std::string> argv = {
+        Runfile("lbnode/lbnode"),
+        "--interface=eth0",
+        absl::StrCat("--config=", dir, "/lbnode.yaml"),
+        "--metrics_address=127.0.0.1:9464",
+        "--announce",
+        absl::StrCat("--frr_vty_socket=", frr.vty_dir()),
+        absl::StrCat("--announce_protocols=", protocols),
+        "--log_level=debug"};
+    argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
+    ASSIGN_OR_RETURN(announcer->process_, ns.Spawn(argv, announcer->log_));
     absl::Time deadline = absl::Now() + absl::Seconds(20);
     while (!absl::StrContains(ReadFile(announcer->log_), "lbnode running")) {
       if (!announcer->process_->Running() || absl::Now() > deadline) {
@@ -279,6 +286,10 @@ class LbnodeAnnouncer {
     return ns_.Run(absl::StrCat(
         "curl -sS --fail -X POST --data '' http://127.0.0.1:9464/admin/",
         what));
+  }
+
+  absl::StatusOr<std::string> Metrics() {
+    return ns_.Run("curl -sS --fail http://127.0.0.1:9464/metrics");
   }
 
   absl::StatusOr<std::string> AnnounceStatus() {
@@ -318,8 +329,8 @@ class RoutingLab : public ::testing::TestWithParam<Protocol> {
       ASSERT_THAT(lab::AddAddress(*ns, "eth0", DirectorV6(i) + "/64"), IsOk());
       directors_.push_back(std::move(ns));
     }
-    if (GetParam() == Protocol::kBgp) {
-      ASSERT_NO_FATAL_FAILURE(StartBgp());
+    if (GetParam() != Protocol::kOspf) {
+      ASSERT_NO_FATAL_FAILURE(StartBgp(GetParam() == Protocol::kBgpWithFpm));
     } else {
       ASSERT_NO_FATAL_FAILURE(StartOspf());
     }
@@ -345,7 +356,7 @@ class RoutingLab : public ::testing::TestWithParam<Protocol> {
     return {{"BFD_MULTIPLIER", "3"}, {"BFD_INTERVAL_MS", "100"}};
   }
 
-  void StartBgp() {
+  void StartBgp(bool fpm) {
     ASSERT_OK_AND_ASSIGN(
         std::string router_config,
         ReadFrrTemplate(Template("router-bgp.conf"),
@@ -379,11 +390,18 @@ class RoutingLab : public ::testing::TestWithParam<Protocol> {
                            {"BGP_HOLD", "3"},
                            {"UPSTREAM_V4", RouterV4(i)},
                            {"UPSTREAM_V6", RouterV6(i)}}));
-      ASSERT_OK_AND_ASSIGN(
-          auto frr, FrrInstance::Start({.netns = directors_[i]->name(),
-                                        .dir = FrrDir(absl::StrCat("d", i + 1)),
-                                        .config = config + bfd,
-                                        .daemons = {"zebra", "bgpd", "bfdd"}}));
+      FrrOptions options = {.netns = directors_[i]->name(),
+                            .dir = FrrDir(absl::StrCat("d", i + 1)),
+                            .config = config + bfd,
+                            .daemons = {"zebra", "bgpd", "bfdd"}};
+      if (fpm) {
+        ASSERT_OK_AND_ASSIGN(std::string fpm_config,
+                             ReadFrrTemplate(Template("director-fpm.conf"),
+                                             {{"FPM_PORT", "2620"}}));
+        options.config += fpm_config;
+        options.zebra_modules = {"dplane_fpm_nl"};
+      }
+      ASSERT_OK_AND_ASSIGN(auto frr, FrrInstance::Start(std::move(options)));
       frr_.push_back(std::move(frr));
     }
   }
@@ -692,7 +710,7 @@ TEST_P(LbnodeRouting, WeightsKillDrainAndUndrainInRouterFib) {
   for (int i = 0; i < kDirectors; ++i) {
     absl::StatusOr<std::unique_ptr<LbnodeAnnouncer>> node =
         LbnodeAnnouncer::Start(*directors_[i], *frr_[i], i, weights[i],
-                               drain_period);
+                               drain_period, "bgp", {"--route_source=fpm"});
     ASSERT_THAT(node, IsOk()) << fleet.Logs();
     fleet.nodes.push_back(std::move(*node));
   }
@@ -704,6 +722,19 @@ TEST_P(LbnodeRouting, WeightsKillDrainAndUndrainInRouterFib) {
     ASSERT_THAT(hops, IsOk()) << fleet.Logs();
     std::printf("lbnode weights 1:2:3 → router FIB %s\n",
                 Describe(vip).c_str());
+  }
+  // Each director's zebra feeds its lbnode over FPM (director-fpm.conf).
+  for (int i = 0; i < kDirectors; ++i) {
+    std::string metrics;
+    absl::Time deadline = absl::Now() + kConverge;
+    while (absl::Now() < deadline) {
+      ASSERT_OK_AND_ASSIGN(metrics, fleet.nodes[i]->Metrics());
+      if (absl::StrContains(metrics, "\nanylb_fpm_connected 1")) break;
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+    EXPECT_THAT(metrics, ::testing::HasSubstr("\nanylb_fpm_connected 1"))
+        << "zebra on dir" << i + 1 << " never connected to lbnode's FPM\n"
+        << frr_[i]->LogTail(20);
   }
 
   // Drain director 3: lbnode announces the drain bandwidth (1) and GSHUT
@@ -859,7 +890,7 @@ TEST_P(LbnodeOspfRouting, EqualCostThenDrainRaisesMetricThenUndrain) {
 
 INSTANTIATE_TEST_SUITE_P(Bgp, BgpRouting, ::testing::Values(Protocol::kBgp));
 INSTANTIATE_TEST_SUITE_P(Lbnode, LbnodeRouting,
-                         ::testing::Values(Protocol::kBgp));
+                         ::testing::Values(Protocol::kBgpWithFpm));
 INSTANTIATE_TEST_SUITE_P(LbnodeOspf, LbnodeOspfRouting,
                          ::testing::Values(Protocol::kOspf));
 INSTANTIATE_TEST_SUITE_P(Ospf, OspfRouting, ::testing::Values(Protocol::kOspf));
