@@ -1,0 +1,434 @@
+// The controller as users meet it: the real anylb-controller binary on a
+// real SQLite file, over TLS, called through generated gRPC stubs with
+// tokens and node certificates.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/testing/child_process.h"
+#include "common/testing/status_matchers.h"
+#include "controller/auth/auth.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/text_format.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "httplib.h"
+#include "lb/v1/controller.grpc.pb.h"
+
+namespace anylb::controller {
+namespace {
+
+using ::anylb::process_testing::ChildProcess;
+using ::testing::HasSubstr;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string Runfile(const std::string& path) {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/anylb/", path);
+}
+
+std::string TokenLine(const std::string& role, const std::string& name,
+                      const std::string& token) {
+  std::string hex;
+  for (uint8_t b : TokenTable::Sha256(token)) {
+    absl::StrAppend(&hex, absl::Hex(b, absl::kZeroPad2));
+  }
+  return absl::StrCat(role, " ", name, " sha256:", hex, "\n");
+}
+
+std::chrono::system_clock::time_point Deadline(int seconds = 20) {
+  return std::chrono::system_clock::now() + std::chrono::seconds(seconds);
+}
+
+lb::v1::Service WebService() {
+  lb::v1::Service s;
+  google::protobuf::TextFormat::ParseFromString(
+      R"pb(
+        name: "web"
+        vip: "192.0.2.10"
+        port: 80
+        protocol: PROTOCOL_TCP
+        scheduler: SCHEDULER_MH
+        forwarding { mode: FORWARDING_MODE_DR }
+        backends { address: "198.51.100.1" weight: 1 }
+        backends { address: "198.51.100.2" weight: 2 }
+      )pb",
+      &s);
+  return s;
+}
+
+class ControllerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const char* tmp = std::getenv("TEST_TMPDIR");
+    dir_ = new std::string(
+        absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/ctl-", getpid()));
+    ASSERT_EQ(system(absl::StrCat("bash ", Runfile("deploy/make-certs.sh"), " ",
+                                  *dir_, " --node lb1 --node lb2 >/dev/null")
+                         .c_str()),
+              0);
+    std::ofstream(*dir_ + "/tokens")
+        << TokenLine("operator", "alice", "op-token")
+        << TokenLine("read-only", "graf", "ro-token");
+  }
+
+  void SetUp() override {
+    store_ = absl::StrCat(*dir_, "/store-", ++counter_, ".db");
+    StartController();
+  }
+
+  void StartController() {
+    auto child = ChildProcess::Start(
+        {Runfile("controller/anylb_controller"), "--listen=127.0.0.1:0",
+         "--store=" + store_, "--tls_cert=" + *dir_ + "/controller.crt",
+         "--tls_key=" + *dir_ + "/controller.key",
+         "--client_ca=" + *dir_ + "/ca.crt",
+         "--token_file=" + *dir_ + "/tokens", "--metrics_address=127.0.0.1:0"});
+    ASSERT_TRUE(child.ok()) << child.status();
+    controller_ = std::move(*child);
+    ASSERT_TRUE(controller_->ReadUntil("at revision", absl::Seconds(30)))
+        << controller_->output();
+    const std::string& out = controller_->output();
+    size_t at = out.find("listening on 127.0.0.1:");
+    ASSERT_NE(at, std::string::npos) << out;
+    at += strlen("listening on 127.0.0.1:");
+    ASSERT_TRUE(
+        absl::SimpleAtoi(out.substr(at, out.find(' ', at) - at), &port_))
+        << out;
+  }
+
+  std::shared_ptr<grpc::Channel> Channel(const std::string& token,
+                                         const std::string& node = "") {
+    grpc::SslCredentialsOptions options;
+    options.pem_root_certs = ReadFile(*dir_ + "/ca.crt");
+    if (!node.empty()) {
+      options.pem_private_key = ReadFile(*dir_ + "/node-" + node + ".key");
+      options.pem_cert_chain = ReadFile(*dir_ + "/node-" + node + ".crt");
+    }
+    std::shared_ptr<grpc::ChannelCredentials> credentials =
+        grpc::SslCredentials(options);
+    if (!token.empty()) {
+      credentials = grpc::CompositeChannelCredentials(
+          credentials, grpc::AccessTokenCredentials(token));
+    }
+    grpc::ChannelArguments args;
+    args.SetSslTargetNameOverride("localhost");
+    return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port_),
+                                     credentials, args);
+  }
+  std::unique_ptr<lb::v1::Controller::Stub> Stub(const std::string& token,
+                                                 const std::string& node = "") {
+    return lb::v1::Controller::NewStub(Channel(token, node));
+  }
+
+  grpc::Status Create(lb::v1::Controller::Stub& stub,
+                      const lb::v1::Service& service,
+                      lb::v1::ServiceResponse* response) {
+    grpc::ClientContext context;
+    context.set_deadline(Deadline());
+    lb::v1::CreateServiceRequest request;
+    *request.mutable_service() = service;
+    return stub.CreateService(&context, request, response);
+  }
+
+  uint64_t Revision(lb::v1::Controller::Stub& stub) {
+    grpc::ClientContext context;
+    context.set_deadline(Deadline());
+    lb::v1::ListServicesResponse response;
+    EXPECT_TRUE(stub.ListServices(&context, {}, &response).ok());
+    return response.revision();
+  }
+
+  static inline std::string* dir_ = nullptr;
+  static inline int counter_ = 0;
+  std::string store_;
+  int port_ = 0;
+  std::unique_ptr<ChildProcess> controller_;
+};
+
+TEST_F(ControllerTest, CreateListAndReject) {
+  auto op = Stub("op-token");
+  lb::v1::ServiceResponse created;
+  grpc::Status status = Create(*op, WebService(), &created);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(created.revision(), 1u);
+  EXPECT_EQ(created.service().backends_size(), 2);
+
+  // Invalid: DR cannot map ports. INVALID_ARGUMENT naming field and value;
+  // nothing stored.
+  lb::v1::Service bad = WebService();
+  bad.set_name("bad");
+  bad.set_port(81);
+  bad.mutable_backends(0)->set_port(8080);
+  lb::v1::ServiceResponse ignored;
+  status = Create(*op, bad, &ignored);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("backends[0].port 8080: DR cannot map ports"));
+  // A non-prime table size, and an unknown scheduler value.
+  bad.mutable_backends(0)->set_port(0);
+  bad.set_maglev_table_size(65536);
+  status = Create(*op, bad, &ignored);
+  EXPECT_THAT(status.error_message(), HasSubstr("65536: not a prime"));
+  bad.set_maglev_table_size(0);
+  bad.set_scheduler(static_cast<lb::v1::Scheduler>(99));
+  status = Create(*op, bad, &ignored);
+  EXPECT_THAT(status.error_message(), HasSubstr("scheduler 99: unknown value"));
+  // Duplicate VIP:port:protocol.
+  lb::v1::Service twin = WebService();
+  twin.set_name("twin");
+  status = Create(*op, twin, &ignored);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(Revision(*op), 1u);
+
+  // Real servers: ipvsadm -a / -e / -d.
+  {
+    grpc::ClientContext context;
+    context.set_deadline(Deadline());
+    lb::v1::AddBackendRequest request;
+    request.mutable_selector()->mutable_virtual_address()->set_vip(
+        "192.0.2.10");
+    request.mutable_selector()->mutable_virtual_address()->set_port(80);
+    request.mutable_selector()->mutable_virtual_address()->set_protocol(
+        lb::v1::PROTOCOL_TCP);
+    request.mutable_backend()->set_address("198.51.100.3");
+    request.mutable_backend()->set_weight(70000);
+    lb::v1::ServiceResponse response;
+    status = op->AddBackend(&context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(status.error_message(), HasSubstr("weight 70000"));
+  }
+  {
+    grpc::ClientContext context;
+    context.set_deadline(Deadline());
+    lb::v1::RemoveBackendRequest request;
+    request.mutable_selector()->set_name("web");
+    request.set_address("198.51.100.2");
+    lb::v1::ServiceResponse response;
+    status = op->RemoveBackend(&context, request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(response.service().backends_size(), 1);
+    EXPECT_EQ(response.revision(), 2u);
+  }
+}
+
+TEST_F(ControllerTest, RolesAreEnforced) {
+  auto nobody = Stub("");
+  lb::v1::ServiceResponse ignored;
+  EXPECT_EQ(Create(*nobody, WebService(), &ignored).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  auto reader = Stub("ro-token");
+  grpc::Status status = Create(*reader, WebService(), &ignored);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Revision(*reader), 0u);  // reading works; nothing was stored
+  // A node may only be itself.
+  auto lb1 = Stub("", "lb1");
+  grpc::ClientContext context;
+  context.set_deadline(Deadline());
+  lb::v1::RegisterNodeRequest request;
+  request.set_node_name("lb2");
+  lb::v1::RegisterNodeResponse response;
+  status = lb1->RegisterNode(&context, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(status.error_message(), HasSubstr("may not act as node \"lb2\""));
+}
+
+TEST_F(ControllerTest, NodeWatchesSnapshotsAndResumes) {
+  auto op = Stub("op-token");
+  lb::v1::ServiceResponse created;
+  ASSERT_TRUE(Create(*op, WebService(), &created).ok());
+
+  auto lb1 = Stub("", "lb1");
+  {
+    grpc::ClientContext context;
+    context.set_deadline(Deadline());
+    lb::v1::RegisterNodeRequest request;
+    request.set_node_name("lb1");
+    request.set_version("test");
+    lb::v1::RegisterNodeResponse response;
+    grpc::Status status = lb1->RegisterNode(&context, request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(response.settings().node_name(), "lb1");
+  }
+  const uint64_t after_register = Revision(*op);
+  EXPECT_EQ(after_register, 2u);  // the node's settings are a change
+
+  grpc::ClientContext watch;
+  lb::v1::WatchConfigRequest request;
+  request.set_node_name("lb1");
+  auto reader = lb1->WatchConfig(&watch, request);
+  lb::v1::WatchConfigResponse message;
+  ASSERT_TRUE(reader->Read(&message));
+  EXPECT_EQ(message.snapshot().revision(), after_register);
+  EXPECT_EQ(message.snapshot().services_size(), 1);
+  EXPECT_EQ(message.snapshot().node().node_name(), "lb1");
+
+  // A change reaches the stream.
+  lb::v1::Service dns;
+  google::protobuf::TextFormat::ParseFromString(
+      R"pb(
+        name: "dns"
+        vip: "192.0.2.53"
+        port: 53
+        protocol: PROTOCOL_UDP
+        scheduler: SCHEDULER_WRR
+        forwarding { mode: FORWARDING_MODE_NAT }
+        backends { address: "198.51.100.9" port: 5353 }
+      )pb",
+      &dns);
+  ASSERT_TRUE(Create(*op, dns, &created).ok());
+  ASSERT_TRUE(reader->Read(&message));
+  EXPECT_EQ(message.snapshot().revision(), created.revision());
+  EXPECT_EQ(message.snapshot().services_size(), 2);
+  watch.TryCancel();
+  reader->Finish().IgnoreError();
+
+  // Resuming at the revision it has: nothing until the next change.
+  grpc::ClientContext resume;
+  request.set_known_revision(created.revision());
+  auto resumed = lb1->WatchConfig(&resume, request);
+  grpc::ClientContext drain_context;
+  drain_context.set_deadline(Deadline());
+  lb::v1::DrainNodeRequest drain;
+  drain.set_node_name("lb1");
+  lb::v1::NodeResponse drained;
+  ASSERT_TRUE(op->DrainNode(&drain_context, drain, &drained).ok());
+  ASSERT_TRUE(resumed->Read(&message));
+  EXPECT_EQ(message.snapshot().revision(), drained.revision());
+  EXPECT_EQ(message.snapshot().node().admin_state(),
+            lb::v1::NODE_ADMIN_STATE_DRAINED);
+
+  // ListNodes shows it connected (the stream is open).
+  grpc::ClientContext list_context;
+  list_context.set_deadline(Deadline());
+  lb::v1::ListNodesResponse nodes;
+  ASSERT_TRUE(op->ListNodes(&list_context, {}, &nodes).ok());
+  ASSERT_EQ(nodes.nodes_size(), 1);
+  EXPECT_TRUE(nodes.nodes(0).connected());
+  resume.TryCancel();
+  resumed->Finish().IgnoreError();
+}
+
+TEST_F(ControllerTest, StatusReportsBecomeStats) {
+  auto op = Stub("op-token");
+  lb::v1::ServiceResponse created;
+  ASSERT_TRUE(Create(*op, WebService(), &created).ok());
+  for (const char* node : {"lb1", "lb2"}) {
+    auto stub = Stub("", node);
+    grpc::ClientContext register_context;
+    register_context.set_deadline(Deadline());
+    lb::v1::RegisterNodeRequest registration;
+    registration.set_node_name(node);
+    lb::v1::RegisterNodeResponse registered;
+    ASSERT_TRUE(
+        stub->RegisterNode(&register_context, registration, &registered).ok());
+    grpc::ClientContext context;
+    context.set_deadline(Deadline());
+    lb::v1::ReportStatusRequest report;
+    lb::v1::NodeStatus& status = *report.mutable_status();
+    ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+        R"pb(
+          applied_revision: 1
+          dataplane: DATAPLANE_STATE_LIVE
+          service_stats {
+            service_name: "web"
+            counters { connections: 10 packets_in: 100 }
+            backends {
+              backend { address: "198.51.100.1" }
+              counters { connections: 4 }
+              active_connections: 2
+            }
+          }
+        )pb",
+        &status));
+    status.set_node_name(node);
+    lb::v1::ReportStatusResponse reported;
+    grpc::Status reported_status =
+        stub->ReportStatus(&context, report, &reported);
+    ASSERT_TRUE(reported_status.ok())
+        << reported_status.error_message() << "\n"
+        << (controller_->Wait(absl::Seconds(1)), controller_->output());
+  }
+  lb::v1::GetStatsResponse stats;
+  {
+    grpc::ClientContext context;
+    context.set_deadline(Deadline());
+    ASSERT_TRUE(op->GetStats(&context, {}, &stats).ok());
+  }
+  ASSERT_EQ(stats.services_size(), 1);
+  EXPECT_EQ(stats.services(0).counters().connections(), 20u);
+  EXPECT_EQ(stats.services(0).backends(0).active_connections(), 4u);
+  EXPECT_EQ(stats.nodes_size(), 2);
+  {
+    grpc::ClientContext context;
+    context.set_deadline(Deadline());
+    lb::v1::ZeroCountersResponse zeroed;
+    ASSERT_TRUE(op->ZeroCounters(&context, {}, &zeroed).ok());
+  }
+  grpc::ClientContext context;
+  context.set_deadline(Deadline());
+  ASSERT_TRUE(op->GetStats(&context, {}, &stats).ok());
+  EXPECT_EQ(stats.services(0).counters().connections(), 0u);
+}
+
+TEST_F(ControllerTest, StateSurvivesARestartAndHealthAnswers) {
+  auto op = Stub("op-token");
+  lb::v1::ServiceResponse created;
+  ASSERT_TRUE(Create(*op, WebService(), &created).ok());
+  controller_->Signal(SIGKILL);
+  controller_->Wait(absl::Seconds(10));
+  StartController();
+  op = Stub("op-token");
+  EXPECT_EQ(Revision(*op), 1u);
+
+  // grpc.health.v1.Health/Check through a generic stub: an empty request
+  // (all services), and SERVING is field 1 = 1 (bytes 08 01).
+  grpc::GenericStub generic(Channel("ro-token"));
+  grpc::ClientContext context;
+  context.set_deadline(Deadline());
+  grpc::ByteBuffer request;
+  grpc::Slice empty("");
+  request = grpc::ByteBuffer(&empty, 1);
+  grpc::ByteBuffer response;
+  std::mutex mu;
+  std::condition_variable done_cv;
+  bool done = false;
+  grpc::Status status;
+  generic.UnaryCall(&context, "/grpc.health.v1.Health/Check", {}, &request,
+                    &response, [&](grpc::Status s) {
+                      std::lock_guard<std::mutex> lock(mu);
+                      status = s;
+                      done = true;
+                      done_cv.notify_all();
+                    });
+  std::unique_lock<std::mutex> lock(mu);
+  done_cv.wait_for(lock, std::chrono::seconds(20), [&] { return done; });
+  ASSERT_TRUE(done);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response.Dump(&slices).ok());
+  std::string bytes;
+  for (const grpc::Slice& s : slices) {
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  EXPECT_EQ(bytes, std::string("\x08\x01", 2));
+}
+
+}  // namespace
+}  // namespace anylb::controller

@@ -1,0 +1,161 @@
+// ControllerService: the lb.v1.Controller gRPC service. Durable state
+// (services, node settings, the revision) lives in the Store; what nodes
+// report (status, counters, health) and which of them are connected lives
+// here, in memory, and is rebuilt by the nodes' next reports after a
+// restart.
+//
+// Every handler first authorizes the call (controller/auth: role per
+// method; a node may only act as itself), then does its work: a change is
+// one Store::Commit of the edit plus Validate (state_edits.h), so an
+// invalid or refused request stores nothing. absl::Status becomes a gRPC
+// status in one place (ToGrpcStatus).
+//
+// WatchConfig: a node's stream gets the snapshot at the current revision
+// unless it already has it (known_revision), then every later revision.
+// Streams end when the client goes away or on Shutdown().
+//
+// Threading: gRPC calls the handlers on its own threads; the in-memory node
+// table and RPC statistics are guarded by mu_. Shutdown() before the
+// grpc::Server's Shutdown lets watch streams return promptly.
+
+#ifndef ANYLB_CONTROLLER_SERVICE_CONTROLLER_SERVICE_H_
+#define ANYLB_CONTROLLER_SERVICE_CONTROLLER_SERVICE_H_
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/metrics/metric_family.h"
+#include "controller/store/store.h"
+#include "grpcpp/support/status.h"
+#include "lb/v1/controller.grpc.pb.h"
+
+namespace anylb::controller {
+
+// ToGrpcStatus: the same code and message.
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+struct ControllerServiceOptions {
+  // False only in the documented insecure mode (local trials): every call
+  // is allowed.
+  bool enforce_auth = true;
+  // How often an idle WatchConfig stream looks for cancellation.
+  absl::Duration watch_poll = absl::Milliseconds(500);
+};
+
+class ControllerService final : public lb::v1::Controller::Service {
+ public:
+  ControllerService(Store* store, ControllerServiceOptions options);
+  ~ControllerService() override;
+
+  // Shutdown ends every WatchConfig stream (they return OK... UNAVAILABLE
+  // "controller shutting down") and refuses new ones.
+  void Shutdown();
+
+  // Collect: anylb_controller_* metric families for /metrics.
+  absl::Status Collect(std::vector<metrics::MetricFamily>* out) const;
+
+  grpc::Status CreateService(grpc::ServerContext* context,
+                             const lb::v1::CreateServiceRequest* request,
+                             lb::v1::ServiceResponse* response) override;
+  grpc::Status UpdateService(grpc::ServerContext* context,
+                             const lb::v1::UpdateServiceRequest* request,
+                             lb::v1::ServiceResponse* response) override;
+  grpc::Status DeleteService(grpc::ServerContext* context,
+                             const lb::v1::DeleteServiceRequest* request,
+                             lb::v1::DeleteServiceResponse* response) override;
+  grpc::Status GetService(grpc::ServerContext* context,
+                          const lb::v1::GetServiceRequest* request,
+                          lb::v1::ServiceResponse* response) override;
+  grpc::Status ListServices(grpc::ServerContext* context,
+                            const lb::v1::ListServicesRequest* request,
+                            lb::v1::ListServicesResponse* response) override;
+  grpc::Status AddBackend(grpc::ServerContext* context,
+                          const lb::v1::AddBackendRequest* request,
+                          lb::v1::ServiceResponse* response) override;
+  grpc::Status UpdateBackend(grpc::ServerContext* context,
+                             const lb::v1::UpdateBackendRequest* request,
+                             lb::v1::ServiceResponse* response) override;
+  grpc::Status RemoveBackend(grpc::ServerContext* context,
+                             const lb::v1::RemoveBackendRequest* request,
+                             lb::v1::ServiceResponse* response) override;
+  grpc::Status ApplyServices(grpc::ServerContext* context,
+                             const lb::v1::ApplyServicesRequest* request,
+                             lb::v1::ApplyServicesResponse* response) override;
+  grpc::Status GetStats(grpc::ServerContext* context,
+                        const lb::v1::GetStatsRequest* request,
+                        lb::v1::GetStatsResponse* response) override;
+  grpc::Status ZeroCounters(grpc::ServerContext* context,
+                            const lb::v1::ZeroCountersRequest* request,
+                            lb::v1::ZeroCountersResponse* response) override;
+  grpc::Status RegisterNode(grpc::ServerContext* context,
+                            const lb::v1::RegisterNodeRequest* request,
+                            lb::v1::RegisterNodeResponse* response) override;
+  grpc::Status WatchConfig(
+      grpc::ServerContext* context, const lb::v1::WatchConfigRequest* request,
+      grpc::ServerWriter<lb::v1::WatchConfigResponse>* writer) override;
+  grpc::Status ReportStatus(grpc::ServerContext* context,
+                            const lb::v1::ReportStatusRequest* request,
+                            lb::v1::ReportStatusResponse* response) override;
+  grpc::Status ListNodes(grpc::ServerContext* context,
+                         const lb::v1::ListNodesRequest* request,
+                         lb::v1::ListNodesResponse* response) override;
+  grpc::Status UpdateNode(grpc::ServerContext* context,
+                          const lb::v1::UpdateNodeRequest* request,
+                          lb::v1::NodeResponse* response) override;
+  grpc::Status DrainNode(grpc::ServerContext* context,
+                         const lb::v1::DrainNodeRequest* request,
+                         lb::v1::NodeResponse* response) override;
+  grpc::Status UndrainNode(grpc::ServerContext* context,
+                           const lb::v1::UndrainNodeRequest* request,
+                           lb::v1::NodeResponse* response) override;
+
+ private:
+  // NodeRuntime: what the controller knows of a node beyond its settings.
+  struct NodeRuntime {
+    absl::Time registered_at = absl::InfinitePast();
+    std::string version;
+    int streams = 0;  // open WatchConfig streams
+    std::optional<lb::v1::NodeStatus> status;
+  };
+  struct RpcStats {
+    uint64_t calls = 0;
+    double seconds = 0;
+  };
+  class Call;
+
+  // Edit commits `edit` followed by Validate.
+  absl::StatusOr<CommitResult> Edit(
+      absl::FunctionRef<absl::Status(StoreState&)> edit);
+  // CheckNodeIdentity: in enforced mode a node may only act as itself.
+  absl::Status CheckNodeIdentity(const grpc::ServerContext& context,
+                                 const std::string& node_name) const;
+  absl::Status FillNode(const StoreState& state, const std::string& name,
+                        lb::v1::Node* node) const;
+  void Record(const std::string& method, grpc::StatusCode code,
+              absl::Duration elapsed);
+
+  Store* const store_;
+  const ControllerServiceOptions options_;
+  std::atomic<bool> shutdown_{false};
+
+  mutable absl::Mutex mu_;
+  std::map<std::string, NodeRuntime> nodes_ ABSL_GUARDED_BY(mu_);
+  // Summed counters at the last ZeroCounters, by service name; GetStats
+  // reports the difference.
+  std::map<std::string, lb::v1::ServiceStats> zero_ ABSL_GUARDED_BY(mu_);
+  // By (method, code).
+  std::map<std::pair<std::string, std::string>, RpcStats> rpcs_
+      ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace anylb::controller
+
+#endif  // ANYLB_CONTROLLER_SERVICE_CONTROLLER_SERVICE_H_
