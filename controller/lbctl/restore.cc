@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "common/config/rules.h"
 #include "common/ip_address.h"
+#include "common/status_macros.h"
 #include "controller/lbctl/names.h"
 #include "controller/lbctl/parse_args.h"
 
@@ -40,19 +41,41 @@ Service* FindService(std::vector<Service>* services,
   return nullptr;
 }
 
-// BackendForwarding: what to store as a real server's own forwarding: unset
-// when not given or equal to the service's.
-void SetBackendForwarding(const Command& command, const Service& service,
-                          Backend* backend) {
-  if (!command.backend_forwarding_given ||
-      SameForwarding(command.backend.forwarding(), service.forwarding())) {
-    backend->clear_forwarding();
-  } else {
-    *backend->mutable_forwarding() = command.backend.forwarding();
-  }
+std::string MethodText(const lb::v1::Forwarding& forwarding) {
+  return absl::StrCat(ForwardName(forwarding), " (",
+                      ForwardSwitches(forwarding), ")");
 }
 
 }  // namespace
+
+absl::StatusOr<ForwardingPlan> PlanForwarding(const Command& command,
+                                              const Service& service,
+                                              const Backend* editing) {
+  ForwardingPlan plan;
+  if (!command.backend_forwarding_given ||
+      SameForwarding(command.backend.forwarding(), service.forwarding())) {
+    return plan;
+  }
+  int others = service.backends_size() - (editing != nullptr ? 1 : 0);
+  if (others > 0) {
+    const lb::v1::VirtualAddress va = VirtualAddressOf(service);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "real server ",
+        HostPort(command.backend.address(), command.backend.port() != 0
+                                                ? command.backend.port()
+                                                : service.port()),
+        " would use ", MethodText(command.backend.forwarding()), " but ",
+        ServiceLabel(va), " forwards with ", MethodText(service.forwarding()),
+        "; anylb keeps one forwarding method per service: change the "
+        "service's with -E ",
+        ProtocolSwitch(va.protocol()), " ", HostPort(va.vip(), va.port()), " ",
+        ForwardSwitches(command.backend.forwarding()),
+        " (its real servers follow), or use a service of its own"));
+  }
+  plan.switch_service = true;
+  plan.service_forwarding = command.backend.forwarding();
+  return plan;
+}
 
 bool SameForwarding(const lb::v1::Forwarding& a, const lb::v1::Forwarding& b) {
   if (a.mode() != b.mode()) return false;
@@ -139,9 +162,14 @@ absl::Status ApplyToServices(const Command& command,
             absl::StrCat("real server ", server_label, " is already in ", label,
                          " (change it with -e)"));
       }
+      ASSIGN_OR_RETURN(ForwardingPlan plan,
+                       PlanForwarding(command, *service, nullptr));
+      if (plan.switch_service) {
+        *service->mutable_forwarding() = plan.service_forwarding;
+      }
       Backend* backend = service->add_backends();
       *backend = command.backend;
-      SetBackendForwarding(command, *service, backend);
+      backend->clear_forwarding();
       return absl::OkStatus();
     }
     case Verb::kEditServer:
@@ -160,12 +188,17 @@ absl::Status ApplyToServices(const Command& command,
             service->mutable_backends()->begin() + index);
         return absl::OkStatus();
       }
+      ASSIGN_OR_RETURN(ForwardingPlan plan,
+                       PlanForwarding(command, *service, found));
+      if (plan.switch_service) {
+        *service->mutable_forwarding() = plan.service_forwarding;
+      }
       Backend* backend = service->mutable_backends(index);
       backend->set_weight(
           command.backend.has_weight() ? command.backend.weight() : 1);
       backend->set_upper_threshold(command.backend.upper_threshold());
       backend->set_lower_threshold(command.backend.lower_threshold());
-      SetBackendForwarding(command, *service, backend);
+      backend->clear_forwarding();
       return absl::OkStatus();
     }
     default:

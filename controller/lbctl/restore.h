@@ -39,6 +39,26 @@ absl::StatusOr<std::vector<lb::v1::Service>> RestoreServices(
 // applied: IPIP for an unset tunnel type, 6080 for an unset GUE port).
 bool SameForwarding(const lb::v1::Forwarding& a, const lb::v1::Forwarding& b);
 
+// ForwardingPlan: how a real server's -g/-i/-m/--fullnat fits the
+// controller's rule of one forwarding method per service (the engine keeps
+// one per service). lbctl never stores a per-real-server override: the
+// real server follows its service.
+struct ForwardingPlan {
+  // The service takes the real server's method: it was given, differs from
+  // the service's, and the service has no other real server (ipvsadm's
+  // habit: -A without a method, then -a ... -m).
+  bool switch_service = false;
+  lb::v1::Forwarding service_forwarding;
+};
+
+// PlanForwarding: the plan for -a / -e of `command` on `service`;
+// `editing` is the real server -e changes (nullptr for -a).
+// FAILED_PRECONDITION, with the fix, when the method differs from the one
+// the service's other real servers use.
+absl::StatusOr<ForwardingPlan> PlanForwarding(const Command& command,
+                                              const lb::v1::Service& service,
+                                              const lb::v1::Backend* editing);
+
 // FindBackend: the real server of `service` at `address` whose port, the
 // VIP's when 0, equals `port`'s (also the VIP's when 0); nullptr if none.
 const lb::v1::Backend* FindBackend(const lb::v1::Service& service,

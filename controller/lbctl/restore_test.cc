@@ -19,7 +19,9 @@ using ::testing::IsEmpty;
 constexpr char kSaved[] =
     "-A -t 192.0.2.10:80 -s wlc -p 300 -M 255.255.255.0\n"
     "-a -t 192.0.2.10:80 -r 198.51.100.9:80 -g -w 3 -x 100 -y 50\n"
-    "-a -t 192.0.2.10:80 -r 198.51.100.11:8080 -m -w 1\n"
+    "-a -t 192.0.2.10:80 -r 198.51.100.11:80 -g -w 1\n"
+    "-A -t 192.0.2.20:80 -s rr -m\n"
+    "-a -t 192.0.2.20:80 -r 198.51.100.12:8080 -m -w 1\n"
     "-A -t [2001:db8::10]:443 -s mh -p 600 -M 64 -i --tun-type gue "
     "--gue-port 7000\n"
     "-a -t [2001:db8::10]:443 -r [2001:db8:1::2]:443 -i --tun-type gue "
@@ -30,7 +32,7 @@ constexpr char kSaved[] =
 TEST(RestoreServices, SaveOfARestoreIsTheInput) {
   ASSERT_OK_AND_ASSIGN(std::vector<lb::v1::Service> services,
                        RestoreServices(kSaved, "stdin", {}));
-  ASSERT_EQ(services.size(), 3u);
+  ASSERT_EQ(services.size(), 4u);
   EXPECT_EQ(FormatSave(services), kSaved);
 }
 
@@ -38,18 +40,57 @@ TEST(RestoreServices, NamesNewServicesAsTheControllerDoes) {
   ASSERT_OK_AND_ASSIGN(std::vector<lb::v1::Service> services,
                        RestoreServices(kSaved, "stdin", {}));
   EXPECT_EQ(services[0].name(), "tcp-192.0.2.10-80");
-  EXPECT_EQ(services[2].name(), "udp-192.0.2.53-53");
+  EXPECT_EQ(services[3].name(), "udp-192.0.2.53-53");
 }
 
-TEST(RestoreServices, ForwardingEqualToTheServicesIsLeftUnset) {
+TEST(RestoreServices, RealServersFollowTheServicesForwarding) {
   ASSERT_OK_AND_ASSIGN(std::vector<lb::v1::Service> services,
                        RestoreServices(kSaved, "stdin", {}));
-  // -g on a DR service: follows the service; -m: its own.
-  EXPECT_FALSE(services[0].backends(0).has_forwarding());
-  EXPECT_EQ(services[0].backends(1).forwarding().mode(),
-            lb::v1::FORWARDING_MODE_NAT);
-  EXPECT_FALSE(services[1].backends(0).has_forwarding());
-  EXPECT_FALSE(services[2].backends(0).has_forwarding());
+  for (const lb::v1::Service& service : services) {
+    for (const lb::v1::Backend& backend : service.backends()) {
+      EXPECT_FALSE(backend.has_forwarding()) << backend.address();
+    }
+  }
+  EXPECT_EQ(services[1].forwarding().mode(), lb::v1::FORWARDING_MODE_NAT);
+}
+
+// ipvsadm's habit: -A without a method, then -a ... -m: the first real
+// server's method becomes the service's.
+TEST(RestoreServices, FirstRealServerChoosesTheServicesMethod) {
+  ASSERT_OK_AND_ASSIGN(
+      std::vector<lb::v1::Service> services,
+      RestoreServices("-A -t 192.0.2.1:80 -s wlc\n"
+                      "-a -t 192.0.2.1:80 -r 198.51.100.2:8080 -m -w 1\n"
+                      "-a -t 192.0.2.1:80 -r 198.51.100.3:8080 -m -w 1\n",
+                      "stdin", {}));
+  EXPECT_EQ(services[0].forwarding().mode(), lb::v1::FORWARDING_MODE_NAT);
+  EXPECT_EQ(FormatSave(services),
+            "-A -t 192.0.2.1:80 -s wlc -m\n"
+            "-a -t 192.0.2.1:80 -r 198.51.100.2:8080 -m -w 1\n"
+            "-a -t 192.0.2.1:80 -r 198.51.100.3:8080 -m -w 1\n");
+  // -e of the only real server changes the service's method too.
+  ASSERT_OK_AND_ASSIGN(
+      services,
+      RestoreServices("-d -t 192.0.2.1:80 -r 198.51.100.3:8080\n"
+                      "-e -t 192.0.2.1:80 -r 198.51.100.2:8080 --fullnat\n",
+                      "stdin", services));
+  EXPECT_EQ(services[0].forwarding().mode(), lb::v1::FORWARDING_MODE_FULLNAT);
+}
+
+TEST(RestoreServices, OneForwardingMethodPerService) {
+  EXPECT_THAT(
+      RestoreServices("-A -t 192.0.2.1:80\n"
+                      "-a -t 192.0.2.1:80 -r 198.51.100.2 -g\n"
+                      "-a -t 192.0.2.1:80 -r 198.51.100.3 -m\n",
+                      "stdin", {})
+          .status(),
+      StatusIs(absl::StatusCode::kFailedPrecondition,
+               HasSubstr("stdin:3: -a: real server 198.51.100.3:80 would use "
+                         "Masq (-m) but TCP 192.0.2.1:80 forwards with Route "
+                         "(-g); anylb keeps one forwarding method per "
+                         "service: change the service's with -E -t "
+                         "192.0.2.1:80 -m (its real servers follow), or use "
+                         "a service of its own")));
 }
 
 TEST(RestoreServices, AppliesEditsAndDeletesInOrder) {
@@ -59,8 +100,9 @@ TEST(RestoreServices, AppliesEditsAndDeletesInOrder) {
       services, RestoreServices("# comment\n\n"
                                 "-E -t 192.0.2.10:80 -s rr\n"
                                 "-e -t 192.0.2.10:80 -r 198.51.100.9 -w 7\n"
-                                "-d -t 192.0.2.10:80 -r 198.51.100.11:8080\n"
-                                "-D -u 192.0.2.53:53\n",
+                                "-d -t 192.0.2.10:80 -r 198.51.100.11\n"
+                                "-D -u 192.0.2.53:53\n"
+                                "-D -t 192.0.2.20:80\n",
                                 "stdin", services));
   EXPECT_EQ(FormatSave(services),
             "-A -t 192.0.2.10:80 -s rr\n"

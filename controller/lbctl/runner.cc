@@ -12,6 +12,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/config/config_yaml.h"
@@ -124,7 +126,11 @@ absl::Status Runner::RpcError(const Command& command,
                               const std::string& not_found,
                               const std::string& already_exists) const {
   std::string prefix = absl::StrCat(command.spelling, ": ");
-  std::string detail = status.error_message();
+  // The controller lists every problem on its own line; lbctl's error is
+  // one line.
+  std::string detail = absl::StrJoin(
+      absl::StrSplit(status.error_message(), '\n', absl::SkipWhitespace()),
+      "; ");
   std::string text;
   switch (status.error_code()) {
     case grpc::StatusCode::UNAVAILABLE:
@@ -214,8 +220,7 @@ absl::Status Runner::Dispatch(const Command& command) {
 }
 
 std::string MissingService(const Command& command) {
-  return absl::StrCat(command.spelling, ": service ",
-                      ServiceLabel(*command.virtual_address),
+  return absl::StrCat("service ", ServiceLabel(*command.virtual_address),
                       " does not exist (add it with -A first)");
 }
 
@@ -226,10 +231,10 @@ absl::Status Runner::AddService(const Command& command) {
   grpc::Status status =
       stub_->CreateService(NewContext().get(), request, &response);
   if (!status.ok()) {
-    return RpcError(command, status, "",
-                    absl::StrCat(command.spelling, ": service ",
-                                 ServiceLabel(*command.virtual_address),
-                                 " already exists (change it with -E)"));
+    return RpcError(
+        command, status, "",
+        absl::StrCat("service ", ServiceLabel(*command.virtual_address),
+                     " already exists (change it with -E)"));
   }
   if (options_.output == OutputFormat::kJson) out_ << ToJson(response);
   return absl::OkStatus();
@@ -275,28 +280,55 @@ absl::StatusOr<lb::v1::Service> Runner::GetService(const Command& command) {
   return response.service();
 }
 
+absl::Status Runner::SetServiceForwarding(
+    const Command& command, const lb::v1::Forwarding& forwarding) {
+  lb::v1::UpdateServiceRequest request;
+  *request.mutable_selector() = SelectorOf(*command.virtual_address);
+  *request.mutable_service()->mutable_forwarding() = forwarding;
+  request.mutable_update_mask()->add_paths("forwarding");
+  lb::v1::ServiceResponse response;
+  grpc::Status status =
+      stub_->UpdateService(NewContext().get(), request, &response);
+  if (!status.ok()) {
+    return RpcError(command, status, MissingService(command), "");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Runner::AddServer(const Command& command) {
   ASSIGN_OR_RETURN(lb::v1::Service service, GetService(command));
   std::string already = absl::StrCat(
-      command.spelling, ": real server ", ServerLabel(command, service),
-      " is already in ", ServiceLabel(*command.virtual_address),
-      " (change it with -e)");
+      "real server ", ServerLabel(command, service), " is already in ",
+      ServiceLabel(*command.virtual_address), " (change it with -e)");
   if (FindBackend(service, command.backend.address(), command.backend.port()) !=
       nullptr) {
-    return absl::AlreadyExistsError(already);
+    return absl::AlreadyExistsError(
+        absl::StrCat(command.spelling, ": ", already));
+  }
+  absl::StatusOr<ForwardingPlan> plan =
+      PlanForwarding(command, service, nullptr);
+  if (!plan.ok()) {
+    return absl::Status(
+        plan.status().code(),
+        absl::StrCat(command.spelling, ": ", plan.status().message()));
+  }
+  if (plan->switch_service) {
+    // The service's first real server chooses its method, as with
+    // ipvsadm; the real server then follows the service.
+    RETURN_IF_ERROR(SetServiceForwarding(command, plan->service_forwarding));
   }
   lb::v1::AddBackendRequest request;
   *request.mutable_selector() = SelectorOf(*command.virtual_address);
   *request.mutable_backend() = command.backend;
-  // -g/-i/-m equal to the service's: the real server follows the service.
-  if (!command.backend_forwarding_given ||
-      SameForwarding(command.backend.forwarding(), service.forwarding())) {
-    request.mutable_backend()->clear_forwarding();
-  }
+  request.mutable_backend()->clear_forwarding();
   lb::v1::ServiceResponse response;
   grpc::Status status =
       stub_->AddBackend(NewContext().get(), request, &response);
   if (!status.ok()) {
+    if (plan->switch_service) {
+      // Best effort: leave the service as it was.
+      SetServiceForwarding(command, service.forwarding()).IgnoreError();
+    }
     return RpcError(command, status, MissingService(command), already);
   }
   if (options_.output == OutputFormat::kJson) out_ << ToJson(response);
@@ -306,39 +338,53 @@ absl::Status Runner::AddServer(const Command& command) {
 absl::Status Runner::EditServer(const Command& command) {
   ASSIGN_OR_RETURN(lb::v1::Service service, GetService(command));
   std::string missing =
-      absl::StrCat(command.spelling, ": real server ",
-                   ServerLabel(command, service), " is not in ",
+      absl::StrCat("real server ", ServerLabel(command, service), " is not in ",
                    ServiceLabel(*command.virtual_address), " (add it with -a)");
   const lb::v1::Backend* found =
       FindBackend(service, command.backend.address(), command.backend.port());
-  if (found == nullptr) return absl::NotFoundError(missing);
+  if (found == nullptr) {
+    return absl::NotFoundError(absl::StrCat(command.spelling, ": ", missing));
+  }
+  absl::StatusOr<ForwardingPlan> plan = PlanForwarding(command, service, found);
+  if (!plan.ok()) {
+    return absl::Status(
+        plan.status().code(),
+        absl::StrCat(command.spelling, ": ", plan.status().message()));
+  }
   lb::v1::UpdateBackendRequest request;
   *request.mutable_selector() = SelectorOf(*command.virtual_address);
   lb::v1::Backend* backend = request.mutable_backend();
   *backend = command.backend;
   backend->set_address(found->address());
   backend->set_port(found->port());
-  if (!command.backend_forwarding_given ||
-      SameForwarding(command.backend.forwarding(), service.forwarding())) {
-    backend->clear_forwarding();
-  }
+  backend->clear_forwarding();
   *request.mutable_update_mask() = MaskOf(command.backend_fields);
+  if (plan->switch_service) {
+    RETURN_IF_ERROR(SetServiceForwarding(command, plan->service_forwarding));
+  }
   lb::v1::ServiceResponse response;
   grpc::Status status =
       stub_->UpdateBackend(NewContext().get(), request, &response);
-  if (!status.ok()) return RpcError(command, status, missing, "");
+  if (!status.ok()) {
+    if (plan->switch_service) {
+      SetServiceForwarding(command, service.forwarding()).IgnoreError();
+    }
+    return RpcError(command, status, missing, "");
+  }
   if (options_.output == OutputFormat::kJson) out_ << ToJson(response);
   return absl::OkStatus();
 }
 
 absl::Status Runner::DeleteServer(const Command& command) {
   ASSIGN_OR_RETURN(lb::v1::Service service, GetService(command));
-  std::string missing = absl::StrCat(
-      command.spelling, ": real server ", ServerLabel(command, service),
-      " is not in ", ServiceLabel(*command.virtual_address));
+  std::string missing =
+      absl::StrCat("real server ", ServerLabel(command, service), " is not in ",
+                   ServiceLabel(*command.virtual_address));
   const lb::v1::Backend* found =
       FindBackend(service, command.backend.address(), command.backend.port());
-  if (found == nullptr) return absl::NotFoundError(missing);
+  if (found == nullptr) {
+    return absl::NotFoundError(absl::StrCat(command.spelling, ": ", missing));
+  }
   lb::v1::RemoveBackendRequest request;
   *request.mutable_selector() = SelectorOf(*command.virtual_address);
   request.set_address(found->address());
@@ -543,12 +589,11 @@ absl::Status Runner::Drain(const Command& command, bool drain) {
     status = stub_->UndrainNode(NewContext().get(), request, &response);
   }
   if (!status.ok()) {
-    return RpcError(
-        command, status,
-        absl::StrCat(command.spelling, ": node \"", command.node_name,
-                     "\" is not registered (lbctl nodes lists "
-                     "them)"),
-        "");
+    return RpcError(command, status,
+                    absl::StrCat("node \"", command.node_name,
+                                 "\" is not registered (lbctl nodes lists "
+                                 "them)"),
+                    "");
   }
   if (options_.output == OutputFormat::kJson) {
     out_ << ToJson(response);

@@ -78,6 +78,9 @@ class Runner {
   absl::Status Drain(const Command& command, bool drain);
   absl::Status ShowStatus(const Command& command);
 
+  // SetServiceForwarding: UpdateService of the forwarding only.
+  absl::Status SetServiceForwarding(const Command& command,
+                                    const lb::v1::Forwarding& forwarding);
   // GetService for the real-server verbs, with their not-found message.
   absl::StatusOr<lb::v1::Service> GetService(const Command& command);
   absl::StatusOr<lb::v1::GetStatsResponse> GetStats(const Command& command);
