@@ -744,38 +744,43 @@ void Engine::ProcessBatch(std::span<Packet> packets, FlowClock now) {
                                                   FlowClock now) {
   const ParsedPacket& p = prepared.parsed.packet;
   const EngineSnapshot& snap = *snapshot_;
-  if (!snap.UsesNat() || p.is_icmp_error) {
-    return ProcessFlow(buffer, headroom, frame_len, p, prepared.key,
-                       prepared.port, prepared.hash, now);
-  }
-  const uint8_t* const frame = buffer.data() + headroom;
-  if (!p.has_l4_header()) {
-    // A later fragment: the record of its first, if it was translated.
-    const FragmentRewrite* const r =
-        fragments_->Lookup(FragmentKeyOf(frame, p), now.micros);
-    if (r != nullptr && r->epoch == epoch_) {
-      return LaterFragment(buffer, headroom, frame_len, p, *r);
+  // DR/TUN fragments (and anything without NAT in the snapshot) go by the
+  // prepared 3-tuple key.
+  const FlowKey* key = &prepared.key;
+  uint16_t port = prepared.port;
+  uint32_t hash = prepared.hash;
+  FlowKey five_tuple;
+  if (snap.UsesNat() && !p.is_icmp_error) {
+    const uint8_t* const frame = buffer.data() + headroom;
+    if (!p.has_l4_header()) {
+      // A later fragment: the record of its first, if it was translated;
+      // else a DR/TUN flow's (3-tuple), or unmatched (ProcessFlow drops
+      // it).
+      const FragmentRewrite* const r =
+          fragments_->Lookup(FragmentKeyOf(frame, p), now.micros);
+      if (r != nullptr && r->epoch == epoch_) {
+        return LaterFragment(buffer, headroom, frame_len, p, *r);
+      }
+    } else {
+      // A first fragment: NAT/FULLNAT flows (and their replies) are keyed
+      // by the 5-tuple, as unfragmented packets. A destination with no
+      // service at all (a NAT reply, the kernel's traffic, a VIP without
+      // this port) is looked up by the 5-tuple too: it can only match a
+      // NAT reply entry.
+      five_tuple = prepared.key;
+      five_tuple.src_port = p.src_port;
+      five_tuple.dst_port = p.dst_port;
+      const int service = snap.Find(EngineSnapshot::MakeServiceKey(
+          five_tuple.dst.data(), five_tuple.family, p.dst_port,
+          five_tuple.protocol));
+      if (service < 0 || IsNatMode(snap.services()[service].mode)) {
+        key = &five_tuple;
+        port = p.dst_port;
+        hash = flows_->Hash(five_tuple);
+      }
     }
-    // Else a DR/TUN flow's (3-tuple), or unmatched (ProcessFlow drops it).
-    return ProcessFlow(buffer, headroom, frame_len, p, prepared.key,
-                       prepared.port, prepared.hash, now);
   }
-  // A first fragment: NAT/FULLNAT flows (and their replies) are keyed by
-  // the 5-tuple, as unfragmented packets; DR/TUN fragment flows by the
-  // 3-tuple. A destination with no service at all (a NAT reply, the
-  // kernel's traffic, a VIP without this port) is looked up by the 5-tuple:
-  // it can only match a NAT reply entry.
-  FlowKey key = prepared.key;
-  key.src_port = p.src_port;
-  key.dst_port = p.dst_port;
-  const int service = snap.Find(EngineSnapshot::MakeServiceKey(
-      key.dst.data(), key.family, p.dst_port, key.protocol));
-  if (service >= 0 && !IsNatMode(snap.services()[service].mode)) {
-    return ProcessFlow(buffer, headroom, frame_len, p, prepared.key,
-                       prepared.port, prepared.hash, now);
-  }
-  return ProcessFlow(buffer, headroom, frame_len, p, key, p.dst_port,
-                     flows_->Hash(key), now);
+  return ProcessFlow(buffer, headroom, frame_len, p, *key, port, hash, now);
 }
 
 FragmentKey Engine::FragmentKeyOf(const uint8_t* frame, const ParsedPacket& p) {
