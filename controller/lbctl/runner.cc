@@ -546,10 +546,12 @@ absl::Status Runner::Apply(const Command& command) {
     config = config::LoadConfigFile(command.file);
   }
   if (!config.ok()) {
-    // The parser lists every problem, one per line; keep the first line
-    // of the message on lbctl's line and the rest after it.
-    return UsageFailure(absl::InvalidArgumentError(
-        absl::StrCat("apply: ", config.status().message())));
+    // The parser lists every problem on its own line (each with its
+    // file:line:column); lbctl's error is one line.
+    return UsageFailure(absl::InvalidArgumentError(absl::StrCat(
+        "apply: ", absl::StrJoin(absl::StrSplit(config.status().message(), '\n',
+                                                absl::SkipWhitespace()),
+                                 "; "))));
   }
   lb::v1::ApplyServicesRequest request;
   *request.mutable_services() = config->services();
