@@ -2,8 +2,9 @@
 // it starts, its VIP reaches BGP with the link bandwidth of node.weight and
 // the service's community; GET /admin/announce and /metrics say so;
 // POST /admin/drain lowers the weight (GSHUT, 1 Mbit/s) and withdraws after
-// node.drain_period; POST /admin/undrain restores; a worker thread stopped
-// with ptrace (a real stall, no hook in lbnode) withdraws the VIP within
+// node.drain_period; POST /admin/undrain restores; a new weight by SIGHUP; a
+// worker thread stopped with ptrace (a real stall, no hook in lbnode) withdraws
+// the VIP within
 // --liveness_timeout and it returns when the worker runs; kill -9 of
 // lbnode removes the device, and BGP withdraws. (Multi-node routing with a
 // router is tests/integration/routing_test.) Needs root (tags local, netns).
@@ -247,6 +248,24 @@ TEST(LbnodeAnnounce, AnnouncesDrainsStallsAndWithdrawsWhenKilled) {
       absl::Seconds(10)))
       << bgp();
 
+  // A new weight in the file, SIGHUP: the bandwidth follows, in place.
+  {
+    std::string text = kLbnodeConfig;
+    text.replace(text.find("weight: 30"), 10, "weight: 60");
+    text.replace(text.find("revision: 1"), 11, "revision: 2");
+    std::ofstream out(config);
+    out << text;
+  }
+  ASSERT_EQ(kill(lbnode->pid(), SIGHUP), 0);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return absl::StrContains(bgp(), "LB:65001:7500000 (60.000 Mbps)");
+      },
+      absl::Seconds(10)))
+      << bgp() << "\nlbnode log:\n"
+      << ReadFile(log);
+  EXPECT_THAT(curl("/admin/announce"), HasSubstr("\"weight\":60"));
+
   // A stuck worker: stop lbnode's threads one at a time until the one whose
   // stop makes the dataplane idle (a worker) is found; the VIP must be
   // withdrawn within the liveness timeout (1 s) and come back once it runs.
@@ -269,7 +288,7 @@ TEST(LbnodeAnnounce, AnnouncesDrainsStallsAndWithdrawsWhenKilled) {
   EXPECT_THAT(curl("/admin/announce"), HasSubstr("dataplane stalled"));
   EXPECT_THAT(curl("/metrics"), HasSubstr("anylb_dataplane_live 0"));
   stalled.reset();  // The worker runs again.
-  EXPECT_TRUE(WaitFor([&] { return absl::StrContains(bgp(), "(30.000 Mbps)"); },
+  EXPECT_TRUE(WaitFor([&] { return absl::StrContains(bgp(), "(60.000 Mbps)"); },
                       absl::Seconds(10)))
       << bgp();
   EXPECT_THAT(curl("/metrics"), HasSubstr("anylb_dataplane_live 1"));
