@@ -321,6 +321,30 @@ TEST(ParseCommandLine, ConnectionFlagsOverrideTheEnvironment) {
   EXPECT_EQ(defaults.output, OutputFormat::kTable);
 }
 
+TEST(ParseCommandLine, SpellingVariants) {
+  // --token-file and --token_file; "--" ends the options.
+  ASSERT_OK_AND_ASSIGN(Invocation hyphen, Parse("-L --token-file /t"));
+  EXPECT_EQ(hyphen.connection.token_file, "/t");
+  // -p followed by an option takes the default; bundled -p600 a value.
+  ASSERT_OK_AND_ASSIGN(Invocation bare, Parse("-A -t 192.0.2.1:80 -p -s rr"));
+  EXPECT_EQ(bare.command.service.persistence().timeout().seconds(), 300);
+  EXPECT_EQ(bare.command.service.scheduler(), lb::v1::SCHEDULER_RR);
+  ASSERT_OK_AND_ASSIGN(Invocation eq,
+                       Parse("-A -t 192.0.2.1:80 --persistent=45"));
+  EXPECT_EQ(eq.command.service.persistence().timeout().seconds(), 45);
+  // An IPv6 VIP without a port, bracketed.
+  ASSERT_OK_AND_ASSIGN(Invocation v6, Parse("-A -t [2001:db8::1] -p"));
+  EXPECT_EQ(v6.command.service.port(), 0u);
+  EXPECT_EQ(v6.command.service.vip(), "2001:db8::1");
+  // Globals before a subcommand, with their values as separate words.
+  ASSERT_OK_AND_ASSIGN(Invocation nodes, Parse("-o json --timeout 2s nodes"));
+  EXPECT_EQ(nodes.command.verb, Verb::kNodes);
+  EXPECT_EQ(nodes.output, OutputFormat::kJson);
+  EXPECT_EQ(nodes.connection.timeout, absl::Seconds(2));
+  ASSERT_OK_AND_ASSIGN(Invocation stdin_apply, Parse("apply --filename -"));
+  EXPECT_EQ(stdin_apply.command.file, "-");
+}
+
 // --- Refusals: exit 2 with a message naming the option and the fix ---
 
 struct BadCase {
