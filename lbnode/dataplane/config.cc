@@ -101,17 +101,6 @@ absl::Status ValidateService(const NodeConfig& node, ServiceConfig& s) {
 
 }  // namespace
 
-ServiceKey EngineSnapshot::MakeServiceKey(const uint8_t* address,
-                                          IpFamily family, uint16_t port,
-                                          uint8_t protocol) {
-  ServiceKey key;
-  std::memcpy(key.address.data(), address, family == IpFamily::kV4 ? 4 : 16);
-  key.family = family;
-  key.port = port;
-  key.protocol = protocol;
-  return key;
-}
-
 absl::StatusOr<std::shared_ptr<const EngineSnapshot>> EngineSnapshot::Create(
     NodeConfig node, std::vector<ServiceConfig> services) {
   if (node.has_tunnel_source_v4 && !node.tunnel_source_v4.is_v4()) {

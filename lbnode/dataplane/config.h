@@ -173,9 +173,17 @@ class EngineSnapshot {
   // UsesNat: some service uses NAT or FULLNAT.
   bool UsesNat() const { return uses_nat_; }
 
-  // MakeServiceKey builds a key from raw address bytes (4 or 16).
+  // MakeServiceKey builds a key from raw address bytes (4 or 16). Inline:
+  // every flow miss builds one.
   static ServiceKey MakeServiceKey(const uint8_t* address, IpFamily family,
-                                   uint16_t port, uint8_t protocol);
+                                   uint16_t port, uint8_t protocol) {
+    ServiceKey key;
+    std::memcpy(key.address.data(), address, family == IpFamily::kV4 ? 4 : 16);
+    key.family = family;
+    key.port = port;
+    key.protocol = protocol;
+    return key;
+  }
 
  private:
   EngineSnapshot() = default;
