@@ -160,42 +160,61 @@ void ControllerService::Record(const std::string& method, grpc::StatusCode code,
   stats.seconds += absl::ToDoubleSeconds(elapsed);
 }
 
+grpc::Status ControllerService::EditService(
+    const grpc::ServerContext& context, const char* method,
+    lb::v1::ServiceResponse* response,
+    absl::FunctionRef<absl::StatusOr<std::string>(StoreState&)> edit) {
+  Call call(this, context, method);
+  if (!call.authorized()) return call.Refused();
+  std::string name;
+  absl::StatusOr<CommitResult> result = Edit([&](StoreState& s) {
+    ASSIGN_OR_RETURN(name, edit(s));
+    return absl::OkStatus();
+  });
+  if (!result.ok()) return call.Finish(result.status());
+  *response->mutable_service() = result->state->services.at(name);
+  response->set_revision(result->state->revision);
+  if (result->changed) {
+    LB_LOG(kInfo) << method << ": " << Describe(response->service())
+                  << " at revision " << response->revision();
+  }
+  return call.Finish(grpc::Status::OK);
+}
+
+grpc::Status ControllerService::EditNode(
+    const grpc::ServerContext& context, const char* method,
+    const std::string& node_name, lb::v1::NodeResponse* response,
+    absl::FunctionRef<absl::Status(StoreState&)> edit) {
+  Call call(this, context, method);
+  if (!call.authorized()) return call.Refused();
+  absl::StatusOr<CommitResult> result = Edit(edit);
+  if (!result.ok()) return call.Finish(result.status());
+  if (result->changed) {
+    LB_LOG(kInfo) << method << ": node " << node_name << " at revision "
+                  << result->state->revision;
+  }
+  response->set_revision(result->state->revision);
+  return call.Finish(
+      FillNode(*result->state, node_name, response->mutable_node()));
+}
+
 // --- Services ---
 
 grpc::Status ControllerService::CreateService(
     grpc::ServerContext* context, const lb::v1::CreateServiceRequest* request,
     lb::v1::ServiceResponse* response) {
-  Call call(this, *context, "CreateService");
-  if (!call.authorized()) return call.Refused();
-  std::string name;
-  absl::StatusOr<CommitResult> result = Edit([&](StoreState& s) {
-    ASSIGN_OR_RETURN(name, controller::CreateService(s, request->service()));
-    return absl::OkStatus();
+  return EditService(*context, "CreateService", response, [&](StoreState& s) {
+    return controller::CreateService(s, request->service());
   });
-  if (!result.ok()) return call.Finish(result.status());
-  *response->mutable_service() = result->state->services.at(name);
-  response->set_revision(result->state->revision);
-  LB_LOG(kInfo) << "created " << Describe(response->service())
-                << " at revision " << response->revision();
-  return call.Finish(grpc::Status::OK);
 }
 
 grpc::Status ControllerService::UpdateService(
     grpc::ServerContext* context, const lb::v1::UpdateServiceRequest* request,
     lb::v1::ServiceResponse* response) {
-  Call call(this, *context, "UpdateService");
-  if (!call.authorized()) return call.Refused();
-  std::string name;
-  absl::StatusOr<CommitResult> result = Edit([&](StoreState& s) {
-    ASSIGN_OR_RETURN(name, controller::UpdateService(s, request->selector(),
-                                                     request->service(),
-                                                     request->update_mask()));
-    return absl::OkStatus();
+  return EditService(*context, "UpdateService", response, [&](StoreState& s) {
+    return controller::UpdateService(s, request->selector(), request->service(),
+                                     request->update_mask());
   });
-  if (!result.ok()) return call.Finish(result.status());
-  *response->mutable_service() = result->state->services.at(name);
-  response->set_revision(result->state->revision);
-  return call.Finish(grpc::Status::OK);
 }
 
 grpc::Status ControllerService::DeleteService(
@@ -242,54 +261,27 @@ grpc::Status ControllerService::ListServices(
 grpc::Status ControllerService::AddBackend(
     grpc::ServerContext* context, const lb::v1::AddBackendRequest* request,
     lb::v1::ServiceResponse* response) {
-  Call call(this, *context, "AddBackend");
-  if (!call.authorized()) return call.Refused();
-  std::string name;
-  absl::StatusOr<CommitResult> result = Edit([&](StoreState& s) {
-    ASSIGN_OR_RETURN(name, controller::AddBackend(s, request->selector(),
-                                                  request->backend()));
-    return absl::OkStatus();
+  return EditService(*context, "AddBackend", response, [&](StoreState& s) {
+    return controller::AddBackend(s, request->selector(), request->backend());
   });
-  if (!result.ok()) return call.Finish(result.status());
-  *response->mutable_service() = result->state->services.at(name);
-  response->set_revision(result->state->revision);
-  return call.Finish(grpc::Status::OK);
 }
 
 grpc::Status ControllerService::UpdateBackend(
     grpc::ServerContext* context, const lb::v1::UpdateBackendRequest* request,
     lb::v1::ServiceResponse* response) {
-  Call call(this, *context, "UpdateBackend");
-  if (!call.authorized()) return call.Refused();
-  std::string name;
-  absl::StatusOr<CommitResult> result = Edit([&](StoreState& s) {
-    ASSIGN_OR_RETURN(name, controller::UpdateBackend(s, request->selector(),
-                                                     request->backend(),
-                                                     request->update_mask()));
-    return absl::OkStatus();
+  return EditService(*context, "UpdateBackend", response, [&](StoreState& s) {
+    return controller::UpdateBackend(s, request->selector(), request->backend(),
+                                     request->update_mask());
   });
-  if (!result.ok()) return call.Finish(result.status());
-  *response->mutable_service() = result->state->services.at(name);
-  response->set_revision(result->state->revision);
-  return call.Finish(grpc::Status::OK);
 }
 
 grpc::Status ControllerService::RemoveBackend(
     grpc::ServerContext* context, const lb::v1::RemoveBackendRequest* request,
     lb::v1::ServiceResponse* response) {
-  Call call(this, *context, "RemoveBackend");
-  if (!call.authorized()) return call.Refused();
-  std::string name;
-  absl::StatusOr<CommitResult> result = Edit([&](StoreState& s) {
-    ASSIGN_OR_RETURN(
-        name, controller::RemoveBackend(s, request->selector(),
-                                        request->address(), request->port()));
-    return absl::OkStatus();
+  return EditService(*context, "RemoveBackend", response, [&](StoreState& s) {
+    return controller::RemoveBackend(s, request->selector(), request->address(),
+                                     request->port());
   });
-  if (!result.ok()) return call.Finish(result.status());
-  *response->mutable_service() = result->state->services.at(name);
-  response->set_revision(result->state->revision);
-  return call.Finish(grpc::Status::OK);
 }
 
 grpc::Status ControllerService::ApplyServices(
@@ -541,50 +533,31 @@ grpc::Status ControllerService::ListNodes(grpc::ServerContext* context,
 grpc::Status ControllerService::UpdateNode(
     grpc::ServerContext* context, const lb::v1::UpdateNodeRequest* request,
     lb::v1::NodeResponse* response) {
-  Call call(this, *context, "UpdateNode");
-  if (!call.authorized()) return call.Refused();
-  absl::StatusOr<CommitResult> result = Edit([&](StoreState& s) {
-    return controller::UpdateNode(s, request->settings(),
-                                  request->update_mask());
-  });
-  if (!result.ok()) return call.Finish(result.status());
-  response->set_revision(result->state->revision);
-  return call.Finish(FillNode(*result->state, request->settings().node_name(),
-                              response->mutable_node()));
+  return EditNode(*context, "UpdateNode", request->settings().node_name(),
+                  response, [&](StoreState& s) {
+                    return controller::UpdateNode(s, request->settings(),
+                                                  request->update_mask());
+                  });
 }
 
 grpc::Status ControllerService::DrainNode(
     grpc::ServerContext* context, const lb::v1::DrainNodeRequest* request,
     lb::v1::NodeResponse* response) {
-  Call call(this, *context, "DrainNode");
-  if (!call.authorized()) return call.Refused();
-  absl::StatusOr<CommitResult> result = Edit([&](StoreState& s) {
-    return SetAdminState(s, request->node_name(),
-                         lb::v1::NODE_ADMIN_STATE_DRAINED);
-  });
-  if (!result.ok()) return call.Finish(result.status());
-  LB_LOG(kInfo) << "node " << request->node_name() << " drained at revision "
-                << result->state->revision;
-  response->set_revision(result->state->revision);
-  return call.Finish(
-      FillNode(*result->state, request->node_name(), response->mutable_node()));
+  return EditNode(*context, "DrainNode", request->node_name(), response,
+                  [&](StoreState& s) {
+                    return SetAdminState(s, request->node_name(),
+                                         lb::v1::NODE_ADMIN_STATE_DRAINED);
+                  });
 }
 
 grpc::Status ControllerService::UndrainNode(
     grpc::ServerContext* context, const lb::v1::UndrainNodeRequest* request,
     lb::v1::NodeResponse* response) {
-  Call call(this, *context, "UndrainNode");
-  if (!call.authorized()) return call.Refused();
-  absl::StatusOr<CommitResult> result = Edit([&](StoreState& s) {
-    return SetAdminState(s, request->node_name(),
-                         lb::v1::NODE_ADMIN_STATE_ACTIVE);
-  });
-  if (!result.ok()) return call.Finish(result.status());
-  LB_LOG(kInfo) << "node " << request->node_name() << " undrained at revision "
-                << result->state->revision;
-  response->set_revision(result->state->revision);
-  return call.Finish(
-      FillNode(*result->state, request->node_name(), response->mutable_node()));
+  return EditNode(*context, "UndrainNode", request->node_name(), response,
+                  [&](StoreState& s) {
+                    return SetAdminState(s, request->node_name(),
+                                         lb::v1::NODE_ADMIN_STATE_ACTIVE);
+                  });
 }
 
 // --- Metrics ---

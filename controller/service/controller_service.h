@@ -134,6 +134,16 @@ class ControllerService final : public lb::v1::Controller::Service {
   // Edit commits `edit` followed by Validate.
   absl::StatusOr<CommitResult> Edit(
       absl::FunctionRef<absl::Status(StoreState&)> edit);
+  // EditService / EditNode: the common shape of the RPCs that change one
+  // service (answering with it) or one node (answering with it).
+  grpc::Status EditService(
+      const grpc::ServerContext& context, const char* method,
+      lb::v1::ServiceResponse* response,
+      absl::FunctionRef<absl::StatusOr<std::string>(StoreState&)> edit);
+  grpc::Status EditNode(const grpc::ServerContext& context, const char* method,
+                        const std::string& node_name,
+                        lb::v1::NodeResponse* response,
+                        absl::FunctionRef<absl::Status(StoreState&)> edit);
   // CheckNodeIdentity: in enforced mode a node may only act as itself.
   absl::Status CheckNodeIdentity(const grpc::ServerContext& context,
                                  const std::string& node_name) const;
