@@ -61,7 +61,7 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
                                                  httplib::Response& res) {
                     HttpResponse answer = h(req.body);
                     res.status = answer.status;
-                    res.set_content(answer.body, answer.content_type.c_str());
+                    res.set_content(answer.body, answer.content_type);
                   });
       continue;
     }
@@ -82,7 +82,7 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
                    }
                    HttpResponse answer = h(body);
                    res.status = answer.status;
-                   res.set_content(answer.body, answer.content_type.c_str());
+                   res.set_content(answer.body, answer.content_type);
                  });
   }
 

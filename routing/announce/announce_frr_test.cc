@@ -9,11 +9,11 @@
 
 #include <fcntl.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <functional>
 #include <memory>
 #include <string>
@@ -249,7 +249,8 @@ TEST_F(AnnounceFrrTest, WeightChangeUpdatesTheRouteMapWithoutAGap) {
 
   // Poll bgpd while the weight changes: the route must never be missing.
   std::atomic<bool> stop{false};
-  std::atomic<int> polls{0}, missing{0};
+  std::atomic<int> polls{0};
+  std::atomic<int> missing{0};
   std::thread poller([&] {
     while (!stop) {
       if (!BgpHas("192.0.2.10/32")) ++missing;

@@ -192,7 +192,7 @@ void Announcer::Step() {
     if (st.wanted) wanted.insert(st.vip);
   }
   for (auto it = installed_.begin(); it != installed_.end();) {
-    if (wanted.count(*it) != 0) {
+    if (wanted.contains(*it)) {
       ++it;
       continue;
     }
@@ -207,7 +207,7 @@ void Announcer::Step() {
     }
   }
   for (const IpAddress& vip : wanted) {
-    if (installed_.count(vip) != 0) continue;
+    if (installed_.contains(vip)) continue;
     absl::Status status = routes_->Add(vip);
     if (status.ok()) {
       LB_LOG(kInfo) << "VIP " << vip << " announced";
@@ -217,7 +217,7 @@ void Announcer::Step() {
       LB_LOG(kError) << status;
     }
   }
-  for (VipState& st : states) st.announced = installed_.count(st.vip) != 0;
+  for (VipState& st : states) st.announced = installed_.contains(st.vip);
 
   AnnounceStatus s;
   s.drained = drained;
@@ -287,7 +287,7 @@ std::string Announcer::StatusJson() const {
       &out, ",\"weight\":", s.weight, ",\"bandwidth_mbps\":", s.bandwidth_mbps,
       ",\"dataplane_live\":", Bool(s.dataplane_live),
       ",\"dataplane_idle_seconds\":", absl::ToDoubleSeconds(s.dataplane_idle),
-      ",\"frr\":{\"in_sync\":", Bool(s.frr_in_sync),
+      R"(,"frr":{"in_sync":)", Bool(s.frr_in_sync),
       ",\"applies\":", s.frr_applies, ",\"apply_errors\":", s.frr_apply_errors,
       ",\"last_error\":", JsonString(s.frr_last_error),
       "},\"route_errors\":", s.route_errors, ",\"vips\":[");

@@ -58,7 +58,7 @@ class FakeFrr : public Vtysh {
       const std::string& daemon,
       const std::vector<std::string>& commands) override {
     ++calls;
-    if (down.count(daemon) != 0) {
+    if (down.contains(daemon)) {
       return absl::UnavailableError(
           absl::StrCat("vtysh -d ", daemon, ": ", daemon, " is not running"));
     }
@@ -124,7 +124,7 @@ class HealthMap : public HealthSource {
  public:
   bool IsHealthy(const std::string& service,
                  const AnnounceBackend& backend) const override {
-    return unhealthy.count(absl::StrCat(service, "/", backend.address)) == 0;
+    return !unhealthy.contains(absl::StrCat(service, "/", backend.address));
   }
   std::set<std::string> unhealthy;
 };
@@ -154,7 +154,7 @@ class AnnouncerTest : public ::testing::Test {
   }
 
   static AnnounceService Service(const char* name, const char* vip,
-                                 std::vector<uint32_t> weights) {
+                                 const std::vector<uint32_t>& weights) {
     AnnounceService s;
     s.name = name;
     s.vip = Ip(vip);

@@ -140,7 +140,8 @@ absl::StatusOr<uint32_t> ParseCommunity(std::string_view text) {
   }
   std::vector<absl::string_view> parts =
       absl::StrSplit(absl::string_view(text.data(), text.size()), ':');
-  uint32_t high = 0, low = 0;
+  uint32_t high = 0;
+  uint32_t low = 0;
   if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &high) ||
       !absl::SimpleAtoi(parts[1], &low) || high > 0xFFFF || low > 0xFFFF) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -173,6 +174,7 @@ std::string CanonicalLine(std::string_view line) {
   std::sort(values.begin(), values.end());
   values.erase(std::unique(values.begin(), values.end()), values.end());
   std::vector<std::string> words;
+  words.reserve(values.size());
   for (uint32_t v : values) words.push_back(CommunityText(v));
   return absl::StrCat("set community ", absl::StrJoin(words, " "));
 }
@@ -219,8 +221,9 @@ absl::StatusOr<OwnedConfig> DesiredConfig(const FrrIntent& intent,
     std::set<std::string>& lines =
         out.route_map_entries[EntryName(kOspfRouteMap, kCatchAllSeq)];
     lines.insert(match_device);
-    if (intent.drained)
+    if (intent.drained) {
       lines.insert(absl::StrCat("set metric ", kOspfDrainMetric));
+    }
     return out;
   }
   const std::string bandwidth = absl::StrCat(
@@ -235,8 +238,8 @@ absl::StatusOr<OwnedConfig> DesiredConfig(const FrrIntent& intent,
     int seq = SeqOfEntry(entry);
     if (seq < kFirstVipSeq || seq >= kCatchAllSeq) continue;
     for (const auto& [vip, communities] : intent.communities) {
-      if (lines.count(MatchPrefixListLine(vip)) != 0 && seqs.count(vip) == 0 &&
-          used.count(seq) == 0) {
+      if (lines.contains(MatchPrefixListLine(vip)) && !seqs.contains(vip) &&
+          !used.contains(seq)) {
         seqs[vip] = seq;
         used.insert(seq);
       }
@@ -244,8 +247,8 @@ absl::StatusOr<OwnedConfig> DesiredConfig(const FrrIntent& intent,
   }
   int next = kFirstVipSeq;
   for (const auto& [vip, communities] : intent.communities) {
-    if (seqs.count(vip) != 0) continue;
-    while (used.count(next) != 0) ++next;
+    if (seqs.contains(vip)) continue;
+    while (used.contains(next)) ++next;
     if (next >= kCatchAllSeq) {
       return absl::ResourceExhaustedError(
           absl::StrCat("more than ", kCatchAllSeq - kFirstVipSeq,
@@ -286,7 +289,7 @@ std::vector<std::string> DiffCommands(const OwnedConfig& running,
   std::vector<std::string> out;
   // 1. New prefix-lists, before the entries that match them.
   for (const std::string& line : desired.prefix_list_lines) {
-    if (running.prefix_list_lines.count(line) == 0) out.push_back(line);
+    if (!running.prefix_list_lines.contains(line)) out.push_back(line);
   }
   // 2. Entries created or changed in place.
   static const std::set<std::string> kNone;
@@ -299,32 +302,32 @@ std::vector<std::string> DiffCommands(const OwnedConfig& running,
     for (const std::string& line : want) wanted_keys.insert(LineKey(line));
     std::vector<std::string> block;
     for (const std::string& line : have) {
-      if (want.count(line) == 0 && wanted_keys.count(LineKey(line)) == 0) {
+      if (!want.contains(line) && !wanted_keys.contains(LineKey(line))) {
         block.push_back(absl::StrCat("no ", line));
       }
     }
     // Match lines first: an entry is never briefly wider than meant.
     for (bool match : {true, false}) {
       for (const std::string& line : want) {
-        if (IsMatchLine(line) == match && have.count(line) == 0) {
+        if (IsMatchLine(line) == match && !have.contains(line)) {
           block.push_back(line);
         }
       }
     }
     out.push_back(entry);
     out.insert(out.end(), block.begin(), block.end());
-    out.push_back("exit");
+    out.emplace_back("exit");
   }
   // 3. Entries no longer wanted (never the catch-all: it is always wanted).
   for (const auto& [entry, have] : running.route_map_entries) {
-    if (maps.count(MapOfEntry(entry)) == 0) continue;
-    if (desired.route_map_entries.count(entry) != 0) continue;
+    if (!maps.contains(MapOfEntry(entry))) continue;
+    if (desired.route_map_entries.contains(entry)) continue;
     if (SeqOfEntry(entry) == kCatchAllSeq) continue;
     out.push_back(absl::StrCat("no ", entry));
   }
   // 4. Old prefix-lists, after the entries that used them are gone.
   for (const std::string& line : running.prefix_list_lines) {
-    if (desired.prefix_list_lines.count(line) == 0) {
+    if (!desired.prefix_list_lines.contains(line)) {
       out.push_back(absl::StrCat("no ", line));
     }
   }

@@ -36,8 +36,9 @@ std::string Running(const OwnedConfig& owned) {
   }
   for (const auto& [entry, lines] : owned.route_map_entries) {
     absl::StrAppend(&out, entry, "\n");
-    for (const std::string& line : lines)
+    for (const std::string& line : lines) {
       absl::StrAppend(&out, " ", line, "\n");
+    }
     out += "exit\n!\n";
   }
   out +=

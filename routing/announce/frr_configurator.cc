@@ -64,7 +64,7 @@ absl::Status FrrConfigurator::Sync(const FrrIntent& intent, absl::Time now) {
     }
     absl::MutexLock lock(&mu_);
     last_error_ = message;
-    return absl::Status(status.code(), message);
+    return {status.code(), message};
   }
   if (!last_logged_error_.empty()) {
     LB_LOG(kInfo) << "FRR configured again after errors";

@@ -10,11 +10,11 @@
 // router is tests/integration/routing_test.) Needs root (tags local, netns).
 
 #include <dirent.h>
-#include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <functional>

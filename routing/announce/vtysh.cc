@@ -2,11 +2,11 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 
 #include "absl/status/status.h"
@@ -34,17 +34,18 @@ absl::StatusOr<std::string> SubprocessVtysh::Run(
     const std::string& daemon, const std::vector<std::string>& commands) {
   std::vector<std::string> args = {options_.binary};
   if (!options_.vty_socket.empty()) {
-    args.push_back("--vty_socket");
+    args.emplace_back("--vty_socket");
     args.push_back(options_.vty_socket);
   }
-  args.push_back("-d");
+  args.emplace_back("-d");
   args.push_back(daemon);
   for (const std::string& c : commands) {
-    args.push_back("-c");
+    args.emplace_back("-c");
     args.push_back(c);
   }
   const std::string command_line = Quote(args);
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
 
