@@ -352,7 +352,7 @@ class RoutingLab : public ::testing::TestWithParam<Protocol> {
     announcers_.clear();
   }
 
-  std::map<std::string, std::string> BfdValues() {
+  static std::map<std::string, std::string> BfdValues() {
     return {{"BFD_MULTIPLIER", "3"}, {"BFD_INTERVAL_MS", "100"}};
   }
 

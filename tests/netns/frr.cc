@@ -2,12 +2,13 @@
 
 #include <dirent.h>
 #include <pwd.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <mutex>
@@ -78,12 +79,10 @@ std::string LastLines(const std::string& text, size_t lines) {
 }
 
 bool KnownDaemon(const std::string& daemon) {
-  static const char* const kDaemons[] = {"zebra", "bgpd",    "ospfd", "ospf6d",
-                                         "bfdd",  "staticd", "ripd",  "isisd"};
-  for (const char* known : kDaemons) {
-    if (daemon == known) return true;
-  }
-  return false;
+  static constexpr std::string_view kDaemons[] = {
+      "zebra", "bgpd", "ospfd", "ospf6d", "bfdd", "staticd", "ripd", "isisd"};
+  return std::find(std::begin(kDaemons), std::end(kDaemons), daemon) !=
+         std::end(kDaemons);
 }
 
 // FrrDirPrefix is FrrDir()'s prefix under /tmp.

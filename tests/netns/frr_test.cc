@@ -6,9 +6,9 @@
 
 #include "tests/netns/frr.h"
 
-#include <signal.h>
 #include <sys/stat.h>
 
+#include <csignal>
 #include <memory>
 #include <string>
 #include <vector>
@@ -266,7 +266,8 @@ TEST(Frr, ConfigLineFrrRefusesFailsStartQuotingTheLine) {
 TEST(Frr, DestructorStopsDaemonsAndRemovesDir) {
   ASSERT_OK_AND_ASSIGN(auto ns, Netns::Create("frr-gone"));
   std::string dir = FrrDir("gone");
-  pid_t zebra, bgpd;
+  pid_t zebra = 0;
+  pid_t bgpd = 0;
   {
     ASSERT_OK_AND_ASSIGN(
         auto frr,
