@@ -2,10 +2,13 @@
 // lbnode/daemon/daemon.h.
 //
 //   lbnode --interface=eth0 --config=/etc/anylb/lbnode.yaml
+//   lbnode --interface=eth0 --controller=ctl.example:7443
+//       --controller_ca=ca.crt --node_cert=node.crt --node_key=node.key
 //
 // Signals: SIGTERM/SIGINT stop (program detached, sockets closed), SIGHUP
 // reloads the config file (a bad file is reported and the running config
-// kept), SIGUSR1 dumps the counters to stderr.
+// kept; in controller mode it only logs that the config comes from the
+// controller), SIGUSR1 dumps the counters to stderr.
 
 #include <unistd.h>
 
@@ -43,6 +46,27 @@ ABSL_FLAG(std::string, tx_interface, "",
 ABSL_FLAG(std::string, config, "",
           "Config file (YAML mapping 1:1 to lb.v1.ConfigSnapshot; required). "
           "Re-read on SIGHUP.");
+ABSL_FLAG(std::string, controller, "",
+          "Controller mode: HOST:PORT of anylb-controller, which pushes the "
+          "config (exclusive with --config).");
+ABSL_FLAG(std::string, controller_ca, "",
+          "PEM CA that signed the controller's certificate (empty: system "
+          "roots).");
+ABSL_FLAG(std::string, node_cert, "",
+          "PEM client certificate of this node (mutual TLS; its CN is the "
+          "node name).");
+ABSL_FLAG(std::string, node_key, "", "PEM key of --node_cert.");
+ABSL_FLAG(bool, controller_insecure, false,
+          "Plaintext gRPC to the controller (its --insecure mode; trials "
+          "only).");
+ABSL_FLAG(std::string, node_name, "",
+          "This node's name at the controller (default: the host name).");
+ABSL_FLAG(std::string, snapshot_cache, "/var/lib/anylb/snapshot.pb",
+          "Controller mode: the last applied snapshot, written after each "
+          "apply and used at start while the controller is unreachable "
+          "(empty: none).");
+ABSL_FLAG(absl::Duration, report_interval, absl::Seconds(5),
+          "Controller mode: how often the node reports its status.");
 ABSL_FLAG(std::string, metrics_address, "127.0.0.1:9464",
           "Serve Prometheus metrics on http://ADDRESS/metrics; \"\" turns the "
           "endpoint off. [IPv6]:port for IPv6.");
@@ -143,10 +167,47 @@ absl::StatusOr<DaemonOptions> OptionsFromFlags() {
         "--interface is required: the interface that receives VIP traffic");
   }
   o.config_path = absl::GetFlag(FLAGS_config);
-  if (o.config_path.empty()) {
+  o.controller.target = absl::GetFlag(FLAGS_controller);
+  if (o.config_path.empty() && o.controller.target.empty()) {
     return absl::InvalidArgumentError(
-        "--config is required: a YAML file of services (see "
-        "deploy/examples/lbnode.yaml)");
+        "--config is required (or --controller=HOST:PORT): a YAML file of "
+        "services (see deploy/examples/lbnode.yaml)");
+  }
+  if (!o.config_path.empty() && !o.controller.target.empty()) {
+    return absl::InvalidArgumentError(
+        "--config and --controller are exclusive: with --controller the "
+        "config comes from the controller (and --snapshot_cache at start)");
+  }
+  if (o.controller.target.empty()) {
+    if (!absl::GetFlag(FLAGS_controller_ca).empty() ||
+        !absl::GetFlag(FLAGS_node_cert).empty() ||
+        !absl::GetFlag(FLAGS_node_key).empty() ||
+        absl::GetFlag(FLAGS_controller_insecure)) {
+      return absl::InvalidArgumentError(
+          "--controller_ca, --node_cert, --node_key and --controller_insecure "
+          "need --controller=HOST:PORT");
+    }
+  } else {
+    o.controller.ca_file = absl::GetFlag(FLAGS_controller_ca);
+    o.controller.node_cert_file = absl::GetFlag(FLAGS_node_cert);
+    o.controller.node_key_file = absl::GetFlag(FLAGS_node_key);
+    o.controller.insecure = absl::GetFlag(FLAGS_controller_insecure);
+    o.controller.node_name = absl::GetFlag(FLAGS_node_name);
+    if (o.controller.node_name.empty()) {
+      char host[256] = {};
+      if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') {
+        return absl::InvalidArgumentError(
+            "--node_name: cannot read the host name; set --node_name");
+      }
+      o.controller.node_name = host;
+    }
+    o.controller.version = "lbnode (anylb) 0.1";
+    o.controller.report_interval = absl::GetFlag(FLAGS_report_interval);
+    if (o.controller.report_interval <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(
+          "--report_interval: must be positive (e.g. 5s)");
+    }
+    o.snapshot_cache = absl::GetFlag(FLAGS_snapshot_cache);
   }
   auto queues = ParseQueues(absl::GetFlag(FLAGS_queues));
   if (!queues.ok()) return queues.status();

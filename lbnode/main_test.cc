@@ -88,6 +88,13 @@ INSTANTIATE_TEST_SUITE_P(
                 "--route_source=fpm needs --fpm_listen"},
         BadFlag{"--interface=eth0 --config=/x.yaml --fpm_listen=localhost",
                 "--fpm_listen=localhost: "},
+        BadFlag{"--interface=eth0 --config=/x.yaml --controller=127.0.0.1:1",
+                "--config and --controller are exclusive"},
+        BadFlag{"--interface=eth0 --config=/x.yaml --node_cert=/n.crt",
+                "need --controller=HOST:PORT"},
+        BadFlag{"--interface=eth0 --controller=127.0.0.1:1 "
+                "--report_interval=0s",
+                "--report_interval: must be positive"},
         BadFlag{"--interface=eth0 stray", "unexpected argument \"stray\""}));
 
 TEST(LbnodeFlags, HelpListsTheDaemonFlags) {

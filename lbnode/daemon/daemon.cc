@@ -1,5 +1,6 @@
 #include "lbnode/daemon/daemon.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -63,13 +64,55 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
                 << ifi.rx_queues << " RX queue(s)";
 
   // The config first: a bad file must fail before anything is attached.
-  ASSIGN_OR_RETURN(agent::EngineConfig config, d->BuildConfig());
-  LB_LOG(kInfo) << "config " << options.config_path << ": revision "
+  // Controller mode starts from the snapshot cache (or nothing); a cache
+  // this node cannot use is reported and ignored, never fatal.
+  if (d->controller_mode() && !options.snapshot_cache.empty()) {
+    d->cache_ = std::make_unique<agent::SnapshotCache>(options.snapshot_cache);
+    absl::StatusOr<lb::v1::ConfigSnapshot> cached = d->cache_->Read();
+    if (cached.ok()) {
+      d->start_snapshot_ = *std::move(cached);
+    } else {
+      LB_LOG(kWarning) << cached.status().message()
+                       << "; starting with no services until the controller "
+                          "sends the config";
+    }
+  }
+  ASSIGN_OR_RETURN(lb::v1::ConfigSnapshot start_proto, d->LoadProto());
+  absl::StatusOr<agent::EngineConfig> built =
+      agent::BuildEngineConfig(start_proto, d->identity_);
+  if (!built.ok() && d->controller_mode()) {
+    LB_LOG(kWarning) << "snapshot cache " << options.snapshot_cache
+                     << ": revision " << start_proto.revision()
+                     << " does not build on this node (ignored; starting "
+                        "with no services): "
+                     << built.status().message();
+    d->start_snapshot_ = lb::v1::ConfigSnapshot();
+    start_proto = d->start_snapshot_;
+    built = agent::BuildEngineConfig(start_proto, d->identity_);
+  }
+  if (!built.ok()) return built.status();
+  agent::EngineConfig config = *std::move(built);
+  LB_LOG(kInfo) << "config " << d->ConfigSource() << ": revision "
                 << config.revision << ", " << config.snapshot->services().size()
                 << " service(s)";
   if (options.announce) {
     // Also before anything is attached: a bad community fails the start.
-    RETURN_IF_ERROR(d->LoadAnnounceConfig().status());
+    RETURN_IF_ERROR(d->AnnounceConfigOf(start_proto).status());
+  }
+  if (d->controller_mode()) {
+    // Checked (certificates read) before anything is attached; started
+    // last.
+    agent::ControllerClientOptions o = options.controller;
+    o.applied_revision = start_proto.revision();
+    Daemon* self = d.get();
+    ASSIGN_OR_RETURN(
+        d->controller_,
+        agent::ControllerClient::Create(
+            o,
+            [self](const lb::v1::ConfigSnapshot& s) {
+              return self->ApplySnapshot(s);
+            },
+            [self] { return self->NodeStatus(); }, d->cache_.get()));
   }
 
   routing::netlink::KernelNextHopsOptions next_hop_options;
@@ -201,7 +244,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
                 << (d->dataplane_->busy_poll() ? ", busy poll" : "");
   d->Remember(config);
   d->config_ = std::move(config);
-  if (options.announce) RETURN_IF_ERROR(d->StartAnnouncer());
+  if (options.announce) RETURN_IF_ERROR(d->StartAnnouncer(start_proto));
 
   if (!options.metrics_address.empty()) {
     Daemon* self = d.get();
@@ -266,6 +309,24 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
     d->metrics_server_ = *std::move(server);
     LB_LOG(kInfo) << "metrics: http://" << options.metrics_address
                   << "/metrics (port " << d->metrics_server_->port() << ")";
+  }
+  if (d->controller_ != nullptr) {
+    if (d->registry_ != nullptr) {
+      agent::ControllerClient* client = d->controller_.get();
+      d->controller_collector_ = std::make_unique<metrics::ScopedCollector>(
+          d->registry_.get(), "controller",
+          [client](std::vector<metrics::MetricFamily>* out) {
+            return client->Collect(out);
+          });
+    }
+    LB_LOG(kInfo) << "config from controller " << options.controller.target
+                  << " as node " << options.controller.node_name
+                  << ", starting at revision " << start_proto.revision()
+                  << (options.snapshot_cache.empty()
+                          ? std::string(" (no snapshot cache)")
+                          : absl::StrCat(" (snapshot cache ",
+                                         options.snapshot_cache, ")"));
+    d->controller_->Start();
   }
   return d;
 }
@@ -438,10 +499,16 @@ absl::Status Daemon::CollectWorkerFamilies(
 
 Daemon::~Daemon() { Stop(); }
 
-absl::StatusOr<agent::EngineConfig> Daemon::BuildConfig() const {
-  ASSIGN_OR_RETURN(lb::v1::ConfigSnapshot proto,
-                   config::LoadConfigFile(options_.config_path));
-  return agent::BuildEngineConfig(proto, identity_);
+absl::StatusOr<lb::v1::ConfigSnapshot> Daemon::LoadProto() const {
+  if (controller_mode()) return start_snapshot_;
+  return config::LoadConfigFile(options_.config_path);
+}
+
+std::string Daemon::ConfigSource() const {
+  if (controller_mode()) {
+    return absl::StrCat("controller ", options_.controller.target);
+  }
+  return options_.config_path;
 }
 
 absl::Status Daemon::Install(const agent::EngineConfig& config) {
@@ -456,22 +523,20 @@ absl::Status Daemon::Install(const agent::EngineConfig& config) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<routing::announce::AnnounceConfig> Daemon::LoadAnnounceConfig()
-    const {
-  ASSIGN_OR_RETURN(lb::v1::ConfigSnapshot proto,
-                   config::LoadConfigFile(options_.config_path));
+absl::StatusOr<routing::announce::AnnounceConfig> Daemon::AnnounceConfigOf(
+    const lb::v1::ConfigSnapshot& proto) const {
   absl::StatusOr<routing::announce::AnnounceConfig> announce =
       routing::announce::AnnounceConfigFromProto(proto);
   if (!announce.ok()) {
-    return Annotate(announce.status(), options_.config_path);
+    return Annotate(announce.status(), ConfigSource());
   }
   return announce;
 }
 
-absl::Status Daemon::StartAnnouncer() {
+absl::Status Daemon::StartAnnouncer(const lb::v1::ConfigSnapshot& proto) {
   namespace announce = routing::announce;
   ASSIGN_OR_RETURN(announce::AnnounceConfig announce_config,
-                   LoadAnnounceConfig());
+                   AnnounceConfigOf(proto));
   ASSIGN_OR_RETURN(tun_, announce::TunDevice::Create(options_.announce_device));
   ASSIGN_OR_RETURN(vip_routes_,
                    announce::VipRoutes::Create(tun_->ifindex(), tun_->name()));
@@ -499,11 +564,49 @@ absl::Status Daemon::StartAnnouncer() {
 }
 
 absl::Status Daemon::Reload() {
-  absl::StatusOr<agent::EngineConfig> config = BuildConfig();
+  if (controller_mode()) {
+    LB_LOG(kInfo) << "SIGHUP: the config comes from controller "
+                  << options_.controller.target << " (revision "
+                  << controller_->applied_revision()
+                  << " applied); nothing to reload";
+    return absl::OkStatus();
+  }
+  absl::StatusOr<lb::v1::ConfigSnapshot> proto =
+      config::LoadConfigFile(options_.config_path);
+  if (!proto.ok()) {
+    absl::MutexLock lock(&mu_);
+    ++status_.reload_failures;
+    status_.last_reload_error = std::string(proto.status().message());
+    return proto.status();
+  }
+  return InstallProto(*proto);
+}
+
+absl::Status Daemon::ApplySnapshot(const lb::v1::ConfigSnapshot& snapshot) {
+  return InstallProto(snapshot);
+}
+
+lb::v1::NodeStatus Daemon::NodeStatus() const {
+  lb::v1::NodeStatus status;
+  absl::StatusOr<agent::DataplaneMetricsInput> input = ReadMetricsInput();
+  if (input.ok()) status = agent::NodeStatusFromMetrics(*input);
+  // The same rule as main's liveness log line.
+  const absl::Duration idle = absl::Now() - dataplane_->OldestProgress();
+  status.set_dataplane(
+      idle > std::max(absl::Seconds(2), options_.liveness_timeout)
+          ? lb::v1::DATAPLANE_STATE_STALLED
+          : lb::v1::DATAPLANE_STATE_LIVE);
+  return status;
+}
+
+absl::Status Daemon::InstallProto(const lb::v1::ConfigSnapshot& proto) {
+  absl::MutexLock install(&install_mu_);
+  absl::StatusOr<agent::EngineConfig> config =
+      agent::BuildEngineConfig(proto, identity_);
   absl::Status status = config.status();
   absl::StatusOr<routing::announce::AnnounceConfig> announce_config;
   if (status.ok() && announcer_ != nullptr) {
-    announce_config = LoadAnnounceConfig();
+    announce_config = AnnounceConfigOf(proto);
     status = announce_config.status();
   }
   if (status.ok()) status = Install(*config);
@@ -529,8 +632,11 @@ absl::Status Daemon::Reload() {
 void Daemon::Stop() {
   if (stopped_) return;
   stopped_ = true;
+  // No snapshot is applied after this point.
+  if (controller_ != nullptr) controller_->Stop();
   // No scrape after this point.
   metrics_server_.reset();
+  controller_collector_.reset();
   announce_collector_.reset();
   worker_collector_.reset();
   dataplane_collector_.reset();

@@ -44,8 +44,11 @@
 #include "common/ip_address.h"
 #include "common/metrics/metrics_server.h"
 #include "common/metrics/registry.h"
+#include "lb/v1/config.pb.h"
+#include "lbnode/agent/controller_client.h"
 #include "lbnode/agent/dataplane_metrics.h"
 #include "lbnode/agent/snapshot_builder.h"
+#include "lbnode/agent/snapshot_cache.h"
 #include "lbnode/daemon/interface_info.h"
 #include "lbnode/dataplane/bpf/steer_loader.h"
 #include "lbnode/dataplane/xsk/dataplane.h"
@@ -108,6 +111,13 @@ struct DaemonOptions {
   // always come from the kernel.
   std::string fpm_listen = "127.0.0.1:2620";
   bool routes_from_fpm = false;
+  // Controller mode (--controller; exclusive with config_path): the config
+  // comes from anylb-controller through an agent::ControllerClient. The
+  // start config is the snapshot cache's (when readable) or an empty one;
+  // each snapshot the controller sends is installed like a SIGHUP reload
+  // and then cached. controller.target empty: file mode.
+  agent::ControllerClientOptions controller;
+  std::string snapshot_cache;  // Empty: no cache.
 };
 
 // DaemonStatus is what the daemon reports about itself.
@@ -132,8 +142,18 @@ class Daemon {
   ~Daemon();
 
   // Reload re-reads the config file and installs it if valid; on error the
-  // running config stays and the error is returned (and counted).
+  // running config stays and the error is returned (and counted). In
+  // controller mode it only logs that the config comes from the controller.
   absl::Status Reload();
+
+  // ApplySnapshot installs a controller snapshot like Reload (any thread:
+  // the controller client's watch thread calls it).
+  absl::Status ApplySnapshot(const lb::v1::ConfigSnapshot& snapshot);
+
+  // The controller client (null in file mode).
+  const agent::ControllerClient* controller() const {
+    return controller_.get();
+  }
 
   // DumpText is every counter as text (SIGUSR1).
   std::string DumpText() const;
@@ -156,11 +176,20 @@ class Daemon {
 
  private:
   Daemon() = default;
-  absl::StatusOr<agent::EngineConfig> BuildConfig() const;
-  // LoadAnnounceConfig reads the node and services part of the config file
-  // for the announcer.
-  absl::StatusOr<routing::announce::AnnounceConfig> LoadAnnounceConfig() const;
-  absl::Status StartAnnouncer();
+  bool controller_mode() const { return !options_.controller.target.empty(); }
+  // LoadProto: the config file, or in controller mode the start snapshot.
+  absl::StatusOr<lb::v1::ConfigSnapshot> LoadProto() const;
+  // ConfigSource names where a config came from, for errors.
+  std::string ConfigSource() const;
+  // AnnounceConfigOf takes the node and services part of `proto` for the
+  // announcer.
+  absl::StatusOr<routing::announce::AnnounceConfig> AnnounceConfigOf(
+      const lb::v1::ConfigSnapshot& proto) const;
+  // InstallProto: Reload's work for a given config.
+  absl::Status InstallProto(const lb::v1::ConfigSnapshot& proto);
+  absl::Status StartAnnouncer(const lb::v1::ConfigSnapshot& proto);
+  absl::Status StartControllerClient();
+  lb::v1::NodeStatus NodeStatus() const;
   absl::Status Install(const agent::EngineConfig& config);
   void Remember(const agent::EngineConfig& config);
   absl::Status CollectWorkerFamilies(
@@ -175,8 +204,13 @@ class Daemon {
   std::unique_ptr<NodeResolvers> resolvers_;
   std::unique_ptr<dataplane::bpf::SteerProgram> steer_;
   std::unique_ptr<dataplane::xsk::Dataplane> dataplane_;
-  agent::EngineConfig config_;
+  agent::EngineConfig config_;  // Guarded by install_mu_ after Start.
   bool stopped_ = false;
+  // Serialises installs: SIGHUP (control thread) and controller snapshots
+  // (the client's watch thread).
+  absl::Mutex install_mu_;
+  lb::v1::ConfigSnapshot start_snapshot_;  // Controller mode's start config.
+  std::unique_ptr<agent::SnapshotCache> cache_;
 
   // Shared with the scrape threads.
   mutable absl::Mutex mu_;
@@ -201,7 +235,10 @@ class Daemon {
   std::unique_ptr<metrics::ScopedCollector> worker_collector_;
   std::unique_ptr<metrics::ScopedCollector> announce_collector_;
   std::unique_ptr<metrics::ScopedCollector> fpm_collector_;
+  std::unique_ptr<metrics::ScopedCollector> controller_collector_;
   std::unique_ptr<metrics::MetricsServer> metrics_server_;
+  // Stopped first (Stop()): no snapshot is applied into a stopping daemon.
+  std::unique_ptr<agent::ControllerClient> controller_;
 };
 
 }  // namespace anylb::lbnode
