@@ -2,19 +2,29 @@
 // namespace and three director namespaces, each director on its own veth to
 // the router, every one running the FRR configs of deploy/frr/ exactly as
 // shipped (templates filled with this lab's addresses, AS numbers and short
-// timers). Checked in the router's KERNEL FIB (`ip route`), which is what
-// forwards the VIP traffic:
-//  * BGP: node weights 1:2:3 (link-bandwidth) → one route with three next
-//    hops weighted 1:2:3, IPv4 and IPv6; a weight changed in place moves
-//    the proportions; a director that dies (its TUN device, holding the VIP
-//    routes, goes) leaves the router's FIB within 3 s (printed).
-//  * OSPF: the VIP through ospfd/ospf6d from all three directors, equal cost.
+// timers: `timers bgp 1 3`, MRAI 0, BFD 3 x 100 ms, OSPF hello/dead 1/3).
+// Checked in the router's KERNEL FIB (`ip route`), which is what forwards
+// the VIP traffic.
 //
-// The announcing side: lbnode holds the VIP routes on a TUN device and fills
-// route-maps ANYLB-BGP / ANYLB-OSPF through vtysh (the contract in
-// deploy/frr/director-bgp.conf). `StandInAnnouncer` does exactly that from
-// the test (a TUN fd held by this process, the same vtysh commands), so the
-// deploy configs and the router behaviour are tested on their own.
+// With `StandInAnnouncer` (the test does what lbnode does: a TUN device
+// held by this process carries the VIP routes, route-maps ANYLB-BGP /
+// ANYLB-OSPF filled through vtysh), the deploy configs on their own:
+//  * BGP: weights 1:2:3 (link-bandwidth) → one route with three next hops
+//    weighted 16/33/50, IPv4 and IPv6; a weight changed in place;
+//  * weight 0 (no link-bandwidth): skipped under `bgp bestpath bandwidth
+//    skip-missing`, plain ECMP for all under FRR's default;
+//  * the TUN device closed → the next hop leaves the FIB (< 3 s, printed;
+//    depends on MRAI 0, not on keepalive/hold);
+//  * BFD: a director's link silenced → out of the FIB in < 1 s (hold 3 s);
+//  * OSPF: the VIP from all three directors at equal cost, IPv4 and IPv6.
+// With the real `lbnode --announce` on every director (zebra also feeding
+// lbnode over FPM):
+//  * BGP: node weights 1:2:3 → 16/33/50; POST /admin/drain → GSHUT + drain
+//    bandwidth: the router's FRR sets local-preference 0, so the path leaves
+//    the FIB at once but stays in BGP until the drain period ends, then is
+//    withdrawn; undrain → back at 1:2:3; kill -9 → out of the FIB < 3 s;
+//  * OSPF: ECMP; drain → metric 16777214 in the router's LSDB and out of
+//    the FIB before the drain period; undrain → back.
 //
 // Needs root (tags local, netns). Namespaces and daemons are removed when a
 // case ends, also when it fails (RAII in tests/netns).
