@@ -16,7 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/testing/child_process.h"
 #include "common/testing/status_matchers.h"
-#include "controller/auth/auth.h"
+#include "controller/testing/controller_process.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -28,29 +28,7 @@
 namespace anylb::controller {
 namespace {
 
-using ::anylb::process_testing::ChildProcess;
 using ::testing::HasSubstr;
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-std::string Runfile(const std::string& path) {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/anylb/", path);
-}
-
-std::string TokenLine(const std::string& role, const std::string& name,
-                      const std::string& token) {
-  std::string hex;
-  for (uint8_t b : TokenTable::Sha256(token)) {
-    absl::StrAppend(&hex, absl::Hex(b, absl::kZeroPad2));
-  }
-  return absl::StrCat(role, " ", name, " sha256:", hex, "\n");
-}
 
 std::chrono::system_clock::time_point Deadline(int seconds = 20) {
   return std::chrono::system_clock::now() + std::chrono::seconds(seconds);
@@ -76,61 +54,25 @@ lb::v1::Service WebService() {
 class ControllerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const char* tmp = std::getenv("TEST_TMPDIR");
-    dir_ = new std::string(
-        absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/ctl-", getpid()));
-    ASSERT_EQ(system(absl::StrCat("bash ", Runfile("deploy/make-certs.sh"), " ",
-                                  *dir_, " --node lb1 --node lb2 >/dev/null")
-                         .c_str()),
-              0);
-    std::ofstream(*dir_ + "/tokens")
-        << TokenLine("operator", "alice", "op-token")
-        << TokenLine("read-only", "graf", "ro-token");
+    auto pki = controller_testing::TestPki::Create({"lb1", "lb2"});
+    ASSERT_TRUE(pki.ok()) << pki.status();
+    pki_ = new controller_testing::TestPki(*pki);
   }
 
   void SetUp() override {
-    store_ = absl::StrCat(*dir_, "/store-", ++counter_, ".db");
+    store_ = absl::StrCat(pki_->dir, "/store-", ++counter_, ".db");
     StartController();
   }
 
   void StartController() {
-    auto child = ChildProcess::Start(
-        {Runfile("controller/anylb_controller"), "--listen=127.0.0.1:0",
-         "--store=" + store_, "--tls_cert=" + *dir_ + "/controller.crt",
-         "--tls_key=" + *dir_ + "/controller.key",
-         "--client_ca=" + *dir_ + "/ca.crt",
-         "--token_file=" + *dir_ + "/tokens", "--metrics_address=127.0.0.1:0"});
-    ASSERT_TRUE(child.ok()) << child.status();
-    controller_ = std::move(*child);
-    ASSERT_TRUE(controller_->ReadUntil("at revision", absl::Seconds(30)))
-        << controller_->output();
-    const std::string& out = controller_->output();
-    size_t at = out.find("listening on 127.0.0.1:");
-    ASSERT_NE(at, std::string::npos) << out;
-    at += strlen("listening on 127.0.0.1:");
-    ASSERT_TRUE(
-        absl::SimpleAtoi(out.substr(at, out.find(' ', at) - at), &port_))
-        << out;
+    auto started = controller_testing::ControllerProcess::Start(*pki_, store_);
+    ASSERT_TRUE(started.ok()) << started.status();
+    controller_ = std::move(*started);
   }
 
   std::shared_ptr<grpc::Channel> Channel(const std::string& token,
                                          const std::string& node = "") {
-    grpc::SslCredentialsOptions options;
-    options.pem_root_certs = ReadFile(*dir_ + "/ca.crt");
-    if (!node.empty()) {
-      options.pem_private_key = ReadFile(*dir_ + "/node-" + node + ".key");
-      options.pem_cert_chain = ReadFile(*dir_ + "/node-" + node + ".crt");
-    }
-    std::shared_ptr<grpc::ChannelCredentials> credentials =
-        grpc::SslCredentials(options);
-    if (!token.empty()) {
-      credentials = grpc::CompositeChannelCredentials(
-          credentials, grpc::AccessTokenCredentials(token));
-    }
-    grpc::ChannelArguments args;
-    args.SetSslTargetNameOverride("localhost");
-    return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port_),
-                                     credentials, args);
+    return controller_->Channel(token, node);
   }
   std::unique_ptr<lb::v1::Controller::Stub> Stub(const std::string& token,
                                                  const std::string& node = "") {
@@ -155,15 +97,14 @@ class ControllerTest : public ::testing::Test {
     return response.revision();
   }
 
-  static inline std::string* dir_ = nullptr;
+  static inline controller_testing::TestPki* pki_ = nullptr;
   static inline int counter_ = 0;
   std::string store_;
-  int port_ = 0;
-  std::unique_ptr<ChildProcess> controller_;
+  std::unique_ptr<controller_testing::ControllerProcess> controller_;
 };
 
 TEST_F(ControllerTest, CreateListAndReject) {
-  auto op = Stub("op-token");
+  auto op = Stub(controller_testing::TestPki::kOperatorToken);
   lb::v1::ServiceResponse created;
   grpc::Status status = Create(*op, WebService(), &created);
   ASSERT_TRUE(status.ok()) << status.error_message();
@@ -233,7 +174,7 @@ TEST_F(ControllerTest, RolesAreEnforced) {
   lb::v1::ServiceResponse ignored;
   EXPECT_EQ(Create(*nobody, WebService(), &ignored).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
-  auto reader = Stub("ro-token");
+  auto reader = Stub(controller_testing::TestPki::kReadOnlyToken);
   grpc::Status status = Create(*reader, WebService(), &ignored);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(Revision(*reader), 0u);  // reading works; nothing was stored
@@ -250,7 +191,7 @@ TEST_F(ControllerTest, RolesAreEnforced) {
 }
 
 TEST_F(ControllerTest, NodeWatchesSnapshotsAndResumes) {
-  auto op = Stub("op-token");
+  auto op = Stub(controller_testing::TestPki::kOperatorToken);
   lb::v1::ServiceResponse created;
   ASSERT_TRUE(Create(*op, WebService(), &created).ok());
 
@@ -326,7 +267,7 @@ TEST_F(ControllerTest, NodeWatchesSnapshotsAndResumes) {
 }
 
 TEST_F(ControllerTest, StatusReportsBecomeStats) {
-  auto op = Stub("op-token");
+  auto op = Stub(controller_testing::TestPki::kOperatorToken);
   lb::v1::ServiceResponse created;
   ASSERT_TRUE(Create(*op, WebService(), &created).ok());
   for (const char* node : {"lb1", "lb2"}) {
@@ -361,9 +302,8 @@ TEST_F(ControllerTest, StatusReportsBecomeStats) {
     lb::v1::ReportStatusResponse reported;
     grpc::Status reported_status =
         stub->ReportStatus(&context, report, &reported);
-    ASSERT_TRUE(reported_status.ok())
-        << reported_status.error_message() << "\n"
-        << (controller_->Wait(absl::Seconds(1)), controller_->output());
+    ASSERT_TRUE(reported_status.ok()) << reported_status.error_message() << "\n"
+                                      << controller_->process().output();
   }
   lb::v1::GetStatsResponse stats;
   {
@@ -388,18 +328,19 @@ TEST_F(ControllerTest, StatusReportsBecomeStats) {
 }
 
 TEST_F(ControllerTest, StateSurvivesARestartAndHealthAnswers) {
-  auto op = Stub("op-token");
+  auto op = Stub(controller_testing::TestPki::kOperatorToken);
   lb::v1::ServiceResponse created;
   ASSERT_TRUE(Create(*op, WebService(), &created).ok());
-  controller_->Signal(SIGKILL);
-  controller_->Wait(absl::Seconds(10));
+  controller_->process().Signal(SIGKILL);
+  controller_->process().Wait(absl::Seconds(10));
   StartController();
-  op = Stub("op-token");
+  op = Stub(controller_testing::TestPki::kOperatorToken);
   EXPECT_EQ(Revision(*op), 1u);
 
   // grpc.health.v1.Health/Check through a generic stub: an empty request
   // (all services), and SERVING is field 1 = 1 (bytes 08 01).
-  grpc::GenericStub generic(Channel("ro-token"));
+  grpc::GenericStub generic(
+      Channel(controller_testing::TestPki::kReadOnlyToken));
   grpc::ClientContext context;
   context.set_deadline(Deadline());
   grpc::ByteBuffer request;

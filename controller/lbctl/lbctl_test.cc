@@ -19,7 +19,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "common/testing/child_process.h"
-#include "controller/auth/auth.h"
+#include "controller/testing/controller_process.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -30,64 +30,9 @@ using ::anylb::process_testing::ChildProcess;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::string Runfile(const std::string& path) {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/anylb/", path);
-}
-
-std::string TokenLine(const std::string& role, const std::string& name,
-                      const std::string& token) {
-  controller::TokenTable::Digest digest = controller::TokenTable::Sha256(token);
-  return absl::StrCat(
-      role, " ", name, " sha256:",
-      absl::BytesToHexString(absl::string_view(
-          reinterpret_cast<const char*>(digest.data()), digest.size())),
-      "\n");
-}
-
-// Controller: one anylb_controller process on its own store.
-class Controller {
- public:
-  static std::unique_ptr<Controller> Start(const std::string& dir,
-                                           const std::string& store) {
-    auto controller = std::unique_ptr<Controller>(new Controller());
-    auto child = ChildProcess::Start(
-        {Runfile("controller/anylb_controller"), "--listen=127.0.0.1:0",
-         "--store=" + store, "--tls_cert=" + dir + "/controller.crt",
-         "--tls_key=" + dir + "/controller.key",
-         "--token_file=" + dir + "/tokens", "--metrics_address="});
-    EXPECT_TRUE(child.ok()) << child.status();
-    if (!child.ok()) return nullptr;
-    controller->process_ = std::move(*child);
-    if (!controller->process_->ReadUntil("at revision", absl::Seconds(30))) {
-      ADD_FAILURE() << "controller did not start: "
-                    << controller->process_->output();
-      return nullptr;
-    }
-    const std::string& out = controller->process_->output();
-    const std::string marker = "listening on 127.0.0.1:";
-    size_t at = out.find(marker);
-    if (at == std::string::npos) {
-      ADD_FAILURE() << out;
-      return nullptr;
-    }
-    at += marker.size();
-    int port = 0;
-    if (!absl::SimpleAtoi(out.substr(at, out.find(' ', at) - at), &port)) {
-      ADD_FAILURE() << out;
-      return nullptr;
-    }
-    controller->address_ = absl::StrCat("127.0.0.1:", port);
-    return controller;
-  }
-
-  const std::string& address() const { return address_; }
-
- private:
-  Controller() = default;
-  std::unique_ptr<ChildProcess> process_;
-  std::string address_;
-};
+using controller_testing::ControllerProcess;
+using controller_testing::Runfile;
+using controller_testing::TestPki;
 
 struct Result {
   int exit_code = -1;
@@ -97,18 +42,10 @@ struct Result {
 class LbctlTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const char* tmp = std::getenv("TEST_TMPDIR");
-    dir_ = new std::string(
-        absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/lbctl-", getpid()));
-    ASSERT_EQ(system(absl::StrCat("bash ", Runfile("deploy/make-certs.sh"), " ",
-                                  *dir_, " >/dev/null")
-                         .c_str()),
-              0);
-    std::ofstream(*dir_ + "/tokens")
-        << TokenLine("operator", "alice", "op-token")
-        << TokenLine("read-only", "graf", "ro-token");
-    std::ofstream(*dir_ + "/op.token") << "op-token\n";
-    std::ofstream(*dir_ + "/ro.token") << "ro-token\n";
+    auto pki = TestPki::Create({});
+    ASSERT_TRUE(pki.ok()) << pki.status();
+    dir_ = new std::string(pki->dir);
+    pki_ = new TestPki(*pki);
   }
 
   void SetUp() override {
@@ -116,9 +53,12 @@ class LbctlTest : public ::testing::Test {
     ASSERT_NE(controller_, nullptr);
   }
 
-  std::unique_ptr<Controller> StartController() {
-    return Controller::Start(*dir_,
-                             absl::StrCat(*dir_, "/store-", ++stores_, ".db"));
+  std::unique_ptr<ControllerProcess> StartController() {
+    auto started = ControllerProcess::Start(
+        *pki_, absl::StrCat(*dir_, "/store-", ++stores_, ".db"),
+        /*node_certificates=*/false);
+    EXPECT_TRUE(started.ok()) << started.status();
+    return started.ok() ? std::move(*started) : nullptr;
   }
 
   // Lbctl runs lbctl against `controller` (the test's by default) with the
@@ -126,7 +66,7 @@ class LbctlTest : public ::testing::Test {
   Result Lbctl(const std::vector<std::string>& args,
                const std::string& token_file = "op.token",
                const std::string& stdin_text = "",
-               const Controller* controller = nullptr) {
+               const ControllerProcess* controller = nullptr) {
     if (controller == nullptr) controller = controller_.get();
     std::string input = absl::StrCat(*dir_, "/stdin-", ++inputs_);
     std::ofstream(input) << stdin_text;
@@ -153,7 +93,7 @@ class LbctlTest : public ::testing::Test {
   // Ok runs lbctl and expects exit 0; returns its output.
   std::string Ok(const std::vector<std::string>& args,
                  const std::string& stdin_text = "",
-                 const Controller* controller = nullptr) {
+                 const ControllerProcess* controller = nullptr) {
     Result result = Lbctl(args, "op.token", stdin_text, controller);
     EXPECT_EQ(result.exit_code, 0)
         << absl::StrJoin(args, " ") << ": " << result.output;
@@ -161,9 +101,10 @@ class LbctlTest : public ::testing::Test {
   }
 
   static std::string* dir_;
+  static inline TestPki* pki_ = nullptr;
   static int stores_;
   int inputs_ = 0;
-  std::unique_ptr<Controller> controller_;
+  std::unique_ptr<ControllerProcess> controller_;
 };
 
 std::string* LbctlTest::dir_ = nullptr;
@@ -313,7 +254,7 @@ TEST_F(LbctlTest, SaveThenRestoreIntoAFreshControllerGivesTheSameSave) {
             "-A -u 192.0.2.53:53 -s rr\n"
             "-a -u 192.0.2.53:53 -r 198.51.100.20:53 -g -w 1\n");
 
-  std::unique_ptr<Controller> fresh = StartController();
+  std::unique_ptr<ControllerProcess> fresh = StartController();
   ASSERT_NE(fresh, nullptr);
   Ok({"-R"}, saved, fresh.get());
   EXPECT_EQ(Ok({"-S"}, "", fresh.get()), saved);
