@@ -64,6 +64,8 @@ enum class DropReason : uint8_t {
   kNoLocalPort,           // FULLNAT: local address/port pool exhausted.
   kFragmentNotSupported,  // A fragment where the mode cannot forward one.
   kNatReplyConflict,      // NAT/FULLNAT: the reply key is another flow's.
+  kFragmentUnmatched,     // NAT/FULLNAT: a later fragment whose first was
+                          // not seen (or whose record expired).
 
   kCount,  // Number of reasons; not a reason.
 };
@@ -147,6 +149,8 @@ constexpr std::string_view DropReasonName(DropReason reason) {
       return "fragment_not_supported";
     case DropReason::kNatReplyConflict:
       return "nat_reply_conflict";
+    case DropReason::kFragmentUnmatched:
+      return "fragment_unmatched";
     case DropReason::kCount:
       break;
   }

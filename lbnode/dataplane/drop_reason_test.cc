@@ -46,6 +46,8 @@ TEST(DropReason, NamesAreStable) {
             "fragment_not_supported");
   EXPECT_EQ(DropReasonName(DropReason::kNatReplyConflict),
             "nat_reply_conflict");
+  EXPECT_EQ(DropReasonName(DropReason::kFragmentUnmatched),
+            "fragment_unmatched");
 }
 
 TEST(DropReason, OutOfRangeValuesAreUnknown) {

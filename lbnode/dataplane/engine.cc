@@ -49,10 +49,8 @@ constexpr uint8_t kIcmpCodeFragNeeded = 4;
 constexpr uint8_t kIcmpV6TypePacketTooBig = 2;
 constexpr uint8_t kReplyTtl = 64;
 // The drop reason of a later fragment that matches nothing (its first not
-// seen, or its record gone). TODO: DropReason::kFragmentUnmatched
-// ("fragment_unmatched") once drop_reason.h has it; until then such drops
-// are no_flow, told apart by EngineCounters::fragments_unmatched.
-constexpr DropReason kFragmentUnmatched = DropReason::kNoFlow;
+// seen, or its record gone).
+constexpr DropReason kFragmentUnmatched = DropReason::kFragmentUnmatched;
 
 uint32_t EndpointTag(const Endpoint& endpoint) {
   return static_cast<uint32_t>(scheduler::HashEndpoint(endpoint, 0));

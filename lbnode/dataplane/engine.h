@@ -157,9 +157,8 @@
 // reply packet) of the flow's service and backend. A later fragment without
 // a record (its first not seen yet, reordered; the record expired or
 // evicted; made under another snapshot) → kDrop(fragment_unmatched), counted
-// in EngineCounters::fragments_unmatched: we do not hold fragments. (Until
-// drop_reason.h has DropReason::kFragmentUnmatched the verdict's reason is
-// no_flow; fragments_unmatched tells them apart.) A later fragment with no
+// in EngineCounters::fragments_unmatched: we do not hold fragments. A
+// later fragment with no
 // record and no 3-tuple flow, addressed to a VIP or a local address or sent
 // by a NAT backend's address, is likewise fragment_unmatched (DR/TUN
 // included); anything else passes to the kernel. ICMP errors that arrive in

@@ -55,9 +55,8 @@ constexpr size_t kHeadroom = 256;
 constexpr size_t kBufferSize = 4096;
 constexpr uint16_t kLocalPortMin = 20000;
 constexpr uint16_t kBackendPort = 8080;  // NAT/FULLNAT backends listen here.
-// A later fragment matching nothing. TODO: DropReason::kFragmentUnmatched
-// once drop_reason.h has it (engine.cc's kFragmentUnmatched).
-constexpr DropReason kFragmentUnmatched = DropReason::kNoFlow;
+// A later fragment matching nothing.
+constexpr DropReason kFragmentUnmatched = DropReason::kFragmentUnmatched;
 const absl::Time kNow = absl::FromUnixSeconds(1700000000);
 
 IpAddress Ip(std::string_view text) { return IpAddress::Parse(text).value(); }
