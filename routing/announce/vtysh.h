@@ -1,8 +1,8 @@
 // Vtysh: runs FRR's vtysh against one daemon, the only way lbnode talks to
 // FRR. An interface so the Announcer's tests can stand in a fake; the real
-// one (SubprocessVtysh) forks /usr/bin/vtysh.
+// one (SubprocessVtysh) runs /usr/bin/vtysh (posix_spawn).
 //
-// Threading: SubprocessVtysh may be used from any thread; each Run forks
+// Threading: SubprocessVtysh may be used from any thread; each Run spawns
 // its own process (file descriptors of the caller are not inherited: they
 // must be O_CLOEXEC, as the TUN device's is).
 
