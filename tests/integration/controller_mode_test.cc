@@ -6,7 +6,9 @@
 //    through the VIP works;
 //  * the controller is killed (-9): HTTP keeps working;
 //  * the controller restarts on the same store: lbnode reconnects, is sent
-//    nothing it already has, and a change made then (-e -w 0) arrives.
+//    nothing it already has, and a change made then (-e -w 0) arrives;
+//  * lbnode restarts with the controller down: it forwards with the
+//    snapshot cache.
 //
 // Needs root. Namespaces and processes are removed when the case ends, also
 // when it fails (RAII in tests/netns).
@@ -221,6 +223,37 @@ TEST_F(ControllerModeTest, ServiceFromLbctlCarriesTrafficAndSurvivesKill) {
   }
   EXPECT_EQ(by_server.count("rs3"), 0u);
   EXPECT_EQ(lbnode->Stop(SIGTERM, 10000), 0) << ReadFile(log);
+
+  // lbnode restarts while the controller is down: it forwards with the
+  // snapshot cache (rs3 still at weight 0).
+  controller->Stop(SIGKILL, 1000);
+  const std::string log2 = dir + "/lbnode-2.log";
+  ASSERT_OK_AND_ASSIGN(
+      lbnode, director.Spawn({Runfile("lbnode/lbnode"), "--interface=eth0",
+                              absl::StrCat("--controller=", kController),
+                              "--controller_insecure", "--node_name=itest",
+                              "--snapshot_cache=" + dir + "/snapshot.pb",
+                              "--metrics_address=127.0.0.1:9464"},
+                             log2));
+  ASSERT_TRUE(
+      WaitForCount(log2, "lbnode running", 1, lbnode.get(), absl::Seconds(30)))
+      << ReadFile(log2);
+  EXPECT_TRUE(
+      WaitForCount(log2, "cannot connect", 1, lbnode.get(), absl::Seconds(10)))
+      << ReadFile(log2);
+  by_server.clear();
+  deadline = absl::Now() + absl::Seconds(10);
+  while (!http.Get(vip, 80, "/id").ok() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  for (int n = 0; n < 30; ++n) {
+    absl::StatusOr<lab::HttpResponse> r = http.Get(vip, 80, "/id");
+    ASSERT_THAT(r.status(), IsOk()) << "request " << n << " from the cache:\n"
+                                    << ReadFile(log2);
+    ++by_server[r->body];
+  }
+  EXPECT_EQ(by_server.count("rs3"), 0u);
+  EXPECT_EQ(lbnode->Stop(SIGTERM, 10000), 0) << ReadFile(log2);
 }
 
 }  // namespace
