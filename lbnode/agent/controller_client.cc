@@ -340,6 +340,7 @@ absl::Status ControllerClient::RunSession(bool* established) {
   {
     absl::MutexLock lock(&mu_);
     session_ = session;
+    watch_context_ = &context;
     report_now_ = true;
   }
   connected_ = true;
@@ -350,6 +351,10 @@ absl::Status ControllerClient::RunSession(bool* established) {
     HandleSnapshot(response.snapshot());
   }
   grpc::Status status = reader->Finish();
+  {
+    absl::MutexLock lock(&mu_);
+    watch_context_ = nullptr;
+  }
   Untrack(&context);
   if (status.ok()) return absl::UnavailableError("watch stream ended");
   return absl::Status(FromGrpc(status).code(),
@@ -402,6 +407,14 @@ void ControllerClient::ReportLoop() {
     if (absl::Status s = Report(); !s.ok()) {
       LB_LOG(kWarning) << "controller " << options_.target
                        << ": ReportStatus failed: " << s;
+      // A silent network (no reset) leaves the idle watch stream open
+      // forever: a report that times out or finds no connection ends it,
+      // and the watch loop reconnects.
+      if (s.code() == absl::StatusCode::kDeadlineExceeded ||
+          s.code() == absl::StatusCode::kUnavailable) {
+        absl::MutexLock lock(&mu_);
+        if (watch_context_ != nullptr) watch_context_->TryCancel();
+      }
     }
   }
 }

@@ -21,7 +21,9 @@
 //
 // The report thread calls ReportStatus every report_interval (and soon
 // after each apply) with `status`'s NodeStatus, in which the client sets
-// node_name, applied_revision, version and reported_at.
+// node_name, applied_revision, version and reported_at. A report that
+// times out or finds no connection also ends the watch stream, so a
+// silent network failure (no reset) leads to a reconnect too.
 //
 // Threading: `apply` runs on the watch thread, `status` on the report
 // thread; neither is ever called on a dataplane thread, and the client
@@ -173,6 +175,9 @@ class ControllerClient {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool report_now_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<grpc::ClientContext*> contexts_ ABSL_GUARDED_BY(mu_);
+  // The open WatchConfig call; the report thread cancels it when a report
+  // cannot reach the controller.
+  grpc::ClientContext* watch_context_ ABSL_GUARDED_BY(mu_) = nullptr;
   // The current session's channel; the report thread uses it.
   std::shared_ptr<Session> session_ ABSL_GUARDED_BY(mu_);
 

@@ -179,6 +179,7 @@ class ControllerClientTest : public ::testing::Test {
     o.report_interval = absl::Milliseconds(200);
     o.initial_backoff = absl::Milliseconds(200);
     o.max_backoff = absl::Seconds(1);
+    o.rpc_timeout = absl::Seconds(2);
     return o;
   }
 
@@ -426,6 +427,29 @@ TEST_F(ControllerClientTest, StartsFromTheCachedRevisionWithoutARepush) {
   const uint64_t added = AddBackend(*op, "198.51.100.2");
   ASSERT_TRUE(applied.WaitFor(added, absl::Seconds(10)));
   EXPECT_THAT(applied.Revisions(), ElementsAre(added));
+}
+
+TEST_F(ControllerClientTest, ASilentControllerIsNoticedByReportsAndLeft) {
+  // SIGSTOP: the connection stays open but nothing answers (like a network
+  // that drops packets). The idle watch stream alone would wait forever; a
+  // report that times out ends it, and the client reconnects once the
+  // controller answers again.
+  Applied applied;
+  auto client = Client(&applied, nullptr);
+  ASSERT_NE(client, nullptr);
+  client->Start();
+  ASSERT_TRUE(applied.WaitFor(1, absl::Seconds(20)));
+  ASSERT_TRUE(WaitUntil([&] { return client->connected(); }));
+  controller_->Signal(SIGSTOP);
+  EXPECT_TRUE(WaitUntil([&] { return !client->connected(); }));
+  const uint64_t reconnects = client->reconnects();
+  controller_->Signal(SIGCONT);
+  EXPECT_TRUE(WaitUntil([&] {
+    return client->connected() && client->reconnects() > reconnects;
+  }));
+  auto op = Operator();
+  const uint64_t created = CreateWeb(*op);
+  ASSERT_TRUE(applied.WaitFor(created, absl::Seconds(10)));
 }
 
 TEST_F(ControllerClientTest, CreateRefusesBadOptionsNamingTheFix) {
