@@ -119,6 +119,12 @@ ABSL_FLAG(std::string, announce_protocols, "bgp,ospf",
 ABSL_FLAG(absl::Duration, liveness_timeout, absl::Seconds(1),
           "A worker without progress for this long withdraws every VIP "
           "(with --announce); they come back when it recovers.");
+ABSL_FLAG(bool, drain_gshut, false,
+          "While drained (POST /admin/drain, node.admin_state), also tag the "
+          "VIP routes with the GSHUT community 65535:0 (RFC 8326). Without "
+          "it routers keep the director in the multipath set at the drain "
+          "bandwidth (1) until the drain period ends; with it FRR routers "
+          "take it out at once (local-preference 0, kept as a backup).");
 ABSL_FLAG(std::string, fpm_listen, "127.0.0.1:2620",
           "Where zebra's FPM client (-M dplane_fpm_nl, `fpm address`) "
           "connects to stream its FIB; empty: no FPM server. With "
@@ -296,6 +302,7 @@ absl::StatusOr<DaemonOptions> OptionsFromFlags() {
         "--route_source=", route_source, ": use \"kernel\" or \"fpm\""));
   }
   o.liveness_timeout = absl::GetFlag(FLAGS_liveness_timeout);
+  o.drain_gshut = absl::GetFlag(FLAGS_drain_gshut);
   if (o.liveness_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--liveness_timeout=", absl::FormatDuration(o.liveness_timeout),

@@ -548,6 +548,7 @@ absl::Status Daemon::StartAnnouncer(const lb::v1::ConfigSnapshot& proto) {
   dataplane::xsk::Dataplane* dp = dataplane_.get();
   o.oldest_progress = [dp] { return dp->OldestProgress(); };
   o.liveness_timeout = options_.liveness_timeout;
+  o.drain_gshut = options_.drain_gshut;
   o.frr.protocols = options_.announce_protocols;
   announcer_ =
       std::make_unique<announce::Announcer>(o, vip_routes_.get(), vtysh_.get());

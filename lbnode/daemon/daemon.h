@@ -104,6 +104,8 @@ struct DaemonOptions {
       routing::announce::RoutingProtocol::kBgp,
       routing::announce::RoutingProtocol::kOspf};
   absl::Duration liveness_timeout = absl::Seconds(1);
+  // Drain also tags the VIP routes with GSHUT (announce::AnnouncerOptions).
+  bool drain_gshut = false;
   // FPM (routing/fpm): where zebra's dplane_fpm_nl connects (empty: no
   // server), and where the dataplane's routes come from: zebra's FIB over
   // FPM (true, --route_source=fpm) or the kernel's main table (false,

@@ -132,6 +132,7 @@ class AnnounceFrrTest : public ::testing::Test {
     o.device = "anylb0";
     o.oldest_progress = std::move(progress);
     o.liveness_timeout = absl::Milliseconds(500);
+    o.drain_gshut = true;
     o.frr.protocols = {RoutingProtocol::kBgp, RoutingProtocol::kOspf};
     o.frr.retry_interval = absl::Milliseconds(200);
     o.frr.check_interval = absl::Seconds(1);

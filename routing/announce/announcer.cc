@@ -153,6 +153,7 @@ void Announcer::Step() {
   intent.device = options_.device;
   intent.bandwidth_mbps = BandwidthForWeight(config.weight);
   intent.drained = drained;
+  intent.drain_gshut = options_.drain_gshut;
   for (auto& [vip, v] : vips) {
     if (v.communities.empty()) continue;
     std::vector<uint32_t> c = v.communities;

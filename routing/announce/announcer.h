@@ -96,6 +96,10 @@ struct AnnouncerOptions {
   // The dataplane's slowest worker's last progress; null: always live.
   std::function<absl::Time()> oldest_progress;
   absl::Duration liveness_timeout = absl::Seconds(1);
+  // While drained, also tag the routes with GSHUT (65535:0): FRR routers
+  // then drop the node from the multipath set at once (local-preference 0)
+  // instead of giving it the drain bandwidth's share. See README.md.
+  bool drain_gshut = false;
   // Null: every enabled real server is healthy.
   const HealthSource* health = nullptr;
   absl::Duration tick = absl::Milliseconds(100);

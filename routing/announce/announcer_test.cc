@@ -140,6 +140,7 @@ class AnnouncerTest : public ::testing::Test {
     o.clock = [this] { return now_; };
     o.oldest_progress = [this] { return progress_; };
     o.liveness_timeout = absl::Seconds(1);
+    o.drain_gshut = true;  // the drain tests check GSHUT too
     o.health = &health_;
     o.frr.protocols = {RoutingProtocol::kBgp, RoutingProtocol::kOspf};
     o.frr.check_interval = absl::Seconds(5);

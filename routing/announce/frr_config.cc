@@ -268,7 +268,9 @@ absl::StatusOr<OwnedConfig> DesiredConfig(const FrrIntent& intent,
     lines.insert(bandwidth);
     std::vector<std::string> words;
     for (uint32_t c : communities) words.push_back(CommunityText(c));
-    if (intent.drained) words.push_back(CommunityText(kGracefulShutdown));
+    if (intent.drained && intent.drain_gshut) {
+      words.push_back(CommunityText(kGracefulShutdown));
+    }
     lines.insert(CanonicalLine(
         absl::StrCat("set community ", absl::StrJoin(words, " "))));
   }
@@ -276,7 +278,7 @@ absl::StatusOr<OwnedConfig> DesiredConfig(const FrrIntent& intent,
       out.route_map_entries[EntryName(kBgpRouteMap, kCatchAllSeq)];
   catch_all.insert(match_device);
   catch_all.insert(bandwidth);
-  if (intent.drained) {
+  if (intent.drained && intent.drain_gshut) {
     catch_all.insert(
         absl::StrCat("set community ", CommunityText(kGracefulShutdown)));
   }

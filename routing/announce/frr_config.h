@@ -7,7 +7,8 @@
 //          (seq 100..9999, matching the VIP's prefix-list ANYLB-V4-<vip> /
 //          ANYLB-V6-<vip> and the TUN device) and the catch-all entry 10000
 //          (every route on the TUN device), each setting the link-bandwidth
-//          extended community; drained: plus GSHUT (65535:0).
+//          extended community (the drain bandwidth while drained, plus
+//          GSHUT 65535:0 when the intent asks for it).
 //   ospfd, ospf6d
 //          route-map ANYLB-OSPF: entry 10000 (routes on the TUN device);
 //          drained: `set metric 16777214`.
@@ -76,6 +77,8 @@ struct FrrIntent {
   std::string device = "anylb0";
   uint32_t bandwidth_mbps = 1;  // Used unless drained.
   bool drained = false;
+  // While drained, also tag routes with GSHUT (65535:0, RFC 8326).
+  bool drain_gshut = false;
   // Standard communities per VIP, only for VIPs that have some; values as
   // ParseCommunity returns them.
   std::map<IpAddress, std::vector<uint32_t>> communities;

@@ -97,6 +97,13 @@ TEST(FrrConfig, DrainSetsTheDrainBandwidthAndGshut) {
   FrrIntent intent;
   intent.bandwidth_mbps = 40;
   intent.drained = true;
+  // Without drain_gshut: only the drain bandwidth.
+  ASSERT_OK_AND_ASSIGN(OwnedConfig plain,
+                       DesiredConfig(intent, RoutingProtocol::kBgp, {}));
+  EXPECT_THAT(plain.route_map_entries["route-map ANYLB-BGP permit 10000"],
+              UnorderedElementsAre("match interface anylb0",
+                                   "set extcommunity bandwidth 1"));
+  intent.drain_gshut = true;
   ASSERT_OK_AND_ASSIGN(OwnedConfig desired,
                        DesiredConfig(intent, RoutingProtocol::kBgp, {}));
   EXPECT_THAT(desired.route_map_entries["route-map ANYLB-BGP permit 10000"],
@@ -168,6 +175,7 @@ TEST(FrrConfig, NothingToDoWhenFrrRunsTheIntent) {
   FrrIntent intent;
   intent.bandwidth_mbps = 7;
   intent.drained = true;
+  intent.drain_gshut = true;
   intent.communities[Ip("192.0.2.10")] = {65000u << 16 | 100};
   ASSERT_OK_AND_ASSIGN(OwnedConfig desired,
                        DesiredConfig(intent, RoutingProtocol::kBgp, {}));
@@ -197,6 +205,7 @@ TEST(FrrConfig, UndrainRemovesGshutAndTheDrainMetric) {
   FrrIntent intent;
   intent.bandwidth_mbps = 100;
   intent.drained = true;
+  intent.drain_gshut = true;
   ASSERT_OK_AND_ASSIGN(OwnedConfig drained,
                        DesiredConfig(intent, RoutingProtocol::kBgp, {}));
   ASSERT_OK_AND_ASSIGN(OwnedConfig drained_ospf,

@@ -189,12 +189,13 @@ TEST(LbnodeAnnounce, AnnouncesDrainsStallsAndWithdrawsWhenKilled) {
   }
   ASSERT_OK_AND_ASSIGN(
       std::unique_ptr<Process> lbnode,
-      ns->Spawn({Runfile("lbnode/lbnode"), "--interface=eth0",
-                 absl::StrCat("--config=", config),
-                 "--metrics_address=127.0.0.1:9464", "--announce",
-                 absl::StrCat("--frr_vty_socket=", frr->vty_dir()),
-                 "--log_level=debug"},
-                log));
+      ns->Spawn(
+          {Runfile("lbnode/lbnode"), "--interface=eth0",
+           absl::StrCat("--config=", config),
+           "--metrics_address=127.0.0.1:9464", "--announce", "--drain_gshut",
+           absl::StrCat("--frr_vty_socket=", frr->vty_dir()),
+           "--log_level=debug"},
+          log));
   ASSERT_TRUE(WaitFor(
       [&] {
         return absl::StrContains(ReadFile(log), "lbnode running") ||

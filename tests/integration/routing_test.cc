@@ -714,13 +714,17 @@ TEST_P(LbnodeRouting, WeightsKillDrainAndUndrainInRouterFib) {
     GTEST_SKIP() << "this lbnode has no --announce yet (routing/announce "
                     "not wired into lbnode/main.cc)";
   }
-  const std::vector<int> weights = {1, 2, 3};
+  // Weights 10:20:30 (the 1:2:3, in Mbit/s large enough that the
+  // drain bandwidth, 1, is visibly lower). Director 2 drains with GSHUT.
+  const std::vector<int> weights = {10, 20, 30};
   const absl::Duration drain_period = absl::Seconds(6);
   LbnodeFleet fleet;
   for (int i = 0; i < kDirectors; ++i) {
+    std::vector<std::string> flags = {"--route_source=fpm"};
+    if (i == 1) flags.push_back("--drain_gshut");
     absl::StatusOr<std::unique_ptr<LbnodeAnnouncer>> node =
         LbnodeAnnouncer::Start(*directors_[i], *frr_[i], i, weights[i],
-                               drain_period, "bgp", {"--route_source=fpm"});
+                               drain_period, "bgp", flags);
     ASSERT_THAT(node, IsOk()) << fleet.Logs();
     fleet.nodes.push_back(std::move(*node));
   }
@@ -730,7 +734,7 @@ TEST_P(LbnodeRouting, WeightsKillDrainAndUndrainInRouterFib) {
         [&](const auto& h) { return WeightsInProportion(h, weights); },
         kConverge);
     ASSERT_THAT(hops, IsOk()) << fleet.Logs();
-    std::printf("lbnode weights 1:2:3 → router FIB %s\n",
+    std::printf("lbnode weights 10:20:30 → router FIB %s\n",
                 Describe(vip).c_str());
   }
   // Each director's zebra feeds its lbnode over FPM (director-fpm.conf).
@@ -747,51 +751,53 @@ TEST_P(LbnodeRouting, WeightsKillDrainAndUndrainInRouterFib) {
         << frr_[i]->LogTail(20);
   }
 
-  // Drain director 3: lbnode announces the drain bandwidth (1) and GSHUT
-  // (65535:0) while keeping the routes. FRR, as RFC 8326 asks, gives an
-  // eBGP path carrying GSHUT local-preference 0: the path stays in the
-  // router's BGP table as a backup but leaves the multipath set, so its
-  // next hop leaves the FIB at once (1:2:-). After the drain period lbnode
-  // withdraws: the path leaves the BGP table as well.
+  // Drain director 3 (no GSHUT): lbnode announces the drain bandwidth (1)
+  // while keeping the routes, so the router's kernel weight for it drops
+  // to 1/31 of the traffic (10:20:1); after the drain period lbnode
+  // withdraws and the path leaves the FIB.
   absl::Time drained = absl::Now();
   ASSERT_THAT(fleet.nodes[2]->Admin("drain"), IsOk()) << fleet.Logs();
   for (const char* vip : {kVip4, kVip6}) {
     absl::StatusOr<std::vector<KernelNextHop>> hops = WaitForKernelRoute(
         router_->name(), vip,
         [&](const auto& h) {
-          return WeightsInProportion(h, {1, 2, 0});
+          return WeightsInProportion(h, {10, 20, 1});
         },
         drain_period);
     ASSERT_THAT(hops, IsOk()) << fleet.Logs();
-    std::printf("director 3 draining, after %s → %s\n",
-                absl::FormatDuration(absl::Now() - drained).c_str(),
-                Describe(vip).c_str());
+    std::printf(
+        "director 3 draining, after %s → weight at the drain value: "
+        "%s\n",
+        absl::FormatDuration(absl::Now() - drained).c_str(),
+        Describe(vip).c_str());
   }
   const std::string show_path = absl::StrCat("show bgp ipv4 unicast ", kVip4);
   ASSERT_OK_AND_ASSIGN(std::string paths, router_frr_->Vtysh({show_path}));
-  std::printf("router's paths while director 3 drains:\n%s\n", paths.c_str());
   ASSERT_THAT(paths, ::testing::HasSubstr(DirectorV4(2)));
-  EXPECT_THAT(paths, ::testing::HasSubstr("graceful-shutdown"));
-  EXPECT_THAT(paths, ::testing::HasSubstr("localpref 0"));
   EXPECT_THAT(paths, ::testing::HasSubstr("(1.000 Mbps)"));  // Drain value.
+  EXPECT_THAT(paths, ::testing::Not(::testing::HasSubstr("graceful-shutdown")));
   ASSERT_OK_AND_ASSIGN(std::string status, fleet.nodes[2]->AnnounceStatus());
   std::printf("director 3 /admin/announce while draining: %s\n",
               status.c_str());
-  // Withdrawn after the drain period (and not before).
-  absl::Time deadline = drained + drain_period + absl::Seconds(10);
-  while (absl::StrContains(paths, DirectorV4(2)) && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(50));
-    ASSERT_OK_AND_ASSIGN(paths, router_frr_->Vtysh({show_path}));
-  }
+  // Withdrawn after the drain period (and not before): the kernel route
+  // keeps director 3 at the drain weight until then.
+  absl::StatusOr<std::vector<KernelNextHop>> left = WaitForKernelRoute(
+      router_->name(), kVip4,
+      [&](const auto& h) {
+        return WeightsInProportion(h, {10, 20, 0});
+      },
+      drain_period + absl::Seconds(10));
   absl::Duration took = absl::Now() - drained;
-  EXPECT_THAT(paths, ::testing::Not(::testing::HasSubstr(DirectorV4(2))))
-      << fleet.Logs();
-  std::printf("director 3's path withdrawn %s after the drain (period %s)\n",
-              absl::FormatDuration(took).c_str(),
-              absl::FormatDuration(drain_period).c_str());
+  ASSERT_THAT(left, IsOk()) << fleet.Logs();
+  std::printf(
+      "director 3's path left the router's FIB %s after the drain "
+      "(period %s): %s\n",
+      absl::FormatDuration(took).c_str(),
+      absl::FormatDuration(drain_period).c_str(),
+      FormatNextHops(*left).c_str());
   EXPECT_GE(took, drain_period) << "withdrawn before the drain period ended";
-  EXPECT_THAT(ReadKernelRoute(router_->name(), kVip4),
-              status_testing::IsOkAndHolds(::testing::SizeIs(2)));
+  ASSERT_OK_AND_ASSIGN(paths, router_frr_->Vtysh({show_path}));
+  EXPECT_THAT(paths, ::testing::Not(::testing::HasSubstr(DirectorV4(2))));
 
   // Undrain: back with its weight.
   ASSERT_THAT(fleet.nodes[2]->Admin("undrain"), IsOk()) << fleet.Logs();
@@ -806,6 +812,34 @@ TEST_P(LbnodeRouting, WeightsKillDrainAndUndrainInRouterFib) {
     std::printf("director 3 undrained → %s\n", Describe(vip).c_str());
   }
 
+  // Drain director 2, started with --drain_gshut: FRR gives an eBGP path
+  // carrying GSHUT local-preference 0 (RFC 8326), so its next hop leaves
+  // the router's FIB at once while the path stays in BGP as a backup.
+  absl::Time gshut = absl::Now();
+  ASSERT_THAT(fleet.nodes[1]->Admin("drain"), IsOk()) << fleet.Logs();
+  ASSERT_THAT(WaitForKernelRoute(
+                  router_->name(), kVip4,
+                  [&](const auto& h) {
+                    return WeightsInProportion(h, {10, 0, 30});
+                  },
+                  drain_period),
+              IsOk())
+      << fleet.Logs();
+  std::printf("director 2 draining with GSHUT: out of the FIB after %s\n",
+              absl::FormatDuration(absl::Now() - gshut).c_str());
+  ASSERT_OK_AND_ASSIGN(paths, router_frr_->Vtysh({show_path}));
+  EXPECT_THAT(paths, ::testing::HasSubstr(DirectorV4(1)));
+  EXPECT_THAT(paths, ::testing::HasSubstr("graceful-shutdown"));
+  EXPECT_THAT(paths, ::testing::HasSubstr("localpref 0"));
+  ASSERT_THAT(fleet.nodes[1]->Admin("undrain"), IsOk()) << fleet.Logs();
+  ASSERT_THAT(
+      WaitForKernelRoute(
+          router_->name(), kVip4,
+          [&](const auto& h) { return WeightsInProportion(h, weights); },
+          kConverge),
+      IsOk())
+      << fleet.Logs();
+
   // kill -9 lbnode on director 2: the kernel deletes its TUN device and
   // routes, FRR withdraws; the router drops the next hop.
   absl::Time killed = absl::Now();
@@ -814,7 +848,7 @@ TEST_P(LbnodeRouting, WeightsKillDrainAndUndrainInRouterFib) {
     absl::StatusOr<std::vector<KernelNextHop>> hops = WaitForKernelRoute(
         router_->name(), vip,
         [&](const auto& h) {
-          return WeightsInProportion(h, {1, 0, 3});
+          return WeightsInProportion(h, {10, 0, 30});
         },
         absl::Seconds(10));
     absl::Duration took = absl::Now() - killed;
