@@ -14,7 +14,8 @@
 //
 // Ownership and threading (share nothing): one table per Engine, used only
 // by its worker thread. Create() allocates all memory; Insert and Lookup
-// never allocate, lock or throw, and their work is bounded (one bucket).
+// never allocate or lock and raise no exceptions; their work is bounded (one
+// bucket).
 //
 // Layout: a power-of-two array of buckets of kWays entries each (set
 // associative, like a CPU cache). A key maps to one bucket by a seeded
