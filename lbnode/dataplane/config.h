@@ -76,6 +76,11 @@ struct BackendConfig {
   // ipvsadm -x / -y.
   uint32_t upper_threshold = 0;
   uint32_t lower_threshold = 0;
+  // False when this node's own health checks find the backend down while
+  // the fleet's verdict counts it up: it keeps its weight (and so its
+  // Maglev slots, the same table on every node), but new flows fall back
+  // past it (scheduler::SchedBackend::available).
+  bool available = true;
 };
 
 // ServiceConfig is one virtual service: VIP, port (0 = all ports),

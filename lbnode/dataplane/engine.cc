@@ -360,6 +360,7 @@ absl::StatusOr<std::vector<Engine::ServiceRuntime>> Engine::BuildRuntimes(
       rt.backends[b].weight = s.backends[b].weight;
       rt.backends[b].upper_threshold = s.backends[b].upper_threshold;
       rt.backends[b].lower_threshold = s.backends[b].lower_threshold;
+      rt.backends[b].available = s.backends[b].available;
       rt.tags[b] = EndpointTag(s.backends[b].endpoint);
       rt.resolve_mac[b] = s.backends[b].mac == Mac{} ? 1 : 0;
     }

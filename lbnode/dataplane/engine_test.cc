@@ -988,6 +988,37 @@ TEST_P(EngineFamilyTest, ExistingFlowKeepsItsBackendWhenItsWeightGoesToZero) {
   EXPECT_EQ(h.engine->counters().flows_rescheduled, 0u);
 }
 
+TEST_P(EngineFamilyTest, UnavailableBackendIsSkippedOnlyForItsOwnFlows) {
+  // A backend this node cannot reach (its health checks fail here while the
+  // fleet counts it up) keeps its Maglev slots: flows hashed to another
+  // backend go exactly where a node that reaches every backend sends them,
+  // and only the unreachable backend's flows fall back.
+  std::vector<ServiceConfig> services = {
+      Service(fam(), 80, 6, ForwardingMode::kDr, TunnelType::kIpip, 4)};
+  ASSERT_EQ(services[0].scheduler.kind, scheduler::SchedulerKind::kMh);
+  Harness all(services);
+  const int unreachable = 2;
+  services[0].backends[unreachable].available = false;
+  Harness isolated(services);
+  int moved = 0;
+  for (int f = 0; f < 256; ++f) {
+    const int c = f % 64;
+    const uint16_t sport = static_cast<uint16_t>(1000 + f / 64);
+    ASSERT_EQ(all.Run(From(c, sport, kSyn)).action, Action::kTransmit);
+    ASSERT_EQ(isolated.Run(From(c, sport, kSyn)).action, Action::kTransmit);
+    const int reference = BackendOf(all.out);
+    const int picked = BackendOf(isolated.out);
+    ASSERT_GE(reference, 0);
+    EXPECT_NE(picked, unreachable) << f;
+    if (reference == unreachable) {
+      ++moved;
+    } else {
+      EXPECT_EQ(picked, reference) << f;
+    }
+  }
+  EXPECT_GT(moved, 0);  // 256 flows over 4 backends: some hash to it.
+}
+
 TEST_P(EngineFamilyTest, FlowWhoseBackendLeftIsRescheduled) {
   std::vector<ServiceConfig> services = {
       Service(fam(), 80, 6, ForwardingMode::kDr, TunnelType::kIpip, 4)};
