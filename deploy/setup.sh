@@ -16,6 +16,8 @@ PACKAGES=(
   libxdp-dev libbpf-dev xdp-tools bpftool
   # Netlink, controller store, TLS, lbnode's config file and /metrics.
   libmnl-dev libsqlite3-dev libssl-dev libyaml-cpp-dev libcpp-httplib-dev
+  # Health checks: RE2 (HTTP body_regex).
+  libre2-dev
   # openssl(1): deploy/make-certs.sh (trial CA, controller TLS, node mTLS).
   openssl
   # Integration tests and benchmarks: namespaces, real HTTP servers and
