@@ -19,8 +19,12 @@
 // DR/TUN/NAT, the director's local address for FULLNAT) and on which of its
 // addresses (VIP or real-server address) the request arrived.
 //
+// A health-check test takes a real server down with Stop() and brings it
+// back with Restart(), or makes one path fail with NginxOptions::fixed_status.
+//
 // Ownership: the object owns the process and the directory; the destructor
-// stops nginx (SIGTERM, then SIGKILL) and removes the directory.
+// stops nginx (SIGTERM, then SIGKILL) and removes the directory. The Netns
+// given to Start() must outlive it. Not thread-safe.
 
 #ifndef ANYLB_TESTS_NETNS_NGINX_SERVER_H_
 #define ANYLB_TESTS_NETNS_NGINX_SERVER_H_
@@ -44,6 +48,9 @@ struct NginxOptions {
   // Size of /big and its rate limit (nginx limit_rate syntax: "256k").
   uint64_t big_file_bytes = 4 << 20;
   std::string big_file_rate = "512k";
+  // fixed_status: exact paths answered with a status code and no body
+  // (`location = /health { return 500; }`), e.g. a failing health page.
+  std::map<std::string, int> fixed_status;
 };
 
 // AccessLogEntry is one line of the access log.
@@ -84,10 +91,24 @@ class NginxServer {
   // ErrorLog returns nginx's error log (for failure messages).
   std::string ErrorLog() const;
 
- private:
-  NginxServer(NginxOptions options, std::string directory)
-      : options_(std::move(options)), directory_(std::move(directory)) {}
+  // Stop stops nginx (SIGTERM, SIGKILL after 3 s) and waits until nothing
+  // accepts connections on the port any more: the real server is down, its
+  // namespace and addresses stay. The access log is kept.
+  absl::Status Stop();
+  // Restart starts nginx again with the same config (after Stop) and waits
+  // until it accepts connections, as Start does. Already running: OK.
+  absl::Status Restart();
+  bool running() const { return process_ != nullptr; }
 
+ private:
+  NginxServer(const Netns& ns, NginxOptions options, std::string directory)
+      : ns_(&ns),
+        options_(std::move(options)),
+        directory_(std::move(directory)) {}
+  // Launch spawns nginx and waits until it listens.
+  absl::Status Launch();
+
+  const Netns* ns_;
   NginxOptions options_;
   std::string directory_;
   uint64_t big_file_checksum_ = 0;
