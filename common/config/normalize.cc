@@ -275,8 +275,8 @@ class Normalizer {
       error("protocol", absl::StrCat(s.protocol(), ": unknown value"));
     }
     if (!s.name().empty() && !IsValidServiceName(s.name())) {
-      error("name",
-            absl::StrCat(Quote(s.name()), ": 1..63 characters of [a-z0-9._:-]"));
+      error("name", absl::StrCat(Quote(s.name()),
+                                 ": 1..63 characters of [a-z0-9._:-]"));
     }
     if (!name.empty()) {
       auto [it, inserted] = names_.emplace(name, index);
@@ -398,28 +398,49 @@ class Normalizer {
           static_cast<int>(s.persistence().ipv6_prefix_length());
     }
 
-    if (s.has_sorry_backend()) {
-      error("sorry_backend",
-            "is not supported by the dataplane yet; remove it (new flows with "
-            "no backend up are dropped and counted as no_backend)");
-    }
-
     // Backends.
-    std::map<Endpoint, size_t> endpoints;
+    std::map<Endpoint, int> endpoints;
     std::vector<HealthEntry>* health = nullptr;
     if (auto it = health_.find(name); it != health_.end()) {
       health = &it->second;
     }
     const lb::v1::FailureAction on_failure = s.health_check().on_failure();
     for (int j = 0; j < s.backends_size(); ++j) {
-      NormalizeBackend(j, s.backends(j), where, port, vip, forwarding,
-                       on_failure, health, endpoints, out);
+      NormalizeBackend(j, absl::StrCat("backends[", j, "]"), s.backends(j),
+                       where, port, vip, forwarding, on_failure, health,
+                       endpoints, &out.backends);
     }
-    if (is_mh && out.backends.size() > out.maglev_table_size) {
+    // The sorry server (keepalived's sorry_server): checked like a backend
+    // whatever the health, used only while no backend takes new flows.
+    std::vector<NormalBackend> sorry;
+    if (s.has_sorry_backend()) {
+      const lb::v1::Backend& b = s.sorry_backend();
+      if (b.has_weight() && b.weight() == 0) {
+        error("sorry_backend.weight",
+              "0: a sorry server of weight 0 would take no flows; leave the "
+              "weight unset (1)");
+      }
+      if (!b.health_check_address().empty() || b.health_check_port() != 0) {
+        error("sorry_backend",
+              ": health_check_address/port are for checked backends; the "
+              "sorry server is not checked");
+      }
+      NormalizeBackend(-1, "sorry_backend", b, where, port, vip, forwarding,
+                       on_failure, nullptr, endpoints, &sorry);
+    }
+    const size_t table_backends = out.backends.size() + sorry.size();
+    if (is_mh && table_backends > out.maglev_table_size) {
       error("maglev_table_size",
             absl::StrCat(out.maglev_table_size, ": smaller than the ",
-                         out.backends.size(),
+                         table_backends,
                          " backends; use a prime >= 100 x backends"));
+    }
+    const bool any_up =
+        std::any_of(out.backends.begin(), out.backends.end(),
+                    [](const NormalBackend& b) { return b.weight > 0; });
+    if (!any_up && !sorry.empty() && sorry[0].weight > 0) {
+      out.backends.push_back(sorry[0]);
+      out.sorry_active = true;
     }
 
     if (errors_.count() != errors_before || !vip.ok()) return;
@@ -430,18 +451,20 @@ class Normalizer {
     out_.services.push_back(std::move(out));
   }
 
-  void NormalizeBackend(int j, const lb::v1::Backend& b,
-                        const std::string& where, uint16_t port,
-                        const absl::StatusOr<IpAddress>& vip,
+  // NormalizeBackend checks backends[j] (or, with j < 0, the sorry
+  // backend), named `field` in messages, and appends it to `into` unless it
+  // is left out (disabled, or down with FAILURE_ACTION_REMOVE).
+  void NormalizeBackend(int j, const std::string& field,
+                        const lb::v1::Backend& b, const std::string& where,
+                        uint16_t port, const absl::StatusOr<IpAddress>& vip,
                         const std::optional<NormalForwarding>& forwarding,
                         lb::v1::FailureAction on_failure,
                         std::vector<HealthEntry>* health,
-                        std::map<Endpoint, size_t>& endpoints,
-                        NormalService& out) {
+                        std::map<Endpoint, int>& endpoints,
+                        std::vector<NormalBackend>* into) {
     auto error = [&](const std::string& field, const std::string& message) {
       Error(absl::StrCat(where, ": ", field), message);
     };
-    const std::string field = absl::StrCat("backends[", j, "]");
     absl::StatusOr<IpAddress> address = IpAddress::Parse(b.address());
     if (!address.ok()) {
       error(field + ".address",
@@ -536,7 +559,10 @@ class Normalizer {
     const Endpoint endpoint(*address, backend_port);
     if (auto [it, inserted] = endpoints.emplace(endpoint, j); !inserted) {
       error(field, absl::StrCat(": ", endpoint.ToString(), " is backends[",
-                                it->second, "] too"));
+                                it->second, "] too",
+                                j < 0 ? " (the sorry server must be another "
+                                        "real server)"
+                                      : ""));
       return;
     }
 
@@ -561,13 +587,14 @@ class Normalizer {
     }
     if (!enabled) return;
     if (quiesced) weight = 0;
+    if (j < 0 && weight == 0) return;  // A sorry server that takes nothing.
     NormalBackend backend;
     backend.address = *address;
     backend.port = backend_port;
     backend.weight = std::min(weight, kMaxBackendWeight);
     backend.upper_threshold = b.upper_threshold();
     backend.lower_threshold = b.lower_threshold();
-    out.backends.push_back(backend);
+    into->push_back(backend);
   }
 
   const lb::v1::ConfigSnapshot& config_;

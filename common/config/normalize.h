@@ -26,8 +26,9 @@
 //   * weights 0..65535 (ipvsadm -w), lower_threshold <= upper_threshold;
 //   * persistence by ValidatePersistence (port 0 only with persistence,
 //     prefix lengths in range, timeout >= 0);
-//   * sorry_backend is not supported by the dataplane yet (rejected rather
-//     than ignored);
+//   * sorry_backend is checked like a backend (family, DR/TUN port rule,
+//     weight 1..65535, forwarding, not one of the backends) and is not
+//     health checked (no health_check_address/port);
 //   * node: weight 0..1000000; local_addresses are prefixes of at most
 //     kMaxLocalAddresses addresses in all, without overlaps;
 //   * backend_health names a backend of the config.
@@ -38,6 +39,16 @@
 // FAILURE_ACTION_INHIBIT (the default), make it 0: it stays in the service
 // and keeps its established flows but gets no new ones. BACKEND_STATE_
 // DISABLED, and HEALTH_STATE_DOWN with FAILURE_ACTION_REMOVE, leave it out.
+//
+// Sorry server (keepalived's sorry_server): when no backend is left with an
+// effective weight > 0 (all down, drained, disabled, or none configured),
+// the service's sorry_backend (weight 1 unless set; never when DISABLED or
+// DRAINING) is appended to its backends and NormalService::sorry_active is
+// set. Inhibited backends stay at weight 0 beside it, so their established
+// flows continue; new flows go to the sorry server until a backend is up
+// again, when it leaves the service. The Maglev table size is checked
+// against the backends plus the sorry server, so a config that is valid
+// with every backend up stays valid when the sorry server steps in.
 //
 // Threading: pure functions of their arguments; any thread.
 
@@ -94,7 +105,11 @@ struct NormalService {
   absl::Duration persistence_timeout;  // zero: no persistence
   int persistence_ipv4_prefix = 0;     // as given (0: a host)
   int persistence_ipv6_prefix = 0;
-  std::vector<NormalBackend> backends;  // in config order
+  // In config order; the sorry backend last when sorry_active.
+  std::vector<NormalBackend> backends;
+  // The sorry backend stands in for backends that are all out (see the
+  // file comment).
+  bool sorry_active = false;
 };
 
 struct NormalNode {

@@ -129,5 +129,143 @@ TEST(NormalizeConfig, FullNatCheckCanWaitForTheNode) {
       IsOk());
 }
 
+// SorryConfig: one DR service with two backends, the sorry server, and the
+// given backend_health entries.
+lb::v1::ConfigSnapshot SorryConfig(const std::string& extra) {
+  return Parse(R"pb(
+                 services {
+                   name: "web"
+                   vip: "192.0.2.10"
+                   port: 80
+                   protocol: PROTOCOL_TCP
+                   scheduler: SCHEDULER_MH
+                   forwarding { mode: FORWARDING_MODE_DR }
+                   backends { address: "198.51.100.1" weight: 3 }
+                   backends { address: "198.51.100.2" }
+                   sorry_backend { address: "198.51.100.9" }
+                 }
+               )pb" +
+               extra);
+}
+
+TEST(NormalizeConfig, SorryBackendStaysOutWhileABackendIsUp) {
+  // One backend down (inhibited), the other still up: no sorry server.
+  auto normal = NormalizeConfig(SorryConfig(R"pb(
+    backend_health {
+      backend { service_name: "web" address: "198.51.100.1" }
+      state: HEALTH_STATE_DOWN
+    }
+  )pb"));
+  ASSERT_THAT(normal.status(), IsOk());
+  const NormalService& s = normal->services[0];
+  EXPECT_FALSE(s.sorry_active);
+  ASSERT_EQ(s.backends.size(), 2u);
+  EXPECT_EQ(s.backends[0].weight, 0u);
+  EXPECT_EQ(s.backends[1].weight, 1u);
+}
+
+TEST(NormalizeConfig, SorryBackendJoinsWhenEveryBackendIsDownKeepingInhibited) {
+  auto normal = NormalizeConfig(SorryConfig(R"pb(
+    backend_health {
+      backend { service_name: "web" address: "198.51.100.1" }
+      state: HEALTH_STATE_DOWN
+    }
+    backend_health {
+      backend { service_name: "web" address: "198.51.100.2" port: 80 }
+      state: HEALTH_STATE_DOWN
+    }
+  )pb"));
+  ASSERT_THAT(normal.status(), IsOk());
+  const NormalService& s = normal->services[0];
+  EXPECT_TRUE(s.sorry_active);
+  // The inhibited ones stay at weight 0 (their flows continue); the sorry
+  // server comes last, weight 1, at the VIP's port.
+  ASSERT_EQ(s.backends.size(), 3u);
+  EXPECT_EQ(s.backends[0].weight, 0u);
+  EXPECT_EQ(s.backends[1].weight, 0u);
+  EXPECT_EQ(s.backends[2].address.ToString(), "198.51.100.9");
+  EXPECT_EQ(s.backends[2].port, 80);
+  EXPECT_EQ(s.backends[2].weight, 1u);
+}
+
+TEST(NormalizeConfig, SorryBackendJoinsWhenBackendsAreRemovedOrDrained) {
+  lb::v1::ConfigSnapshot config = SorryConfig("");
+  config.mutable_services(0)->mutable_health_check()->set_on_failure(
+      lb::v1::FAILURE_ACTION_REMOVE);
+  config.mutable_services(0)->mutable_backends(1)->set_state(
+      lb::v1::BACKEND_STATE_DRAINING);
+  config.mutable_services(0)->mutable_sorry_backend()->set_weight(7);
+  lb::v1::BackendHealth* h = config.add_backend_health();
+  h->mutable_backend()->set_service_name("web");
+  h->mutable_backend()->set_address("198.51.100.1");
+  h->set_state(lb::v1::HEALTH_STATE_DOWN);
+  auto normal = NormalizeConfig(config);
+  ASSERT_THAT(normal.status(), IsOk());
+  const NormalService& s = normal->services[0];
+  EXPECT_TRUE(s.sorry_active);
+  // .1 removed, .2 draining (weight 0), the sorry server at its weight.
+  ASSERT_EQ(s.backends.size(), 2u);
+  EXPECT_EQ(s.backends[0].address.ToString(), "198.51.100.2");
+  EXPECT_EQ(s.backends[0].weight, 0u);
+  EXPECT_EQ(s.backends[1].address.ToString(), "198.51.100.9");
+  EXPECT_EQ(s.backends[1].weight, 7u);
+
+  // A disabled sorry server is never used.
+  config.mutable_services(0)->mutable_sorry_backend()->set_state(
+      lb::v1::BACKEND_STATE_DISABLED);
+  normal = NormalizeConfig(config);
+  ASSERT_THAT(normal.status(), IsOk());
+  EXPECT_FALSE(normal->services[0].sorry_active);
+  EXPECT_EQ(normal->services[0].backends.size(), 1u);
+}
+
+TEST(NormalizeConfig, SorryBackendIsCheckedLikeABackend) {
+  auto normal = NormalizeConfig(Parse(R"pb(
+    services {
+      name: "web"
+      vip: "192.0.2.10"
+      port: 80
+      protocol: PROTOCOL_TCP
+      scheduler: SCHEDULER_MH
+      forwarding { mode: FORWARDING_MODE_DR }
+      backends { address: "198.51.100.1" }
+      sorry_backend { address: "198.51.100.9" port: 8080 }
+    }
+    services {
+      name: "v6"
+      vip: "2001:db8::10"
+      port: 80
+      protocol: PROTOCOL_TCP
+      scheduler: SCHEDULER_WRR
+      forwarding { mode: FORWARDING_MODE_NAT }
+      backends { address: "2001:db8::1" }
+      sorry_backend { address: "198.51.100.9" weight: 70000 }
+    }
+    services {
+      name: "dup"
+      vip: "192.0.2.11"
+      port: 80
+      protocol: PROTOCOL_TCP
+      scheduler: SCHEDULER_WRR
+      forwarding { mode: FORWARDING_MODE_NAT }
+      backends { address: "198.51.100.1" }
+      sorry_backend { address: "198.51.100.1" port: 80 weight: 0 }
+    }
+  )pb"));
+  ASSERT_THAT(normal.status(), StatusIs(absl::StatusCode::kInvalidArgument));
+  const std::string message(normal.status().message());
+  EXPECT_THAT(message,
+              HasSubstr("service \"web\" (192.0.2.10:80/tcp): sorry_backend."
+                        "port 8080: DR cannot map ports"));
+  EXPECT_THAT(message, HasSubstr("sorry_backend.address \"198.51.100.9\": "
+                                 "IPv4 backend of an IPv6 VIP"));
+  EXPECT_THAT(message,
+              HasSubstr("sorry_backend.weight 70000: outside 0..65535"));
+  EXPECT_THAT(message, HasSubstr("sorry_backend.weight 0: a sorry server of "
+                                 "weight 0 would take no flows"));
+  EXPECT_THAT(message, HasSubstr("sorry_backend: 198.51.100.1:80 is "
+                                 "backends[0] too"));
+}
+
 }  // namespace
 }  // namespace anylb::config

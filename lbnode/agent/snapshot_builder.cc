@@ -1,7 +1,9 @@
 #include "lbnode/agent/snapshot_builder.h"
 
 #include <cstring>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -10,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/config/normalize.h"
+#include "common/config/rules.h"
 #include "common/status_macros.h"
 #include "lbnode/scheduler/hash.h"
 #include "lbnode/scheduler/persistence.h"
@@ -86,14 +89,41 @@ ForwardingMode ToMode(lb::v1::ForwardingMode mode) {
   }
 }
 
+// Contains: `ids` holds the backend `endpoint` (effective port) of
+// `service`, by its effective port or, at the service's port, by port 0.
+bool Contains(const std::set<BackendId>& ids, const std::string& service,
+              const Endpoint& endpoint, uint16_t service_port) {
+  if (ids.empty()) return false;
+  if (ids.contains(BackendId{service, endpoint})) return true;
+  return endpoint.port() == service_port &&
+         ids.contains(BackendId{service, Endpoint(endpoint.address(), 0)});
+}
+
+// FleetDown: the backends the snapshot's backend_health holds DOWN.
+std::set<BackendId> FleetDown(const lb::v1::ConfigSnapshot& config) {
+  std::set<BackendId> down;
+  for (const lb::v1::BackendHealth& h : config.backend_health()) {
+    if (h.state() != lb::v1::HEALTH_STATE_DOWN) continue;
+    absl::StatusOr<IpAddress> address = IpAddress::Parse(h.backend().address());
+    if (!address.ok() || h.backend().port() > 65535) continue;
+    down.insert(
+        {h.backend().service_name(),
+         Endpoint(*address, static_cast<uint16_t>(h.backend().port()))});
+  }
+  return down;
+}
+
 class Builder {
  public:
-  Builder(const lb::v1::ConfigSnapshot& config, const NodeIdentity& identity)
-      : config_(config), identity_(identity) {}
+  Builder(const lb::v1::ConfigSnapshot& config, const NodeIdentity& identity,
+          const std::set<BackendId>& local_down)
+      : config_(config), identity_(identity), local_down_(local_down) {}
 
   absl::StatusOr<EngineConfig> Build() {
     ASSIGN_OR_RETURN(config::NormalConfig normal,
                      config::NormalizeConfig(config_));
+    const std::set<BackendId> fleet_down =
+        local_down_.empty() ? std::set<BackendId>() : FleetDown(config_);
 
     dataplane::NodeConfig node;
     node.mac = identity_.mac;
@@ -113,7 +143,8 @@ class Builder {
     EngineConfig out;
     std::vector<dataplane::ServiceConfig> services;
     for (const config::NormalService& s : normal.services) {
-      ASSIGN_OR_RETURN(dataplane::ServiceConfig service, ToEngine(s));
+      ASSIGN_OR_RETURN(dataplane::ServiceConfig service,
+                       ToEngine(s, fleet_down, local_down_));
       if (service.mode == ForwardingMode::kNat) {
         for (const dataplane::BackendConfig& b : service.backends) {
           out.nat_backends.insert({b.endpoint, s.protocol});
@@ -148,7 +179,8 @@ class Builder {
   // ToEngine maps a normalized (already checked) service to the engine's
   // plain struct.
   static absl::StatusOr<dataplane::ServiceConfig> ToEngine(
-      const config::NormalService& s) {
+      const config::NormalService& s, const std::set<BackendId>& fleet_down,
+      const std::set<BackendId>& local_down) {
     dataplane::ServiceConfig out;
     out.vip = s.vip;
     out.port = s.port;
@@ -178,12 +210,19 @@ class Builder {
                                             s.persistence_ipv4_prefix,
                                             s.persistence_ipv6_prefix));
     }
-    for (const config::NormalBackend& b : s.backends) {
+    for (size_t i = 0; i < s.backends.size(); ++i) {
+      const config::NormalBackend& b = s.backends[i];
       dataplane::BackendConfig backend;
       backend.endpoint = Endpoint(b.address, b.port);
       backend.weight = b.weight;
       backend.upper_threshold = b.upper_threshold;
       backend.lower_threshold = b.lower_threshold;
+      // Down here only: the fleet keeps it (and its slots), this node's new
+      // flows fall back past it. The sorry server is never checked.
+      const bool sorry = s.sorry_active && i + 1 == s.backends.size();
+      backend.available =
+          sorry || !Contains(local_down, s.name, backend.endpoint, s.port) ||
+          Contains(fleet_down, s.name, backend.endpoint, s.port);
       out.backends.push_back(backend);
     }
     return out;
@@ -191,6 +230,7 @@ class Builder {
 
   const lb::v1::ConfigSnapshot& config_;
   const NodeIdentity& identity_;
+  const std::set<BackendId>& local_down_;
 };
 
 }  // namespace
@@ -208,8 +248,83 @@ uint64_t DeriveHashSeed(const IpAddress& vip, uint16_t port, uint8_t protocol) {
 }
 
 absl::StatusOr<EngineConfig> BuildEngineConfig(
-    const lb::v1::ConfigSnapshot& config, const NodeIdentity& identity) {
-  return Builder(config, identity).Build();
+    const lb::v1::ConfigSnapshot& config, const NodeIdentity& identity,
+    const std::set<BackendId>& local_down) {
+  return Builder(config, identity, local_down).Build();
+}
+
+std::string ServiceNameOf(const lb::v1::Service& service) {
+  if (!service.name().empty()) return service.name();
+  absl::StatusOr<IpAddress> vip = IpAddress::Parse(service.vip());
+  uint8_t protocol = 0;
+  if (service.protocol() == lb::v1::PROTOCOL_TCP) protocol = 6;
+  if (service.protocol() == lb::v1::PROTOCOL_UDP) protocol = 17;
+  if (!vip.ok() || protocol == 0 || service.port() > 65535) return "";
+  return config::DefaultServiceName(*vip, static_cast<uint16_t>(service.port()),
+                                    protocol);
+}
+
+lb::v1::ConfigSnapshot OverlayLocalHealth(
+    const lb::v1::ConfigSnapshot& config,
+    const std::vector<LocalVerdict>& verdicts) {
+  // The config's backends by id at their effective port.
+  std::set<BackendId> known;
+  std::map<std::string, uint16_t> service_ports;
+  for (const lb::v1::Service& s : config.services()) {
+    const std::string name = ServiceNameOf(s);
+    if (name.empty()) continue;
+    const uint16_t port = static_cast<uint16_t>(s.port());
+    service_ports[name] = port;
+    for (const lb::v1::Backend& b : s.backends()) {
+      absl::StatusOr<IpAddress> address = IpAddress::Parse(b.address());
+      if (!address.ok() || b.port() > 65535) continue;
+      known.insert(
+          {name,
+           Endpoint(*address,
+                    b.port() == 0 ? port : static_cast<uint16_t>(b.port()))});
+    }
+  }
+  auto effective = [&](const std::string& service,
+                       const Endpoint& e) -> std::optional<BackendId> {
+    auto it = service_ports.find(service);
+    if (it == service_ports.end()) return std::nullopt;
+    BackendId id{service,
+                 Endpoint(e.address(), e.port() == 0 ? it->second : e.port())};
+    if (!known.contains(id)) return std::nullopt;
+    return id;
+  };
+  std::map<BackendId, const LocalVerdict*> local;
+  for (const LocalVerdict& v : verdicts) {
+    if (v.state != lb::v1::HEALTH_STATE_UP &&
+        v.state != lb::v1::HEALTH_STATE_DOWN) {
+      continue;
+    }
+    if (std::optional<BackendId> id = effective(v.id.service, v.id.backend)) {
+      local[*id] = &v;
+    }
+  }
+  lb::v1::ConfigSnapshot out = config;
+  if (local.empty()) return out;
+  out.clear_backend_health();
+  for (const lb::v1::BackendHealth& h : config.backend_health()) {
+    absl::StatusOr<IpAddress> address = IpAddress::Parse(h.backend().address());
+    if (address.ok() && h.backend().port() <= 65535) {
+      std::optional<BackendId> id = effective(
+          h.backend().service_name(),
+          Endpoint(*address, static_cast<uint16_t>(h.backend().port())));
+      if (id && local.contains(*id)) continue;  // Replaced below.
+    }
+    *out.add_backend_health() = h;
+  }
+  for (const auto& [id, v] : local) {
+    lb::v1::BackendHealth* h = out.add_backend_health();
+    h->mutable_backend()->set_service_name(id.service);
+    h->mutable_backend()->set_address(id.backend.address().ToString());
+    h->mutable_backend()->set_port(id.backend.port());
+    h->set_state(v->state);
+    h->set_dynamic_weight(v->dynamic_weight);
+  }
+  return out;
 }
 
 }  // namespace anylb::agent

@@ -21,6 +21,16 @@
 // Hash seed: hash_seed 0 becomes Hash64 of (VIP bytes, port, protocol)
 // (DeriveHashSeed), the same on every node.
 //
+// Health: the fleet's verdicts (ConfigSnapshot.backend_health) set the
+// weights (normalize.h), so every node builds the same tables. This node's
+// own verdicts enter in one of two ways:
+//   * controller mode: `local_down` lists the backends this node's checks
+//     find DOWN; each one the fleet does not hold DOWN keeps its weight (and
+//     its Maglev slots) but gets BackendConfig::available = false, so this
+//     node's new flows fall back past it;
+//   * standalone mode: the node's verdicts are the fleet's —
+//     OverlayLocalHealth writes them into backend_health before building.
+//
 // Threading: pure functions of their arguments; any thread.
 
 #ifndef ANYLB_LBNODE_AGENT_SNAPSHOT_BUILDER_H_
@@ -80,10 +90,44 @@ struct EngineConfig {
   std::shared_ptr<const NameTable> names;
 };
 
+// BackendId names a real server of a service as lb.v1.BackendRef does: the
+// service's name and the backend's address and port as configured (port 0:
+// the service's port; such ids match the backend by its effective port).
+struct BackendId {
+  std::string service;
+  Endpoint backend;
+  friend bool operator==(const BackendId&, const BackendId&) = default;
+  friend auto operator<=>(const BackendId&, const BackendId&) = default;
+};
+
+// LocalVerdict is this node's own view of one real server.
+struct LocalVerdict {
+  BackendId id;
+  lb::v1::HealthState state = lb::v1::HEALTH_STATE_UNSPECIFIED;
+  uint32_t dynamic_weight = 0;  // 0: none.
+};
+
 // BuildEngineConfig checks `config` and builds an EngineConfig; see the file
-// comment.
+// comment. `local_down`: the backends this node finds DOWN (controller
+// mode; ids of backends not in `config` are ignored).
 absl::StatusOr<EngineConfig> BuildEngineConfig(
-    const lb::v1::ConfigSnapshot& config, const NodeIdentity& identity);
+    const lb::v1::ConfigSnapshot& config, const NodeIdentity& identity,
+    const std::set<BackendId>& local_down = {});
+
+// OverlayLocalHealth returns `config` with `verdicts` as its backend_health
+// (standalone mode: the node's verdicts are the fleet's). A verdict UP or
+// DOWN replaces the config's entry for that backend; UNSPECIFIED (not
+// checked yet) leaves it. Verdicts of backends `config` does not have (a
+// reload removed them) are skipped, so the result always normalizes when
+// `config` does.
+lb::v1::ConfigSnapshot OverlayLocalHealth(
+    const lb::v1::ConfigSnapshot& config,
+    const std::vector<LocalVerdict>& verdicts);
+
+// ServiceNameOf is the name normalization gives `service` (its name, or
+// DefaultServiceName when unnamed; "" when its VIP, port or protocol is
+// invalid).
+std::string ServiceNameOf(const lb::v1::Service& service);
 
 // DeriveHashSeed is the Maglev seed of a service whose hash_seed is 0.
 uint64_t DeriveHashSeed(const IpAddress& vip, uint16_t port, uint8_t protocol);

@@ -384,12 +384,12 @@ INSTANTIATE_TEST_SUITE_P(
                      "198.51.100.1, weight: 1, upper_threshold: 10, "
                      "lower_threshold: 20}]}")),
                  "backends[0].lower_threshold 20: above upper_threshold 10"},
-        RuleCase{"sorry backend",
+        RuleCase{"sorry backend mapping a DR port",
                  Service(absl::StrCat(kWeb,
                                       "forwarding: {mode: dr}, "
                                       "sorry_backend: {address: "
-                                      "198.51.100.9}}")),
-                 "sorry_backend is not supported by the dataplane yet"},
+                                      "198.51.100.9, port: 8080}}")),
+                 "sorry_backend.port 8080: DR cannot map ports"},
         RuleCase{"health of an unknown backend",
                  Service(absl::StrCat(kWeb, "forwarding: {mode: dr}}")) +
                      "backend_health: [{backend: {service_name: web, "
@@ -516,6 +516,130 @@ TEST(BuildEngineConfig, TheExampleConfigIsValid) {
   EXPECT_EQ(c->vips.size(), 5u);
   EXPECT_EQ(c->nat_backends.size(), 2u);
   EXPECT_EQ(c->local_addresses.size(), 8u + 16u);
+}
+
+// kChecked: a service with two checked backends (one at port 0, one
+// explicit) and a sorry server.
+constexpr char kChecked[] = R"(
+services:
+  - name: web
+    vip: 192.0.2.1
+    port: 80
+    protocol: tcp
+    scheduler: mh
+    maglev_table_size: 251
+    forwarding: {mode: dr}
+    health_check: {tcp: {}}
+    backends:
+      - {address: 198.51.100.1, weight: 3}
+      - {address: 198.51.100.2, port: 80, weight: 5}
+    sorry_backend: {address: 198.51.100.9}
+)";
+
+BackendId Id(const std::string& service, const std::string& endpoint) {
+  return BackendId{service, *Endpoint::Parse(endpoint)};
+}
+
+TEST(BuildEngineConfig, LocallyDownBackendIsUnavailableButKeepsItsWeight) {
+  ASSERT_OK_AND_ASSIGN(lb::v1::ConfigSnapshot proto,
+                       config::ParseConfigYaml(kChecked, "test.yaml"));
+  // .1 is named with port 0 (as configured), .2 with its effective port.
+  ASSERT_OK_AND_ASSIGN(EngineConfig c,
+                       BuildEngineConfig(proto, Identity(),
+                                         {Id("web", "198.51.100.1:0"),
+                                          Id("web", "198.51.100.2:80"),
+                                          Id("other", "198.51.100.3:80")}));
+  const dataplane::ServiceConfig& web = c.snapshot->services()[0];
+  ASSERT_EQ(web.backends.size(), 2u);  // No sorry server: the fleet says up.
+  EXPECT_FALSE(FindBackend(web, "198.51.100.1:80")->available);
+  EXPECT_EQ(FindBackend(web, "198.51.100.1:80")->weight, 3u);
+  EXPECT_FALSE(FindBackend(web, "198.51.100.2:80")->available);
+  EXPECT_EQ(FindBackend(web, "198.51.100.2:80")->weight, 5u);
+
+  // Without local verdicts everything is available.
+  ASSERT_OK_AND_ASSIGN(EngineConfig all, BuildEngineConfig(proto, Identity()));
+  for (const dataplane::BackendConfig& b :
+       all.snapshot->services()[0].backends) {
+    EXPECT_TRUE(b.available) << b.endpoint;
+  }
+}
+
+TEST(BuildEngineConfig, FleetDownWinsOverLocalDownAndBringsTheSorryServer) {
+  ASSERT_OK_AND_ASSIGN(lb::v1::ConfigSnapshot proto,
+                       config::ParseConfigYaml(kChecked, "test.yaml"));
+  for (const char* address : {"198.51.100.1", "198.51.100.2"}) {
+    lb::v1::BackendHealth* h = proto.add_backend_health();
+    h->mutable_backend()->set_service_name("web");
+    h->mutable_backend()->set_address(address);
+    h->set_state(lb::v1::HEALTH_STATE_DOWN);
+  }
+  ASSERT_OK_AND_ASSIGN(
+      EngineConfig c,
+      BuildEngineConfig(proto, Identity(), {Id("web", "198.51.100.1:80")}));
+  const dataplane::ServiceConfig& web = c.snapshot->services()[0];
+  // Both inhibited (weight 0, flows continue), not "unavailable": the
+  // fleet's verdict already took them out of new flows. The sorry server
+  // joined at weight 1.
+  ASSERT_EQ(web.backends.size(), 3u);
+  EXPECT_EQ(FindBackend(web, "198.51.100.1:80")->weight, 0u);
+  EXPECT_TRUE(FindBackend(web, "198.51.100.1:80")->available);
+  EXPECT_EQ(FindBackend(web, "198.51.100.2:80")->weight, 0u);
+  ASSERT_NE(FindBackend(web, "198.51.100.9:80"), nullptr);
+  EXPECT_EQ(FindBackend(web, "198.51.100.9:80")->weight, 1u);
+  EXPECT_TRUE(FindBackend(web, "198.51.100.9:80")->available);
+  EXPECT_THAT(
+      (*c.names)[0].backends,
+      ElementsAre("198.51.100.1:80", "198.51.100.2:80", "198.51.100.9:80"));
+}
+
+TEST(OverlayLocalHealth, LocalVerdictsBecomeTheFleetsInStandaloneMode) {
+  ASSERT_OK_AND_ASSIGN(lb::v1::ConfigSnapshot proto,
+                       config::ParseConfigYaml(kChecked, "test.yaml"));
+  // The file says .2 is down; the node's checks say it is up at weight 9.
+  lb::v1::BackendHealth* file = proto.add_backend_health();
+  file->mutable_backend()->set_service_name("web");
+  file->mutable_backend()->set_address("198.51.100.2");
+  file->set_state(lb::v1::HEALTH_STATE_DOWN);
+  const std::vector<LocalVerdict> verdicts = {
+      {Id("web", "198.51.100.1:0"), lb::v1::HEALTH_STATE_DOWN, 0},
+      {Id("web", "198.51.100.2:80"), lb::v1::HEALTH_STATE_UP, 9},
+      // Not in the config (a reload removed it): skipped.
+      {Id("web", "198.51.100.7:0"), lb::v1::HEALTH_STATE_DOWN, 0},
+      {Id("gone", "198.51.100.1:0"), lb::v1::HEALTH_STATE_DOWN, 0},
+  };
+  lb::v1::ConfigSnapshot overlaid = OverlayLocalHealth(proto, verdicts);
+  ASSERT_EQ(overlaid.backend_health_size(), 2);
+  ASSERT_OK_AND_ASSIGN(EngineConfig c, BuildEngineConfig(overlaid, Identity()));
+  const dataplane::ServiceConfig& web = c.snapshot->services()[0];
+  ASSERT_EQ(web.backends.size(), 2u);
+  EXPECT_EQ(FindBackend(web, "198.51.100.1:80")->weight, 0u);  // inhibited
+  EXPECT_EQ(FindBackend(web, "198.51.100.2:80")->weight, 9u);  // dynamic
+
+  // Both down: the sorry server steps in.
+  lb::v1::ConfigSnapshot all_down = OverlayLocalHealth(
+      proto, {{Id("web", "198.51.100.1:80"), lb::v1::HEALTH_STATE_DOWN, 0},
+              {Id("web", "198.51.100.2:80"), lb::v1::HEALTH_STATE_DOWN, 0}});
+  ASSERT_OK_AND_ASSIGN(EngineConfig sorry,
+                       BuildEngineConfig(all_down, Identity()));
+  EXPECT_NE(FindBackend(sorry.snapshot->services()[0], "198.51.100.9:80"),
+            nullptr);
+
+  // Not yet checked (UNSPECIFIED) leaves the file's entry alone.
+  lb::v1::ConfigSnapshot unchecked = OverlayLocalHealth(
+      proto,
+      {{Id("web", "198.51.100.2:80"), lb::v1::HEALTH_STATE_UNSPECIFIED, 0}});
+  ASSERT_EQ(unchecked.backend_health_size(), 1);
+  EXPECT_EQ(unchecked.backend_health(0).state(), lb::v1::HEALTH_STATE_DOWN);
+}
+
+TEST(ServiceNameOf, IsTheNameOrTheDefaultName) {
+  lb::v1::Service s;
+  s.set_vip("192.0.2.1");
+  s.set_port(53);
+  s.set_protocol(lb::v1::PROTOCOL_UDP);
+  EXPECT_EQ(ServiceNameOf(s), "udp-192.0.2.1-53");
+  s.set_name("dns");
+  EXPECT_EQ(ServiceNameOf(s), "dns");
 }
 
 }  // namespace
