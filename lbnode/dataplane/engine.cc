@@ -270,9 +270,37 @@ bool MakeRoom(std::span<uint8_t> buffer, size_t* headroom, size_t used,
 
 }  // namespace
 
+// TunnelHeader is a TUN backend's outer headers, built once per snapshot on
+// the control path (BuildRuntimes), so that a packet only copies them and
+// patches what depends on it: lengths, TOS / traffic class, flow label, GUE
+// source port and the checksums, which start from `sum`.
+struct Engine::TunnelHeader {
+  // The outer IPv4 (20 bytes) or IPv6 (40) header and, for GUE, the UDP
+  // header (8 more) with every per-packet field zero: IPv4 TOS, total
+  // length and header checksum; the IPv6 first word but its version,
+  // payload length; UDP source port, length and checksum.
+  std::array<uint8_t, 48> bytes{};
+  // The unfolded one's complement sum (RFC 1071) of the constant 16-bit
+  // words a checksum covers: IPv4, the header's (the TOS and total length
+  // are added per packet); GUE over IPv6, the pseudo-header's addresses and
+  // next header and the UDP destination port (the lengths, source port and
+  // inner datagram are added per packet). Unused for IP6IP6.
+  uint32_t sum = 0;
+  // The node MTU minus `overhead`: a longer inner datagram is too big.
+  uint32_t max_inner_len = 0;
+  uint16_t overhead = 0;    // Bytes of `bytes` used: 20, 28, 40 or 48.
+  uint16_t ether_type = 0;  // Of the outer header.
+  bool outer_v4 = true;
+  bool gue = false;
+  Mac source_mac{};    // The node's.
+  IpAddress next_hop;  // The outer destination (the backend), to resolve.
+};
+
 struct Engine::ServiceRuntime {
   std::vector<SchedBackend> backends;
   std::vector<uint32_t> tags;  // EndpointTag of each backend.
+  // TUN: each backend's outer headers (empty for other modes).
+  std::vector<TunnelHeader> tunnels;
   // DR: 1 where BackendConfig::mac is all zeros (ask the resolver).
   std::vector<uint8_t> resolve_mac;
   std::unique_ptr<scheduler::Scheduler> scheduler;
@@ -342,6 +370,47 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(
   return engine;
 }
 
+Engine::TunnelHeader Engine::MakeTunnelHeader(const NodeConfig& node,
+                                              const ServiceConfig& s,
+                                              const IpAddress& backend) {
+  TunnelHeader t;
+  t.outer_v4 = backend.is_v4();
+  t.gue = s.tunnel == TunnelType::kGue;
+  const size_t ip_size = t.outer_v4 ? kIpv4HeaderSize : kIpv6HeaderSize;
+  t.overhead = static_cast<uint16_t>(ip_size + (t.gue ? kUdpHeaderSize : 0));
+  t.max_inner_len = node.mtu > t.overhead ? node.mtu - t.overhead : 0;
+  t.ether_type = t.outer_v4 ? kEtherTypeIpv4 : kEtherTypeIpv6;
+  t.source_mac = node.mac;
+  t.next_hop = backend;
+  // IPIP carries the VIP's family (the backend's: validated); GUE either.
+  const uint8_t protocol =
+      t.gue ? kIpProtoUdp : (s.vip.is_v4() ? kIpProtoIpip : kIpProtoIpv6);
+  uint8_t* const o = t.bytes.data();
+  if (t.outer_v4) {
+    o[0] = 0x45;
+    StoreBe16(o + 6, 0x4000);  // DF; ID 0: atomic datagram (RFC 6864 §4.1).
+    o[8] = node.outer_ttl;
+    o[9] = protocol;
+    std::memcpy(o + 12, node.tunnel_source_v4.bytes().data(), 4);
+    std::memcpy(o + 16, backend.bytes().data(), 4);
+    t.sum = static_cast<uint32_t>(ChecksumAccumulate({o, kIpv4HeaderSize}));
+  } else {
+    o[0] = 0x60;
+    o[6] = protocol;
+    o[7] = node.outer_ttl;
+    std::memcpy(o + 8, node.tunnel_source_v6.bytes().data(), 16);
+    std::memcpy(o + 24, backend.bytes().data(), 16);
+  }
+  if (t.gue) {
+    StoreBe16(o + ip_size + 2, s.gue_port);
+    if (!t.outer_v4) {
+      t.sum = static_cast<uint32_t>(
+          PseudoHeaderSumV6(o + 8, o + 24, kIpProtoUdp, 0) + s.gue_port);
+    }
+  }
+  return t;
+}
+
 absl::StatusOr<std::vector<Engine::ServiceRuntime>> Engine::BuildRuntimes(
     const EngineSnapshot& snapshot) const {
   std::vector<ServiceRuntime> out(snapshot.services().size());
@@ -363,6 +432,13 @@ absl::StatusOr<std::vector<Engine::ServiceRuntime>> Engine::BuildRuntimes(
       rt.backends[b].available = s.backends[b].available;
       rt.tags[b] = EndpointTag(s.backends[b].endpoint);
       rt.resolve_mac[b] = s.backends[b].mac == Mac{} ? 1 : 0;
+    }
+    if (s.mode == ForwardingMode::kTun) {
+      rt.tunnels.resize(s.backends.size());
+      for (size_t b = 0; b < s.backends.size(); ++b) {
+        rt.tunnels[b] = MakeTunnelHeader(snapshot.node(), s,
+                                         s.backends[b].endpoint.address());
+      }
     }
     // Carry this worker's counts and traffic counters over from the same
     // service (key) and the same backend (endpoint): the counters feed
@@ -905,7 +981,8 @@ Verdict Engine::DropUnmatchedFragment(size_t headroom, size_t frame_len) {
     return ForwardNat(buffer, headroom, frame_len, p, key, entry, service,
                       backend, now);
   }
-  return Forward(buffer, headroom, frame_len, p, service, backend, hash, now);
+  return ForwardTun(buffer, headroom, frame_len, p, rt.tunnels[backend], hash,
+                    now);
 }
 
 [[gnu::always_inline]] inline Verdict Engine::ProcessFlow(
@@ -1344,99 +1421,118 @@ Verdict Engine::Reply(std::span<uint8_t> buffer, size_t headroom,
                      frame_len);
 }
 
-Verdict Engine::Forward(std::span<uint8_t> buffer, size_t headroom,
-                        size_t frame_len, const ParsedPacket& p, int service,
-                        int backend, uint64_t flow_hash, FlowClock now) {
-  const EngineSnapshot& snap = *snapshot_;
-  const ServiceConfig& s = snap.services()[service];
-  const BackendConfig& b = s.backends[backend];
-  const NodeConfig& node = snap.node();
-
-  // TUN (DR is ForwardDr).
-  const IpAddress& dst = b.endpoint.address();
-  const bool outer_v4 = dst.is_v4();
-  const bool gue = s.tunnel == TunnelType::kGue;
-  const size_t ip_size = outer_v4 ? kIpv4HeaderSize : kIpv6HeaderSize;
-  const size_t overhead = ip_size + (gue ? kUdpHeaderSize : 0);
-  const size_t l2 = p.l3_offset;
+[[gnu::always_inline]] inline Verdict Engine::EncapsulateTun(
+    uint8_t* frame, size_t frame_offset, const ParsedPacket& p,
+    const TunnelHeader& t, const Mac& next_hop, uint32_t flow_hash) {
+  const size_t l2 = p.l3_offset;  // 14, or 18 with an 802.1Q tag.
   const size_t inner_len = p.l3_end - p.l3_offset;
-  if (inner_len + overhead > node.mtu) {
-    const uint8_t* ip = buffer.data() + headroom + l2;
-    const bool df = p.is_v4() ? (ip[6] & 0x40) != 0 : true;
-    if (!df) return Drop(DropReason::kMtuExceeded, headroom, frame_len);
-    return TooBig(buffer, headroom, frame_len, p,
-                  static_cast<uint32_t>(node.mtu - overhead), now.ToTime());
-  }
-  Mac next_hop;
-  if (!resolver_->Resolve(dst, &next_hop)) {
-    return Drop(DropReason::kNoNeighbor, headroom, frame_len);
-  }
-  size_t room = headroom;
-  if (!MakeRoom(buffer, &room, l2 + inner_len, overhead)) {
-    return Drop(DropReason::kMtuExceeded, headroom, frame_len);
-  }
-  // The 802.1Q tag, if any (l2 is 14 or 18), before the headers overwrite
-  // it: fixed-size copies, no memcpy call.
-  uint8_t tag[4];
-  if (l2 > 14) std::memcpy(tag, buffer.data() + room + 12, 4);
-  uint8_t* const inner = buffer.data() + room + l2;
+  const uint8_t* const inner = frame + l2;
+  // The tag, if any, before the outer headers overwrite it.
+  uint32_t tag = 0;
+  if (l2 > 14) std::memcpy(&tag, frame + 12, 4);
   const uint8_t tos = p.is_v4()
                           ? inner[1]
                           : static_cast<uint8_t>((LoadBe16(inner) >> 4) & 0xff);
-  uint8_t* const start = buffer.data() + room - overhead;
-  // Ethernet (+ the 802.1Q tag as received).
-  std::memcpy(start, next_hop.data(), 6);
-  std::memcpy(start + 6, node.mac.data(), 6);
-  if (l2 > 14) std::memcpy(start + 12, tag, 4);
-  StoreBe16(start + l2 - 2, outer_v4 ? kEtherTypeIpv4 : kEtherTypeIpv6);
-
+  uint8_t* const start = frame - t.overhead;
   uint8_t* const o = start + l2;
-  const uint8_t inner_proto = p.is_v4() ? kIpProtoIpip : kIpProtoIpv6;
-  const uint8_t outer_proto = gue ? kIpProtoUdp : inner_proto;
-  const size_t outer_payload = overhead - ip_size + inner_len;
-  if (outer_v4) {
-    o[0] = 0x45;
+  // The template, by fixed-size copies; then the per-packet fields.
+  if (t.outer_v4) {
+    if (t.gue) {
+      std::memcpy(o, t.bytes.data(), kIpv4HeaderSize + kUdpHeaderSize);
+    } else {
+      std::memcpy(o, t.bytes.data(), kIpv4HeaderSize);
+    }
+    const auto total = static_cast<uint16_t>(t.overhead + inner_len);
     o[1] = tos;
-    StoreBe16(o + 2, static_cast<uint16_t>(ip_size + outer_payload));
-    StoreBe16(o + 4, 0);       // ID 0: atomic datagram (RFC 6864 §4.1).
-    StoreBe16(o + 6, 0x4000);  // DF.
-    o[8] = node.outer_ttl;
-    o[9] = outer_proto;
-    StoreBe16(o + 10, 0);
-    std::memcpy(o + 12, node.tunnel_source_v4.bytes().data(), 4);
-    std::memcpy(o + 16, dst.bytes().data(), 4);
-    StoreBe16(o + 10, static_cast<uint16_t>(~ChecksumFold(
-                          FastChecksumAccumulate({o, kIpv4HeaderSize}, 0))));
+    StoreBe16(o + 2, total);
+    // RFC 1071: the constant words' sum plus the two that changed.
+    StoreBe16(o + 10, static_cast<uint16_t>(
+                          ~ChecksumFold(uint64_t{t.sum} + tos + total)));
+    if (t.gue) {
+      uint8_t* const u = o + kIpv4HeaderSize;
+      StoreBe16(u, static_cast<uint16_t>(kGueSourcePortBase +
+                                         flow_hash % kGueSourcePortRange));
+      StoreBe16(u + 4, static_cast<uint16_t>(kUdpHeaderSize + inner_len));
+      // Checksum 0 (the template's): allowed over IPv4 (RFC 768).
+    }
   } else {
-    StoreBe32(o, uint32_t{6} << 28 | uint32_t{tos} << 20 |
-                     (static_cast<uint32_t>(flow_hash) & 0xfffff));
-    StoreBe16(o + 4, static_cast<uint16_t>(outer_payload));
-    o[6] = outer_proto;
-    o[7] = node.outer_ttl;
-    std::memcpy(o + 8, node.tunnel_source_v6.bytes().data(), 16);
-    std::memcpy(o + 24, dst.bytes().data(), 16);
-  }
-  if (gue) {
-    uint8_t* const u = o + ip_size;
-    StoreBe16(u, static_cast<uint16_t>(kGueSourcePortBase +
-                                       flow_hash % kGueSourcePortRange));
-    StoreBe16(u + 2, s.gue_port);
-    StoreBe16(u + 4, static_cast<uint16_t>(outer_payload));
-    StoreBe16(u + 6, 0);
-    if (!outer_v4) {
+    if (t.gue) {
+      std::memcpy(o, t.bytes.data(), kIpv6HeaderSize + kUdpHeaderSize);
+    } else {
+      std::memcpy(o, t.bytes.data(), kIpv6HeaderSize);
+    }
+    const auto payload =
+        static_cast<uint16_t>(t.overhead - kIpv6HeaderSize + inner_len);
+    StoreBe32(o,
+              uint32_t{6} << 28 | uint32_t{tos} << 20 | (flow_hash & 0xfffff));
+    StoreBe16(o + 4, payload);
+    if (t.gue) {
+      uint8_t* const u = o + kIpv6HeaderSize;
+      const auto source_port = static_cast<uint16_t>(
+          kGueSourcePortBase + flow_hash % kGueSourcePortRange);
+      StoreBe16(u, source_port);
+      StoreBe16(u + 4, payload);
+      // The pseudo-header's and the UDP header's length, the source port,
+      // the inner datagram: all the sum lacks (RFC 8200 §8.1).
       const uint16_t check =
           static_cast<uint16_t>(~ChecksumFold(FastChecksumAccumulate(
-              {u, outer_payload},
-              PseudoHeaderSumV6(o + 8, o + 24, kIpProtoUdp,
-                                static_cast<uint32_t>(outer_payload)))));
+              {inner, inner_len},
+              uint64_t{t.sum} + 2 * uint64_t{payload} + source_port)));
       StoreBe16(u + 6, check == 0 ? 0xffff : check);
     }
   }
-  const size_t out_len = l2 + overhead + inner_len;
+  // Ethernet (+ the 802.1Q tag as received).
+  std::memcpy(start, next_hop.data(), 6);
+  std::memcpy(start + 6, t.source_mac.data(), 6);
+  if (l2 > 14) std::memcpy(start + 12, &tag, 4);
+  StoreBe16(start + l2 - 2, t.ether_type);
+  const size_t out_len = l2 + t.overhead + inner_len;
   ++counters_.tx_packets;
   counters_.tx_bytes += out_len;
   return MakeVerdict(Action::kTransmit, DropReason::kNone, false,
-                     room - overhead, out_len);
+                     frame_offset - t.overhead, out_len);
+}
+
+[[gnu::always_inline]] inline Verdict Engine::ForwardTun(
+    std::span<uint8_t> buffer, size_t headroom, size_t frame_len,
+    const ParsedPacket& p, const TunnelHeader& t, uint32_t flow_hash,
+    FlowClock now) {
+  const size_t inner_len = p.l3_end - p.l3_offset;
+  if (inner_len > t.max_inner_len || headroom < t.overhead) [[unlikely]] {
+    return ForwardTunSlow(buffer, headroom, frame_len, p, t, flow_hash, now);
+  }
+  Mac next_hop;
+  if (!resolver_->Resolve(t.next_hop, &next_hop)) [[unlikely]] {
+    return Drop(DropReason::kNoNeighbor, headroom, frame_len);
+  }
+  return EncapsulateTun(buffer.data() + headroom, headroom, p, t, next_hop,
+                        flow_hash);
+}
+
+[[gnu::noinline]] Verdict Engine::ForwardTunSlow(
+    std::span<uint8_t> buffer, size_t headroom, size_t frame_len,
+    const ParsedPacket& p, const TunnelHeader& t, uint32_t flow_hash,
+    FlowClock now) {
+  const size_t l2 = p.l3_offset;
+  const size_t inner_len = p.l3_end - p.l3_offset;
+  if (inner_len > t.max_inner_len) {
+    const uint8_t* ip = buffer.data() + headroom + l2;
+    const bool df = p.is_v4() ? (ip[6] & 0x40) != 0 : true;
+    if (!df) return Drop(DropReason::kMtuExceeded, headroom, frame_len);
+    return TooBig(buffer, headroom, frame_len, p, t.max_inner_len,
+                  now.ToTime());
+  }
+  // Resolved before anything moves: kDrop(no_neighbor) leaves the frame as
+  // it was (see the contract in engine.h).
+  Mac next_hop;
+  if (!resolver_->Resolve(t.next_hop, &next_hop)) {
+    return Drop(DropReason::kNoNeighbor, headroom, frame_len);
+  }
+  size_t room = headroom;
+  if (!MakeRoom(buffer, &room, l2 + inner_len, t.overhead)) {
+    return Drop(DropReason::kMtuExceeded, headroom, frame_len);
+  }
+  return EncapsulateTun(buffer.data() + room, room, p, t, next_hop, flow_hash);
 }
 
 Verdict Engine::TooBig(std::span<uint8_t> buffer, size_t headroom,

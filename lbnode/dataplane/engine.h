@@ -415,6 +415,7 @@ class Engine {
 
  private:
   struct ServiceRuntime;
+  struct TunnelHeader;
   struct NatLink;
   // Prepared is a frame after Process's first stage (parse, key, hash).
   struct Prepared {
@@ -485,6 +486,10 @@ class Engine {
                             scheduler::RemovalReason reason);
   absl::StatusOr<std::vector<ServiceRuntime>> BuildRuntimes(
       const EngineSnapshot& snapshot) const;
+  // MakeTunnelHeader builds the outer headers of a TUN service's backend.
+  static TunnelHeader MakeTunnelHeader(const NodeConfig& node,
+                                       const ServiceConfig& service,
+                                       const IpAddress& backend);
   // Resolves the flow's (service, backend) in the current snapshot; -1 if
   // the backend left.
   int CurrentBackend(const scheduler::FlowEntry& entry, int service) const;
@@ -493,10 +498,24 @@ class Engine {
   Verdict ForwardDr(std::span<uint8_t> buffer, size_t headroom,
                     size_t frame_len, const ServiceConfig& s, int service,
                     int backend);
-  // Forward: the TUN encapsulation.
-  Verdict Forward(std::span<uint8_t> buffer, size_t headroom, size_t frame_len,
-                  const ParsedPacket& p, int service, int backend,
-                  uint64_t flow_hash, scheduler::FlowClock now);
+  // ForwardTun: the TUN encapsulation from the backend's precomputed
+  // TunnelHeader (inlined into the hit path); ForwardTunSlow is the same
+  // for a frame over the MTU or without headroom for the outer headers.
+  Verdict ForwardTun(std::span<uint8_t> buffer, size_t headroom,
+                     size_t frame_len, const ParsedPacket& p,
+                     const TunnelHeader& tunnel, uint32_t flow_hash,
+                     scheduler::FlowClock now);
+  // EncapsulateTun writes the outer headers in front of the frame at
+  // `frame` (Ethernet rewritten in front of them; the headroom checked) and
+  // gives the kTransmit verdict (`frame_offset`: the frame's offset in the
+  // buffer).
+  Verdict EncapsulateTun(uint8_t* frame, size_t frame_offset,
+                         const ParsedPacket& p, const TunnelHeader& tunnel,
+                         const Mac& next_hop, uint32_t flow_hash);
+  Verdict ForwardTunSlow(std::span<uint8_t> buffer, size_t headroom,
+                         size_t frame_len, const ParsedPacket& p,
+                         const TunnelHeader& tunnel, uint32_t flow_hash,
+                         scheduler::FlowClock now);
   Verdict ForwardNat(std::span<uint8_t> buffer, size_t headroom,
                      size_t frame_len, const ParsedPacket& p,
                      const scheduler::FlowKey& key,
