@@ -134,6 +134,26 @@ lb::v1::NodeStatus NodeStatusFromMetrics(const DataplaneMetricsInput& input) {
   return status;
 }
 
+void MarkAnnounced(const NameTable& names, const std::set<IpAddress>& announced,
+                   lb::v1::NodeStatus* status) {
+  std::map<std::string, lb::v1::ServiceStats*> by_name;
+  for (lb::v1::ServiceStats& ss : *status->mutable_service_stats()) {
+    by_name[ss.service_name()] = &ss;
+  }
+  for (const ServiceNames& n : names) {
+    absl::StatusOr<IpAddress> vip = IpAddress::Parse(n.vip);
+    const bool on = vip.ok() && announced.contains(*vip);
+    auto it = by_name.find(n.name);
+    if (it == by_name.end()) {
+      if (!on) continue;
+      lb::v1::ServiceStats* ss = status->add_service_stats();
+      ss->set_service_name(n.name);
+      it = by_name.emplace(n.name, ss).first;
+    }
+    it->second->set_announced(on);
+  }
+}
+
 absl::StatusOr<std::unique_ptr<ControllerClient>> ControllerClient::Create(
     ControllerClientOptions options, ApplyFn apply, StatusFn status,
     const SnapshotCache* cache) {
@@ -219,6 +239,11 @@ void ControllerClient::Stop() {
   }
   if (watch_thread_.joinable()) watch_thread_.join();
   if (report_thread_.joinable()) report_thread_.join();
+}
+
+void ControllerClient::ReportNow() {
+  absl::MutexLock lock(&mu_);
+  report_now_ = true;
 }
 
 bool ControllerClient::Track(grpc::ClientContext* context) {

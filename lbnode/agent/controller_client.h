@@ -20,8 +20,10 @@
 // applied revision, so a controller restart with no change pushes nothing.
 //
 // The report thread calls ReportStatus every report_interval (and soon
-// after each apply) with `status`'s NodeStatus, in which the client sets
-// node_name, applied_revision, version and reported_at. A report that
+// after each apply, and at once on ReportNow(): lbnode calls it after a
+// health change so the controller's fleet verdict does not wait a period)
+// with `status`'s NodeStatus, in which the client sets node_name,
+// applied_revision, version and reported_at. A report that
 // times out or finds no connection also ends the watch stream, so a
 // silent network failure (no reset) leads to a reconnect too.
 //
@@ -39,6 +41,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -48,10 +51,12 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/ip_address.h"
 #include "common/metrics/metric_family.h"
 #include "lb/v1/config.pb.h"
 #include "lb/v1/node.pb.h"
 #include "lbnode/agent/dataplane_metrics.h"
+#include "lbnode/agent/snapshot_builder.h"
 #include "lbnode/agent/snapshot_cache.h"
 
 namespace grpc {
@@ -104,6 +109,12 @@ using StatusFn = std::function<lb::v1::NodeStatus()>;
 // dataplane state are the caller's (the client sets the first two).
 lb::v1::NodeStatus NodeStatusFromMetrics(const DataplaneMetricsInput& input);
 
+// MarkAnnounced sets ServiceStats.announced on every service of `names`
+// whose VIP is in `announced` (the Announcer's announced VIPs), adding a
+// ServiceStats for a service the status does not list yet.
+void MarkAnnounced(const NameTable& names, const std::set<IpAddress>& announced,
+                   lb::v1::NodeStatus* status);
+
 class ControllerClient {
  public:
   // Create checks the options and reads the PEM files (errors name the
@@ -121,6 +132,9 @@ class ControllerClient {
   void Start();
   // Stop cancels the RPCs and joins the threads (idempotent).
   void Stop();
+  // ReportNow wakes the report thread to report at once (coalesced with a
+  // report already due). Any thread; returns at once.
+  void ReportNow();
 
   // applied_revision is the revision of the last snapshot `apply` accepted
   // (or options.applied_revision).

@@ -498,11 +498,76 @@ TEST_F(ControllerClientTest, WrongNodeNameIsRefusedAndRetried) {
   EXPECT_TRUE(applied.Revisions().empty());
 }
 
+TEST_F(ControllerClientTest, ReportNowSendsHealthReportsWithoutWaiting) {
+  // Reports are due every hour: only the report at connect and the one
+  // ReportNow asks for can reach the controller during this test.
+  Applied applied;
+  ControllerClientOptions o = Options();
+  o.report_interval = absl::Hours(1);
+  absl::Mutex mu;
+  std::string last_error = "connect 198.51.100.1:80: Connection refused";
+  auto client = ControllerClient::Create(
+      o, [&](const lb::v1::ConfigSnapshot& s) { return applied.Apply(s); },
+      [&] {
+        lb::v1::NodeStatus status;
+        status.set_dataplane(lb::v1::DATAPLANE_STATE_LIVE);
+        lb::v1::HealthReport* h = status.add_health_reports();
+        h->mutable_backend()->set_service_name("web");
+        h->mutable_backend()->set_address("198.51.100.1");
+        h->set_state(lb::v1::HEALTH_STATE_DOWN);
+        absl::MutexLock lock(&mu);
+        h->set_last_error(last_error);
+        return status;
+      },
+      nullptr);
+  ASSERT_THAT(client.status(), IsOk());
+  (*client)->Start();
+  auto op = Operator();
+  ASSERT_TRUE(WaitForNode(*op, [](const lb::v1::Node& n) {
+    return n.status().health_reports_size() == 1;
+  }));
+  const lb::v1::HealthReport first =
+      ReportedNode(*op).status().health_reports(0);
+  EXPECT_EQ(first.backend().address(), "198.51.100.1");
+  EXPECT_EQ(first.state(), lb::v1::HEALTH_STATE_DOWN);
+  EXPECT_THAT(first.last_error(), HasSubstr("Connection refused"));
+
+  {
+    absl::MutexLock lock(&mu);
+    last_error = "HTTP status 500, want 200-299";
+  }
+  (*client)->ReportNow();
+  EXPECT_TRUE(WaitForNode(*op, [](const lb::v1::Node& n) {
+    return n.status().health_reports_size() == 1 &&
+           n.status().health_reports(0).last_error() ==
+               "HTTP status 500, want 200-299";
+  }));
+}
+
 }  // namespace
 }  // namespace anylb::agent
 
 namespace anylb::agent {
 namespace {
+
+TEST(MarkAnnounced, FlagsServicesWhoseVipIsAnnounced) {
+  NameTable names = {
+      {.name = "web", .vip = "192.0.2.10", .port = 80, .protocol = "tcp"},
+      {.name = "dns", .vip = "192.0.2.53", .port = 53, .protocol = "udp"},
+      {.name = "web6", .vip = "2001:db8::10", .port = 80, .protocol = "tcp"}};
+  lb::v1::NodeStatus status;
+  status.add_service_stats()->set_service_name("web");
+  status.add_service_stats()->set_service_name("dns");
+  MarkAnnounced(
+      names,
+      {*IpAddress::Parse("192.0.2.10"), *IpAddress::Parse("2001:db8::10")},
+      &status);
+  ASSERT_EQ(status.service_stats_size(), 3);
+  EXPECT_TRUE(status.service_stats(0).announced());   // web
+  EXPECT_FALSE(status.service_stats(1).announced());  // dns: not announced
+  EXPECT_EQ(status.service_stats(2).service_name(), "web6");  // added
+  EXPECT_TRUE(status.service_stats(2).announced());
+}
 
 TEST(NodeStatusFromMetrics, SumsWorkersByServiceAndBackendAndDropReason) {
   auto names = std::make_shared<NameTable>(
