@@ -12,10 +12,16 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "common/config/error_list.h"
 
 namespace anylb::config {
 namespace {
+
+// lb.v1.HealthCheck's defaults (health.proto; the HealthMonitor applies
+// them).
+constexpr absl::Duration kDefaultHealthCheckInterval = absl::Seconds(5);
+constexpr absl::Duration kDefaultHealthCheckTimeout = absl::Seconds(2);
 
 std::string Quote(std::string_view text) {
   return absl::StrCat("\"", absl::CEscape(std::string(text)), "\"");
@@ -398,6 +404,8 @@ class Normalizer {
           static_cast<int>(s.persistence().ipv6_prefix_length());
     }
 
+    if (s.has_health_check()) NormalizeHealthCheck(s.health_check(), error);
+
     // Backends.
     std::map<Endpoint, int> endpoints;
     std::vector<HealthEntry>* health = nullptr;
@@ -449,6 +457,72 @@ class Normalizer {
     out.port = port;
     out.protocol = protocol;
     out_.services.push_back(std::move(out));
+  }
+
+  // NormalizeHealthCheck checks what the node's HealthMonitor would refuse
+  // (so the controller never stores a check no node can run). A check with
+  // no kind set checks nothing (it may carry on_failure alone).
+  template <typename ErrorFn>
+  void NormalizeHealthCheck(const lb::v1::HealthCheck& h, ErrorFn& error) {
+    // Unset or zero: the default.
+    absl::Duration interval = ToDuration(h.interval());
+    if (interval == absl::ZeroDuration()) {
+      interval = kDefaultHealthCheckInterval;
+    }
+    absl::Duration timeout = ToDuration(h.timeout());
+    if (timeout == absl::ZeroDuration()) timeout = kDefaultHealthCheckTimeout;
+    if (interval < absl::Milliseconds(10)) {
+      error("health_check.interval",
+            absl::StrCat(absl::FormatDuration(interval),
+                         ": at least 10ms (default 5s)"));
+    } else if (timeout < absl::ZeroDuration() || timeout >= interval) {
+      error("health_check.timeout",
+            absl::StrCat(absl::FormatDuration(timeout),
+                         ": must be positive and shorter than the interval ",
+                         absl::FormatDuration(interval),
+                         " (defaults: interval 5s, timeout 2s)"));
+    }
+    switch (h.on_failure()) {
+      case lb::v1::FAILURE_ACTION_UNSPECIFIED:
+      case lb::v1::FAILURE_ACTION_INHIBIT:
+      case lb::v1::FAILURE_ACTION_REMOVE:
+        break;
+      default:
+        error("health_check.on_failure",
+              absl::StrCat(h.on_failure(), ": unknown value"));
+    }
+    auto command =
+        [&](const std::string& field,
+            const google::protobuf::RepeatedPtrField<std::string>& argv,
+            bool required) {
+          if (argv.empty()) {
+            if (required) {
+              error(field,
+                    "is empty: give the command as [/absolute/path, args]");
+            }
+            return;
+          }
+          if (!argv[0].starts_with('/')) {
+            error(
+                absl::StrCat(field, "[0]"),
+                absl::StrCat(Quote(argv[0]),
+                             ": must be an absolute path (commands run without "
+                             "a shell or PATH search)"));
+          }
+        };
+    if (h.has_exec()) command("health_check.exec.argv", h.exec().argv(), true);
+    command("health_check.notify_up", h.notify_up(), false);
+    command("health_check.notify_down", h.notify_down(), false);
+    if (h.has_http()) {
+      for (int i = 0; i < h.http().expected_statuses_size(); ++i) {
+        const lb::v1::StatusRange& r = h.http().expected_statuses(i);
+        if (r.min() < 100 || r.max() > 599 || r.min() > r.max()) {
+          error(absl::StrCat("health_check.http.expected_statuses[", i, "]"),
+                absl::StrCat(r.min(), "-", r.max(),
+                             ": want 100 <= min <= max <= 599"));
+        }
+      }
+    }
   }
 
   // NormalizeBackend checks backends[j] (or, with j < 0, the sorry

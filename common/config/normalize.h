@@ -26,6 +26,9 @@
 //   * weights 0..65535 (ipvsadm -w), lower_threshold <= upper_threshold;
 //   * persistence by ValidatePersistence (port 0 only with persistence,
 //     prefix lengths in range, timeout >= 0);
+//   * health_check: interval >= 10ms, 0 < timeout < interval (defaults 5s
+//     and 2s), exec argv and notify commands start with an absolute path,
+//     HTTP status ranges within 100..599;
 //   * sorry_backend is checked like a backend (family, DR/TUN port rule,
 //     weight 1..65535, forwarding, not one of the backends) and is not
 //     health checked (no health_check_address/port);

@@ -267,5 +267,77 @@ TEST(NormalizeConfig, SorryBackendIsCheckedLikeABackend) {
                                  "backends[0] too"));
 }
 
+TEST(NormalizeConfig, HealthCheckIsCheckedLikeTheMonitorWould) {
+  auto normal = NormalizeConfig(Parse(R"pb(
+    services {
+      name: "web"
+      vip: "192.0.2.10"
+      port: 80
+      protocol: PROTOCOL_TCP
+      scheduler: SCHEDULER_WRR
+      forwarding { mode: FORWARDING_MODE_DR }
+      backends { address: "198.51.100.1" }
+      health_check {
+        interval { seconds: 1 }
+        timeout { seconds: 2 }
+        exec { argv: "check.sh" }
+        notify_down: "mail"
+      }
+    }
+    services {
+      name: "api"
+      vip: "192.0.2.11"
+      port: 80
+      protocol: PROTOCOL_TCP
+      scheduler: SCHEDULER_WRR
+      forwarding { mode: FORWARDING_MODE_DR }
+      backends { address: "198.51.100.1" }
+      health_check {
+        interval { nanos: 5000000 }
+        http { expected_statuses { min: 300 max: 200 } }
+      }
+    }
+  )pb"));
+  ASSERT_THAT(normal.status(), StatusIs(absl::StatusCode::kInvalidArgument));
+  const std::string message(normal.status().message());
+  EXPECT_THAT(message, HasSubstr("health_check.timeout 2s: must be positive "
+                                 "and shorter than the interval 1s"));
+  EXPECT_THAT(message, HasSubstr("health_check.exec.argv[0] \"check.sh\": "
+                                 "must be an absolute path"));
+  EXPECT_THAT(message, HasSubstr("health_check.notify_down[0] \"mail\""));
+  EXPECT_THAT(message, HasSubstr("health_check.interval 5ms: at least 10ms"));
+  EXPECT_THAT(message,
+              HasSubstr("health_check.http.expected_statuses[0] 300-200"));
+
+  // Defaults (5s, 2s) and a check with only on_failure pass.
+  EXPECT_THAT(NormalizeConfig(Parse(R"pb(
+                services {
+                  name: "web"
+                  vip: "192.0.2.10"
+                  port: 80
+                  protocol: PROTOCOL_TCP
+                  scheduler: SCHEDULER_WRR
+                  forwarding { mode: FORWARDING_MODE_DR }
+                  backends { address: "198.51.100.1" }
+                  health_check { on_failure: FAILURE_ACTION_REMOVE }
+                }
+                services {
+                  name: "api"
+                  vip: "192.0.2.11"
+                  port: 80
+                  protocol: PROTOCOL_TCP
+                  scheduler: SCHEDULER_WRR
+                  forwarding { mode: FORWARDING_MODE_DR }
+                  backends { address: "198.51.100.1" }
+                  health_check {
+                    timeout { seconds: 4 }
+                    exec { argv: "/bin/true" }
+                  }
+                }
+              )pb"))
+                  .status(),
+              IsOk());
+}
+
 }  // namespace
 }  // namespace anylb::config
