@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <string>
@@ -23,6 +25,7 @@
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "lbnode/health/socket_prober.h"
 
 namespace anylb::health {
 namespace {
@@ -761,6 +764,86 @@ TEST_F(MonitorTest, DestructorWaitsForProbesInFlight) {
   monitor_.reset();
   EXPECT_EQ(prober_.HeldTotal(), 0u);
   finisher.join();
+}
+
+// TcpListener is a listening socket on 127.0.0.1 that the test closes and
+// opens again on the same port. Probes are never accepted: each waits in a
+// long listen queue, which is enough for a TCP check.
+class TcpListener {
+ public:
+  ~TcpListener() { Close(); }
+  // Open listens on `port` (0: the kernel picks one).
+  [[nodiscard]] bool Open(uint16_t port = 0) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) return false;
+    int one = 1;
+    setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in addr = {};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        listen(fd_, 4096) != 0) {
+      return false;
+    }
+    socklen_t len = sizeof(addr);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    return true;
+  }
+  void Close() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+};
+
+TEST(HealthMonitorSocketProber, TcpServerGoesDownAndComesBack) {
+  TcpListener listener;
+  ASSERT_TRUE(listener.Open()) << "listen on 127.0.0.1: " << strerror(errno);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<SocketProber> prober,
+                       SocketProber::Create());
+  Recorder recorder;
+  MonitorOptions o;
+  o.prober = prober.get();
+  o.on_change = [&](const HealthChange& c) { recorder.OnChange(c); };
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<HealthMonitor> monitor,
+                       HealthMonitor::Create(std::move(o)));
+  const Endpoint server(*IpAddress::Parse("127.0.0.1"), listener.port());
+  CheckTarget t;
+  t.key = {"web", server};
+  t.connect = server;
+  t.check = TcpCheck(absl::Milliseconds(50), /*rise=*/2, /*fall=*/2);
+  ASSERT_THAT(monitor->SetTargets({t}), IsOk());
+  auto state = [&] { return monitor->Status(t.key)->state; };
+
+  ASSERT_TRUE(Eventually([&] { return state() == kUp; }));
+  listener.Close();
+  ASSERT_TRUE(Eventually([&] { return state() == kDown; }));
+  BackendHealthStatus s = *monitor->Status(t.key);
+  EXPECT_GE(s.failures, 2u);
+  EXPECT_THAT(s.last_error, HasSubstr("refused"));
+
+  ASSERT_TRUE(listener.Open(server.port()))
+      << "listen again on " << server << ": " << strerror(errno);
+  ASSERT_TRUE(Eventually([&] { return state() == kUp; }));
+  EXPECT_EQ(monitor->Status(t.key)->last_error, "");
+
+  ASSERT_TRUE(recorder.WaitChanges(3));
+  std::vector<HealthChange> c = recorder.changes();
+  ASSERT_EQ(c.size(), 3u);
+  EXPECT_EQ(c[0].to, kUp);
+  EXPECT_EQ(c[1].from, kUp);
+  EXPECT_EQ(c[1].to, kDown);
+  EXPECT_THAT(c[1].reason, HasSubstr("refused"));
+  EXPECT_EQ(c[2].from, kDown);
+  EXPECT_EQ(c[2].to, kUp);
+  EXPECT_EQ(c[2].reason, "passed 2 probes");
+  monitor.reset();  // Before the prober it uses.
 }
 
 }  // namespace
