@@ -215,45 +215,73 @@ Verdict MakeVerdict(Action action, DropReason reason, bool to_sender,
 }
 
 // FastChecksumAccumulate returns ChecksumAccumulate(bytes, initial) up to
-// folding (ChecksumFold gives the same 16 bits), 4 bytes per add: RFC 1071
+// folding (ChecksumFold gives the same 16 bits), 8 bytes per add: RFC 1071
 // §2(B), a one's complement sum of 16-bit words taken in host order is the
-// byte-swapped sum of the same words taken in network order, and end-around
-// carries make the order of the additions irrelevant (§2(A)). For the GUE
-// over IPv6 checksum, which covers the whole inner packet.
+// byte-swapped sum of the same words taken in network order; §2(C), wider
+// words with their carries sum alike (2^64 ≡ 1 modulo 2^16 − 1, so a 64-bit
+// word counts as its four 16-bit words); end-around carries make the order
+// of the additions irrelevant (§2(A)). For the GUE over IPv6 checksum,
+// which covers the whole inner packet.
 [[gnu::always_inline]] inline uint64_t FastChecksumAccumulate(
     std::span<const uint8_t> bytes, uint64_t initial) {
   const uint8_t* p = bytes.data();
   size_t n = bytes.size();
-  uint64_t sum = 0;  // Host-order words; < 2^32 adds of < 2^32: no overflow.
-  for (; n >= 16; p += 16, n -= 16) {
-    uint32_t w[4];
-    std::memcpy(w, p, sizeof(w));
-    sum += uint64_t{w[0]} + w[1] + w[2] + w[3];
+  // Host-order 64-bit words; `carries` counts the wrap-arounds (add, adc).
+  uint64_t sum = 0;
+  uint64_t carries = 0;
+  const auto add = [&sum, &carries](uint64_t w) {
+    sum += w;
+    carries += sum < w;
+  };
+  const auto load64 = [](const uint8_t* at) {
+    uint64_t w;
+    std::memcpy(&w, at, sizeof(w));
+    return w;
+  };
+  for (; n >= 32; p += 32, n -= 32) {
+    add(load64(p));
+    add(load64(p + 8));
+    add(load64(p + 16));
+    add(load64(p + 24));
   }
-  for (; n >= 4; p += 4, n -= 4) {
+  for (; n >= 8; p += 8, n -= 8) add(load64(p));
+  uint64_t tail = 0;  // Words at an offset of a multiple of their size.
+  if (n >= 4) {
     uint32_t w;
     std::memcpy(&w, p, sizeof(w));
-    sum += w;
+    tail += w;
+    p += 4;
+    n -= 4;
   }
   if (n >= 2) {
     uint16_t w;
     std::memcpy(&w, p, sizeof(w));
-    sum += w;
+    tail += w;
     p += 2;
     n -= 2;
   }
-  uint16_t folded;
+  if (n == 1) {
+    // The odd byte is the high (first) byte of a zero-padded network-order
+    // word: the low byte of a host-order one on a little-endian machine.
+    tail += std::endian::native == std::endian::little ? uint64_t{*p}
+                                                       : uint64_t{*p} << 8;
+  }
+  add(tail);
+  // Each wrap-around lost 2^64 ≡ 1: add them back (end-around carry).
+  sum += carries;
+  if (sum < carries) ++sum;
+  uint16_t folded = ChecksumFold(sum);
   if constexpr (std::endian::native == std::endian::little) {
-    if (n == 1)
-      sum += *p;  // The odd byte is the high (first) byte of a
-                  // zero-padded network-order word.
-    const uint16_t le = ChecksumFold(sum);
-    folded = static_cast<uint16_t>(le << 8 | le >> 8);
-  } else {
-    if (n == 1) sum += uint64_t{*p} << 8;
-    folded = ChecksumFold(sum);
+    folded = static_cast<uint16_t>(folded << 8 | folded >> 8);
   }
   return initial + folded;
+}
+
+// FoldSmall is ChecksumFold for a sum below 2^32: two end-around carries
+// are enough.
+[[gnu::always_inline]] inline uint16_t FoldSmall(uint32_t sum) {
+  sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>((sum & 0xffff) + (sum >> 16));
 }
 
 // MakeRoom makes sure `need` bytes of headroom are in front of the first
@@ -288,11 +316,12 @@ struct Engine::TunnelHeader {
   uint32_t sum = 0;
   // The node MTU minus `overhead`: a longer inner datagram is too big.
   uint32_t max_inner_len = 0;
-  uint16_t overhead = 0;    // Bytes of `bytes` used: 20, 28, 40 or 48.
-  uint16_t ether_type = 0;  // Of the outer header.
+  uint16_t overhead = 0;  // Bytes of `bytes` used: 20, 28, 40 or 48.
   bool outer_v4 = true;
   bool gue = false;
-  Mac source_mac{};    // The node's.
+  // The node's MAC and the outer EtherType, as on the wire: an untagged
+  // frame's bytes 6 to 13.
+  std::array<uint8_t, 8> ethernet_tail{};
   IpAddress next_hop;  // The outer destination (the backend), to resolve.
 };
 
@@ -379,8 +408,9 @@ Engine::TunnelHeader Engine::MakeTunnelHeader(const NodeConfig& node,
   const size_t ip_size = t.outer_v4 ? kIpv4HeaderSize : kIpv6HeaderSize;
   t.overhead = static_cast<uint16_t>(ip_size + (t.gue ? kUdpHeaderSize : 0));
   t.max_inner_len = node.mtu > t.overhead ? node.mtu - t.overhead : 0;
-  t.ether_type = t.outer_v4 ? kEtherTypeIpv4 : kEtherTypeIpv6;
-  t.source_mac = node.mac;
+  std::memcpy(t.ethernet_tail.data(), node.mac.data(), 6);
+  StoreBe16(t.ethernet_tail.data() + 6,
+            t.outer_v4 ? kEtherTypeIpv4 : kEtherTypeIpv6);
   t.next_hop = backend;
   // IPIP carries the VIP's family (the backend's: validated); GUE either.
   const uint8_t protocol =
@@ -1446,8 +1476,7 @@ Verdict Engine::Reply(std::span<uint8_t> buffer, size_t headroom,
     o[1] = tos;
     StoreBe16(o + 2, total);
     // RFC 1071: the constant words' sum plus the two that changed.
-    StoreBe16(o + 10, static_cast<uint16_t>(
-                          ~ChecksumFold(uint64_t{t.sum} + tos + total)));
+    StoreBe16(o + 10, static_cast<uint16_t>(~FoldSmall(t.sum + tos + total)));
     if (t.gue) {
       uint8_t* const u = o + kIpv4HeaderSize;
       StoreBe16(u, static_cast<uint16_t>(kGueSourcePortBase +
@@ -1474,18 +1503,20 @@ Verdict Engine::Reply(std::span<uint8_t> buffer, size_t headroom,
       StoreBe16(u + 4, payload);
       // The pseudo-header's and the UDP header's length, the source port,
       // the inner datagram: all the sum lacks (RFC 8200 §8.1).
-      const uint16_t check =
-          static_cast<uint16_t>(~ChecksumFold(FastChecksumAccumulate(
+      const uint16_t check = static_cast<uint16_t>(
+          ~FoldSmall(static_cast<uint32_t>(FastChecksumAccumulate(
               {inner, inner_len},
-              uint64_t{t.sum} + 2 * uint64_t{payload} + source_port)));
+              uint64_t{t.sum} + 2 * uint64_t{payload} + source_port))));
       StoreBe16(u + 6, check == 0 ? 0xffff : check);
     }
   }
   // Ethernet (+ the 802.1Q tag as received).
   std::memcpy(start, next_hop.data(), 6);
-  std::memcpy(start + 6, t.source_mac.data(), 6);
-  if (l2 > 14) std::memcpy(start + 12, &tag, 4);
-  StoreBe16(start + l2 - 2, t.ether_type);
+  std::memcpy(start + 6, t.ethernet_tail.data(), 8);
+  if (l2 > 14) {
+    std::memcpy(start + 12, &tag, 4);
+    std::memcpy(start + 16, t.ethernet_tail.data() + 6, 2);
+  }
   const size_t out_len = l2 + t.overhead + inner_len;
   ++counters_.tx_packets;
   counters_.tx_bytes += out_len;
