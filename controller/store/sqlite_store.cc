@@ -47,6 +47,11 @@ CREATE TABLE IF NOT EXISTS nodes (
   revision INTEGER NOT NULL,
   body     BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS backend_health (
+  name     TEXT PRIMARY KEY,
+  revision INTEGER NOT NULL,
+  body     BLOB NOT NULL
+);
 )sql";
 
 // Statement: a prepared statement, finalized on scope exit.
@@ -215,6 +220,14 @@ absl::Status SqliteStore::Load() {
     if (sqlite3_step(init.get()) != SQLITE_DONE) {
       return Error("initialising meta");
     }
+  } else if (schema < kSchemaVersion) {
+    // Version 1 had no backend_health table; kSchema just made it.
+    Statement upgrade(db_, "UPDATE meta SET value = ? WHERE key = 'schema'");
+    if (!upgrade.ok()) return Error("upgrading the schema");
+    sqlite3_bind_int(upgrade.get(), 1, kSchemaVersion);
+    if (sqlite3_step(upgrade.get()) != SQLITE_DONE) {
+      return Error("upgrading the schema");
+    }
   }
 
   auto load_table = [&](const char* table, auto& into) -> absl::Status {
@@ -239,6 +252,7 @@ absl::Status SqliteStore::Load() {
   };
   RETURN_IF_ERROR(load_table("services", state->services));
   RETURN_IF_ERROR(load_table("nodes", state->nodes));
+  RETURN_IF_ERROR(load_table("backend_health", state->backend_health));
 
   std::move(rollback).Cancel();
   RETURN_IF_ERROR(Exec("COMMIT"));
@@ -283,8 +297,13 @@ absl::StatusOr<bool> SqliteStore::Write(const StoreState& next) {
   std::vector<std::string> node_deletes;
   Diff(current->services, next.services, service_upserts, service_deletes);
   Diff(current->nodes, next.nodes, node_upserts, node_deletes);
+  std::vector<std::pair<std::string, std::string>> health_upserts;
+  std::vector<std::string> health_deletes;
+  Diff(current->backend_health, next.backend_health, health_upserts,
+       health_deletes);
   if (service_upserts.empty() && service_deletes.empty() &&
-      node_upserts.empty() && node_deletes.empty()) {
+      node_upserts.empty() && node_deletes.empty() && health_upserts.empty() &&
+      health_deletes.empty()) {
     return false;
   }
 
@@ -326,6 +345,8 @@ absl::StatusOr<bool> SqliteStore::Write(const StoreState& next) {
   };
   RETURN_IF_ERROR(write_table("services", service_upserts, service_deletes));
   RETURN_IF_ERROR(write_table("nodes", node_upserts, node_deletes));
+  RETURN_IF_ERROR(
+      write_table("backend_health", health_upserts, health_deletes));
   {
     Statement bump(db_, "UPDATE meta SET value = ? WHERE key = 'revision'");
     if (!bump.ok()) return Error("preparing the revision update");

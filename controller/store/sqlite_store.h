@@ -1,13 +1,15 @@
 // SqliteStore: the embedded default Store — one SQLite file (Debian's
 // libsqlite3) in WAL mode, every commit one transaction.
 //
-// On disk: table `meta` (schema version, revision), tables `services` and
-// `nodes` (name → serialized protobuf, the revision that last wrote the
-// row). A commit writes only the rows that changed plus the revision, inside
-// BEGIN IMMEDIATE ... COMMIT, with synchronous=FULL: when Commit() returns
-// OK the transaction is in the WAL on disk, so a kill -9 (or a power loss)
-// afterwards loses nothing, and a crash during the commit leaves the
-// previous revision whole (SQLite's atomic commit).
+// On disk: table `meta` (schema version, revision), tables `services`,
+// `nodes` and `backend_health` (name → serialized protobuf, the revision
+// that last wrote the row; schema 2 added backend_health, and a version-1
+// file is upgraded in place when opened). A commit writes only the rows that
+// changed plus the revision, inside BEGIN IMMEDIATE ... COMMIT, with
+// synchronous=FULL: when Commit() returns OK the transaction is in the WAL on
+// disk, so a kill -9 (or a power loss) afterwards loses nothing, and a crash
+// during the commit leaves the previous revision whole (SQLite's atomic
+// commit).
 //
 // One controller per file: Open() takes an exclusive lock (flock) on
 // "<path>.lock" and fails with FAILED_PRECONDITION while another process
@@ -37,7 +39,7 @@ struct SqliteStoreOptions {
 class SqliteStore final : public Store {
  public:
   // kSchemaVersion is the on-disk layout this code reads and writes.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Open opens or creates the store and loads its state. Errors name the
   // file: UNAVAILABLE (cannot open/create), FAILED_PRECONDITION (locked by

@@ -220,6 +220,101 @@ TEST_F(SqliteStoreTest, UnparsableRowIsDataLossNamingIt) {
   EXPECT_THAT(damaged.status().message(), HasSubstr("\"web\""));
 }
 
+lb::v1::BackendHealth Verdict(const std::string& service,
+                              const std::string& address,
+                              lb::v1::HealthState state) {
+  lb::v1::BackendHealth h;
+  h.mutable_backend()->set_service_name(service);
+  h.mutable_backend()->set_address(address);
+  h.mutable_backend()->set_port(80);
+  h.set_state(state);
+  h.set_reason("2 of 2 nodes see it down (lb1: connect: refused; lb2: x)");
+  h.mutable_last_change()->set_seconds(1800000000);
+  return h;
+}
+
+TEST_F(SqliteStoreTest, HealthVerdictsAreOneRevisionEachAndSurviveReopen) {
+  const lb::v1::BackendHealth down =
+      Verdict("web", "198.51.100.2", lb::v1::HEALTH_STATE_DOWN);
+  const std::string name = BackendHealthName(down.backend());
+  EXPECT_EQ(name, "web|198.51.100.2|80");
+  {
+    auto store = OpenOrDie();
+    ASSERT_NE(store, nullptr);
+    ASSERT_THAT(store
+                    ->Commit([](StoreState& state) {
+                      return AddService(state, "web", 80);
+                    })
+                    .status(),
+                IsOk());
+    auto verdict = store->Commit([&](StoreState& state) {
+      state.backend_health[name] = down;
+      return absl::OkStatus();
+    });
+    ASSERT_THAT(verdict.status(), IsOk());
+    EXPECT_TRUE(verdict->changed);
+    EXPECT_EQ(verdict->state->revision, 2u);
+    // The same verdict again is no change: the revision stays.
+    auto same = store->Commit([&](StoreState& state) {
+      state.backend_health[name] = down;
+      return absl::OkStatus();
+    });
+    ASSERT_THAT(same.status(), IsOk());
+    EXPECT_FALSE(same->changed);
+    EXPECT_EQ(store->Current()->revision, 2u);
+  }
+  {
+    auto reopened = OpenOrDie();
+    ASSERT_NE(reopened, nullptr);
+    auto state = reopened->Current();
+    EXPECT_EQ(state->revision, 2u);
+    ASSERT_EQ(state->backend_health.size(), 1u);
+    const lb::v1::BackendHealth& h = state->backend_health.at(name);
+    EXPECT_EQ(h.state(), lb::v1::HEALTH_STATE_DOWN);
+    EXPECT_EQ(h.reason(), down.reason());
+    EXPECT_EQ(h.last_change().seconds(), 1800000000);
+    // Removing the service and its verdict is one revision.
+    auto removed = reopened->Commit([&](StoreState& state) {
+      state.services.erase("web");
+      state.backend_health.erase(name);
+      return absl::OkStatus();
+    });
+    ASSERT_THAT(removed.status(), IsOk());
+    EXPECT_EQ(removed->state->revision, 3u);
+  }
+  auto again = OpenOrDie();
+  ASSERT_NE(again, nullptr);
+  EXPECT_TRUE(again->Current()->backend_health.empty());
+  EXPECT_TRUE(again->Current()->services.empty());
+}
+
+TEST_F(SqliteStoreTest, VersionOneFileIsUpgraded) {
+  // A store as version 1 wrote it: no backend_health table.
+  RawExec(
+      "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+      "CREATE TABLE services (name TEXT PRIMARY KEY, revision INTEGER NOT "
+      "NULL, body BLOB NOT NULL);"
+      "CREATE TABLE nodes (name TEXT PRIMARY KEY, revision INTEGER NOT NULL, "
+      "body BLOB NOT NULL);"
+      "INSERT INTO meta(key, value) VALUES ('schema', 1), ('revision', 7);");
+  {
+    auto store = OpenOrDie();
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(store->Current()->revision, 7u);
+    auto verdict = store->Commit([](StoreState& state) {
+      lb::v1::BackendHealth h =
+          Verdict("web", "198.51.100.2", lb::v1::HEALTH_STATE_DOWN);
+      state.backend_health[BackendHealthName(h.backend())] = h;
+      return absl::OkStatus();
+    });
+    ASSERT_THAT(verdict.status(), IsOk());
+    EXPECT_EQ(verdict->state->revision, 8u);
+  }
+  auto reopened = OpenOrDie();
+  ASSERT_NE(reopened, nullptr);
+  EXPECT_EQ(reopened->Current()->backend_health.size(), 1u);
+}
+
 TEST_F(SqliteStoreTest, NewerSchemaIsRefused) {
   { ASSERT_NE(OpenOrDie(), nullptr); }
   RawExec("UPDATE meta SET value = 99 WHERE key = 'schema'");

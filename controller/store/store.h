@@ -27,7 +27,9 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "lb/v1/config.pb.h"
 #include "lb/v1/node.pb.h"
 #include "lb/v1/service.pb.h"
 
@@ -41,7 +43,19 @@ struct StoreState {
   std::map<std::string, lb::v1::Service> services;
   // Node settings by node name.
   std::map<std::string, lb::v1::NodeSettings> nodes;
+  // The fleet's health verdicts that differ from the default (DOWN, or a
+  // dynamic weight), by BackendHealthName(backend). Each names a real
+  // server of `services` (Validate checks it), so every node receives the
+  // same verdicts with the services at the same revision.
+  std::map<std::string, lb::v1::BackendHealth> backend_health;
 };
+
+// BackendHealthName: the key of `backend` in StoreState::backend_health,
+// "web|198.51.100.2|80" (the address in canonical text).
+inline std::string BackendHealthName(const lb::v1::BackendRef& backend) {
+  return absl::StrCat(backend.service_name(), "|", backend.address(), "|",
+                      backend.port());
+}
 
 // Mutation edits `state` (a copy of the current state; its revision field is
 // ignored). Returning an error aborts the commit: nothing is stored.
