@@ -822,6 +822,10 @@ void SocketProber::State::Begin(ProbeRequest request, ProbeDone done) {
       break;
     }
   }
+  if (!step.finished && step.events == 0) {  // A kind added to the proto.
+    step = Step::Fail(absl::StrCat("health_check kind ", check.check_case(),
+                                   " is not supported by this lbnode"));
+  }
   Apply(probe, std::move(step));
 }
 
