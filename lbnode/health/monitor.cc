@@ -500,10 +500,12 @@ absl::Status HealthMonitor::SetTargets(std::vector<CheckTarget> targets) {
     return !core.by_generation.contains(d.generation);
   });
   core.wake.Signal();
-  LB_LOG(kInfo) << "health: checking " << core.entries.size()
-                << " real servers (" << kept << " unchanged, "
-                << core.entries.size() - kept << " new, " << forgotten
-                << " forgotten)";
+  if (kept != core.entries.size() || forgotten != 0) {
+    LB_LOG(kInfo) << "health: checking " << core.entries.size()
+                  << " real servers (" << kept << " unchanged, "
+                  << core.entries.size() - kept << " new or changed, "
+                  << forgotten << " forgotten)";
+  }
   return absl::OkStatus();
 }
 
