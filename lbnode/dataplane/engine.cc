@@ -325,13 +325,25 @@ struct Engine::TunnelHeader {
   IpAddress next_hop;  // The outer destination (the backend), to resolve.
 };
 
+// DrRewrite is a DR backend's new MACs, built with the runtimes.
+struct Engine::DrRewrite {
+  // Destination (the backend's BackendConfig::mac) and source (the node's)
+  // MAC, as on the wire.
+  std::array<uint8_t, 12> macs{};
+  // BackendConfig::mac is all zeros: the destination comes from the
+  // NextHopResolver for `address`.
+  bool resolve = false;
+  IpAddress address;
+};
+
 struct Engine::ServiceRuntime {
+  ForwardingMode mode = ForwardingMode::kDr;  // The ServiceConfig's.
   std::vector<SchedBackend> backends;
   std::vector<uint32_t> tags;  // EndpointTag of each backend.
-  // TUN: each backend's outer headers (empty for other modes).
+  // Each backend's rewrite: DR's MACs, TUN's outer headers (empty for the
+  // other modes).
+  std::vector<DrRewrite> dr;
   std::vector<TunnelHeader> tunnels;
-  // DR: 1 where BackendConfig::mac is all zeros (ask the resolver).
-  std::vector<uint8_t> resolve_mac;
   std::unique_ptr<scheduler::Scheduler> scheduler;
   TrafficCounters counters;
   std::vector<TrafficCounters> backend_counters;
@@ -396,6 +408,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(
   if (engine->snapshot_->UsesNat()) engine->AllocateLinks();
   ASSIGN_OR_RETURN(engine->runtimes_,
                    engine->BuildRuntimes(*engine->snapshot_));
+  engine->runtime_count_ = static_cast<uint32_t>(engine->runtimes_.size());
   return engine;
 }
 
@@ -449,7 +462,7 @@ absl::StatusOr<std::vector<Engine::ServiceRuntime>> Engine::BuildRuntimes(
     ServiceRuntime& rt = out[i];
     rt.backends.resize(s.backends.size());
     rt.tags.resize(s.backends.size());
-    rt.resolve_mac.resize(s.backends.size());
+    rt.mode = s.mode;
     const ServiceKey skey = EngineSnapshot::MakeServiceKey(
         s.vip.bytes().data(), s.vip.family(), s.port, s.protocol);
     rt.persistence_id = static_cast<uint32_t>(ServiceKeyHash()(skey));
@@ -461,7 +474,16 @@ absl::StatusOr<std::vector<Engine::ServiceRuntime>> Engine::BuildRuntimes(
       rt.backends[b].lower_threshold = s.backends[b].lower_threshold;
       rt.backends[b].available = s.backends[b].available;
       rt.tags[b] = EndpointTag(s.backends[b].endpoint);
-      rt.resolve_mac[b] = s.backends[b].mac == Mac{} ? 1 : 0;
+    }
+    if (s.mode == ForwardingMode::kDr) {
+      rt.dr.resize(s.backends.size());
+      for (size_t b = 0; b < s.backends.size(); ++b) {
+        DrRewrite& d = rt.dr[b];
+        std::memcpy(d.macs.data(), s.backends[b].mac.data(), 6);
+        std::memcpy(d.macs.data() + 6, snapshot.node().mac.data(), 6);
+        d.resolve = s.backends[b].mac == Mac{};
+        d.address = s.backends[b].endpoint.address();
+      }
     }
     if (s.mode == ForwardingMode::kTun) {
       rt.tunnels.resize(s.backends.size());
@@ -508,6 +530,7 @@ absl::Status Engine::UpdateSnapshot(
   DrainPending();
   if (snapshot->UsesNat()) AllocateLinks();
   runtimes_ = std::move(runtimes);
+  runtime_count_ = static_cast<uint32_t>(runtimes_.size());
   snapshot_ = std::move(snapshot);
   ports_->SetAddresses(snapshot_->node().local_addresses);
   epoch_ = (epoch_ + 1) & kEpochMask;
@@ -996,18 +1019,17 @@ Verdict Engine::DropUnmatchedFragment(size_t headroom, size_t frame_len) {
 [[gnu::always_inline]] inline Verdict Engine::CountAndForward(
     std::span<uint8_t> buffer, size_t headroom, size_t frame_len,
     const ParsedPacket& p, const FlowKey& key, const FlowEntry& entry,
-    const ServiceConfig& s, int service, int backend, uint32_t hash,
-    FlowClock now) {
+    int service, int backend, uint32_t hash, FlowClock now) {
   ServiceRuntime& rt = runtimes_[service];
   ++rt.counters.packets;
   rt.counters.bytes += frame_len;
   TrafficCounters& bc = rt.backend_counters[backend];
   ++bc.packets;
   bc.bytes += frame_len;
-  if (s.mode == ForwardingMode::kDr) {
-    return ForwardDr(buffer, headroom, frame_len, s, service, backend);
+  if (rt.mode == ForwardingMode::kDr) {
+    return ForwardDr(buffer, headroom, frame_len, rt.dr[backend]);
   }
-  if (IsNatMode(s.mode)) {
+  if (IsNatMode(rt.mode)) {
     return ForwardNat(buffer, headroom, frame_len, p, key, entry, service,
                       backend, now);
   }
@@ -1031,17 +1053,16 @@ Verdict Engine::DropUnmatchedFragment(size_t headroom, size_t frame_len) {
     }
     // The hit path: an entry written under this snapshot is for this
     // service (the key names it), with a current backend index and kind.
-    if (EpochOf(fv) == epoch_ && fv.service < runtimes_.size()) [[likely]] {
+    if (EpochOf(fv) == epoch_ && fv.service < runtime_count_) [[likely]] {
       const int service = static_cast<int>(fv.service);
-      const ServiceConfig& s = snapshot_->services()[service];
-      const bool nat = IsNatMode(s.mode);
+      const bool nat = IsNatMode(runtimes_[service].mode);
       if (!nat || (!p.is_fragment && p.ttl > 1)) [[likely]] {
         const int backend = static_cast<int>(fv.backend);
         RefreshHit(entry, p, key.protocol, nat, !p.is_fragment || nat,
                    nat ? TcpDirection::kClientToServer
                        : TcpDirection::kClientToServerOnly,
                    service, backend, now);
-        return CountAndForward(buffer, headroom, frame_len, p, key, *entry, s,
+        return CountAndForward(buffer, headroom, frame_len, p, key, *entry,
                                service, backend, hash, now);
       }
     }
@@ -1202,8 +1223,8 @@ Verdict Engine::DropUnmatchedFragment(size_t headroom, size_t frame_len) {
     ++rt.counters.new_flows;
     ++rt.backend_counters[backend].new_flows;
   }
-  return CountAndForward(buffer, headroom, frame_len, p, key, *entry, s,
-                         service, backend, hash, now);
+  return CountAndForward(buffer, headroom, frame_len, p, key, *entry, service,
+                         backend, hash, now);
 }
 
 FlowEntry* Engine::InsertNatFlow(const FlowKey& key, int service, int backend,
@@ -1435,16 +1456,18 @@ Verdict Engine::Reply(std::span<uint8_t> buffer, size_t headroom,
 
 [[gnu::always_inline]] inline Verdict Engine::ForwardDr(
     std::span<uint8_t> buffer, size_t headroom, size_t frame_len,
-    const ServiceConfig& s, int service, int backend) {
-  const BackendConfig& b = s.backends[backend];
-  Mac mac = b.mac;
-  if (runtimes_[service].resolve_mac[backend] != 0 &&
-      !resolver_->Resolve(b.endpoint.address(), &mac)) {
-    return Drop(DropReason::kNoNeighbor, headroom, frame_len);
-  }
+    const DrRewrite& d) {
   uint8_t* f = buffer.data() + headroom;
-  std::memcpy(f, mac.data(), 6);
-  std::memcpy(f + 6, snapshot_->node().mac.data(), 6);
+  if (d.resolve) {
+    Mac mac;
+    if (!resolver_->Resolve(d.address, &mac)) {
+      return Drop(DropReason::kNoNeighbor, headroom, frame_len);
+    }
+    std::memcpy(f, mac.data(), 6);
+    std::memcpy(f + 6, d.macs.data() + 6, 6);
+  } else {
+    std::memcpy(f, d.macs.data(), 12);
+  }
   ++counters_.tx_packets;
   counters_.tx_bytes += frame_len;
   return MakeVerdict(Action::kTransmit, DropReason::kNone, false, headroom,

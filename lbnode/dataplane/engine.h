@@ -416,6 +416,7 @@ class Engine {
  private:
   struct ServiceRuntime;
   struct TunnelHeader;
+  struct DrRewrite;
   struct NatLink;
   // Prepared is a frame after Process's first stage (parse, key, hash).
   struct Prepared {
@@ -463,9 +464,8 @@ class Engine {
   Verdict CountAndForward(std::span<uint8_t> buffer, size_t headroom,
                           size_t frame_len, const ParsedPacket& p,
                           const scheduler::FlowKey& key,
-                          const scheduler::FlowEntry& entry,
-                          const ServiceConfig& s, int service, int backend,
-                          uint32_t hash, scheduler::FlowClock now);
+                          const scheduler::FlowEntry& entry, int service,
+                          int backend, uint32_t hash, scheduler::FlowClock now);
   // The FragmentTable key of the fragment `p` in `frame` (as it arrived).
   static FragmentKey FragmentKeyOf(const uint8_t* frame, const ParsedPacket& p);
   // Records a first fragment's new addresses for its later fragments; call
@@ -494,10 +494,10 @@ class Engine {
   // the backend left.
   int CurrentBackend(const scheduler::FlowEntry& entry, int service) const;
   Verdict Drop(DropReason reason, size_t headroom, size_t frame_len);
-  // ForwardDr: the DR rewrite (inlined into the hit path).
+  // ForwardDr: the DR rewrite from the backend's precomputed DrRewrite
+  // (inlined into the hit path).
   Verdict ForwardDr(std::span<uint8_t> buffer, size_t headroom,
-                    size_t frame_len, const ServiceConfig& s, int service,
-                    int backend);
+                    size_t frame_len, const DrRewrite& rewrite);
   // ForwardTun: the TUN encapsulation from the backend's precomputed
   // TunnelHeader (inlined into the hit path); ForwardTunSlow is the same
   // for a frame over the MTU or without headroom for the outer headers.
@@ -556,6 +556,8 @@ class Engine {
   EngineOptions options_;
   std::unique_ptr<scheduler::FlowTable> flows_;
   std::vector<ServiceRuntime> runtimes_;
+  // runtimes_.size(), for the hit path's check of a flow's service index.
+  uint32_t runtime_count_ = 0;
   std::unique_ptr<scheduler::PersistenceTable> persistence_;
   std::unique_ptr<LocalPortAllocator> ports_;
   std::unique_ptr<FragmentTable> fragments_;
