@@ -24,6 +24,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "common/log.h"
 #include "common/metrics/metrics_server.h"
 #include "common/metrics/registry.h"
@@ -59,6 +60,13 @@ ABSL_FLAG(std::string, metrics_address, "127.0.0.1:9465",
           "Serve Prometheus metrics on http://ADDRESS/metrics; \"\" turns the "
           "endpoint off.");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
+ABSL_FLAG(absl::Duration, health_report_ttl, absl::Seconds(15),
+          "A node's health reports count for the fleet's verdict until they "
+          "are this old (a node that goes silent stops counting).");
+ABSL_FLAG(double, health_down_fraction, 0.5,
+          "A real server is down for the whole fleet when the nodes that see "
+          "it down are more than this fraction of the nodes that check it "
+          "(0.5: a majority; 0: any one node). In [0, 1).");
 
 namespace anylb::controller {
 namespace {
@@ -143,6 +151,14 @@ int Run() {
                  "a local trial\n");
     return 2;
   }
+  const FleetHealthOptions health{
+      .report_ttl = absl::GetFlag(FLAGS_health_report_ttl),
+      .down_fraction = absl::GetFlag(FLAGS_health_down_fraction)};
+  if (absl::Status s = ValidateFleetHealthOptions(health); !s.ok()) {
+    std::fprintf(stderr, "anylb-controller: %s\n",
+                 std::string(s.message()).c_str());
+    return 2;
+  }
 
   // Block the signals we wait for before any thread starts.
   sigset_t signals;
@@ -192,7 +208,8 @@ int Run() {
     credentials->SetAuthMetadataProcessor(authenticator);
   }
 
-  ControllerService service(store->get(), {.enforce_auth = !insecure});
+  ControllerService service(store->get(),
+                            {.enforce_auth = !insecure, .health = health});
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;

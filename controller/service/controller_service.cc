@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "controller/auth/auth.h"
@@ -36,7 +37,7 @@ void Subtract(lb::v1::Counters* from, const lb::v1::Counters& c) {
   from->set_bytes_out(Minus(from->bytes_out(), c.bytes_out()));
 }
 
-std::string BackendKey(const lb::v1::BackendRef& b) {
+std::string StatsKey(const lb::v1::BackendRef& b) {
   return absl::StrCat(b.address(), "|", b.port());
 }
 
@@ -48,7 +49,7 @@ void Sum(lb::v1::ServiceStats* into, const lb::v1::ServiceStats& add) {
   for (const lb::v1::BackendStats& b : add.backends()) {
     lb::v1::BackendStats* target = nullptr;
     for (lb::v1::BackendStats& existing : *into->mutable_backends()) {
-      if (BackendKey(existing.backend()) == BackendKey(b.backend())) {
+      if (StatsKey(existing.backend()) == StatsKey(b.backend())) {
         target = &existing;
         break;
       }
@@ -103,16 +104,94 @@ class ControllerService::Call {
 
 ControllerService::ControllerService(Store* store,
                                      ControllerServiceOptions options)
-    : store_(store), options_(options) {}
+    : store_(store), options_(std::move(options)), started_at_(options_.now()) {
+  if (options_.health_interval > absl::ZeroDuration()) {
+    health_thread_ = std::thread([this] { HealthTimer(); });
+  }
+}
 
 ControllerService::~ControllerService() { Shutdown(); }
 
-void ControllerService::Shutdown() { shutdown_ = true; }
+void ControllerService::Shutdown() {
+  shutdown_ = true;
+  {
+    absl::MutexLock lock(&timer_mu_);
+    stop_timer_ = true;
+  }
+  if (health_thread_.joinable()) health_thread_.join();
+}
+
+void ControllerService::HealthTimer() {
+  absl::MutexLock lock(&timer_mu_);
+  while (!timer_mu_.AwaitWithTimeout(absl::Condition(&stop_timer_),
+                                     options_.health_interval)) {
+    timer_mu_.Unlock();
+    if (absl::Status s = EvaluateHealth(); !s.ok()) {
+      LB_LOG(kWarning) << "evaluating fleet health: " << s;
+    }
+    timer_mu_.Lock();
+  }
+}
+
+std::map<BackendKey, FleetVerdict> ControllerService::Verdicts(
+    absl::Time now) const {
+  std::vector<NodeReports> reports;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [name, runtime] : nodes_) {
+      if (!runtime.status || runtime.status->health_reports().empty()) continue;
+      reports.push_back({name,
+                         runtime.status_received_at,
+                         {runtime.status->health_reports().begin(),
+                          runtime.status->health_reports().end()}});
+    }
+  }
+  return DecideFleetHealth(reports, now, options_.health);
+}
+
+absl::Status ControllerService::EvaluateHealth() {
+  absl::MutexLock health_lock(&health_mu_);
+  const absl::Time now = options_.now();
+  const bool keep_unreported = now - started_at_ < options_.health.report_ttl;
+  const std::map<BackendKey, FleetVerdict> verdicts = Verdicts(now);
+  std::map<std::string, lb::v1::BackendHealth> next;
+  // On the published state first: a steady fleet neither copies the state
+  // nor commits.
+  if (ReconcileBackendHealth(*store_->Current(), verdicts, now, keep_unreported,
+                             &next)
+          .empty()) {
+    return absl::OkStatus();
+  }
+  std::vector<HealthChange> changes;
+  absl::StatusOr<CommitResult> result =
+      store_->Commit([&](StoreState& state) -> absl::Status {
+        changes = ReconcileBackendHealth(state, verdicts, now, keep_unreported,
+                                         &next);
+        state.backend_health = std::move(next);
+        return Validate(state);
+      });
+  if (!result.ok()) {
+    return absl::Status(result.status().code(),
+                        absl::StrCat("publishing health verdicts: ",
+                                     result.status().message()));
+  }
+  if (!result->changed) return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  for (const HealthChange& change : changes) {
+    LB_LOG(kInfo) << DescribeHealthChange(change) << " (revision "
+                  << result->state->revision << ")";
+    const std::string name = BackendHealthName(change.backend);
+    health_changed_at_[name] = now;
+    ++health_transitions_[name];
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<CommitResult> ControllerService::Edit(
     absl::FunctionRef<absl::Status(StoreState&)> edit) {
   return store_->Commit([&](StoreState& state) -> absl::Status {
     RETURN_IF_ERROR(edit(state));
+    DropOrphanVerdicts(state);
     return Validate(state);
   });
 }
@@ -300,6 +379,7 @@ grpc::Status ControllerService::ApplyServices(
           request->expected_revision(), "; read it again and retry"));
     }
     ASSIGN_OR_RETURN(changes, controller::ApplyServices(s, services));
+    DropOrphanVerdicts(s);
     return Validate(s);
   };
   if (request->dry_run()) {
@@ -352,7 +432,7 @@ grpc::Status ControllerService::GetStats(grpc::ServerContext* context,
       Subtract(sum.mutable_counters(), zero->second.counters());
       for (lb::v1::BackendStats& b : *sum.mutable_backends()) {
         for (const lb::v1::BackendStats& z : zero->second.backends()) {
-          if (BackendKey(z.backend()) == BackendKey(b.backend())) {
+          if (StatsKey(z.backend()) == StatsKey(b.backend())) {
             Subtract(b.mutable_counters(), z.counters());
           }
         }
@@ -395,6 +475,83 @@ grpc::Status ControllerService::ZeroCounters(
       zero_[name] = sums[name];
     }
   }
+  return call.Finish(grpc::Status::OK);
+}
+
+// --- Health ---
+
+grpc::Status ControllerService::GetHealth(
+    grpc::ServerContext* context, const lb::v1::GetHealthRequest* request,
+    lb::v1::GetHealthResponse* response) {
+  Call call(this, *context, "GetHealth");
+  if (!call.authorized()) return call.Refused();
+  std::shared_ptr<const StoreState> state = store_->Current();
+  std::set<std::string> wanted;
+  for (const lb::v1::ServiceSelector& selector : request->selectors()) {
+    absl::StatusOr<std::string> name = FindService(*state, selector);
+    if (!name.ok()) return call.Finish(name.status());
+    wanted.insert(*name);
+  }
+  const absl::Time now = options_.now();
+  const std::map<BackendKey, FleetVerdict> verdicts = Verdicts(now);
+  auto timestamp = [](absl::Time t) {
+    return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
+        absl::ToUnixNanos(t));
+  };
+  absl::MutexLock lock(&mu_);
+  for (const auto& [name, service] : state->services) {
+    if (!wanted.empty() && !wanted.contains(name)) continue;
+    for (const lb::v1::Backend& b : service.backends()) {
+      lb::v1::BackendHealthView* view = response->add_backends();
+      lb::v1::BackendRef& ref = *view->mutable_backend();
+      ref.set_service_name(name);
+      ref.set_address(b.address());
+      ref.set_port(b.port());
+      const std::string key = BackendHealthName(ref);
+      const FleetVerdict* verdict = nullptr;
+      for (uint32_t port : {b.port(), b.port() == 0 ? service.port() : 0u}) {
+        auto it = verdicts.find({name, b.address(), port});
+        if (it != verdicts.end()) {
+          verdict = &it->second;
+          break;
+        }
+      }
+      auto stored = state->backend_health.find(key);
+      if (stored != state->backend_health.end()) {
+        view->set_state(stored->second.state());
+        view->set_dynamic_weight(stored->second.dynamic_weight());
+        *view->mutable_last_change() = stored->second.last_change();
+        view->set_reason(stored->second.reason());
+      } else if (verdict != nullptr) {
+        // No entry: up, or not checked by any node with a current report.
+        view->set_state(verdict->state);
+        view->set_reason(verdict->reason);
+      }
+      if (!view->has_last_change()) {
+        if (auto it = health_changed_at_.find(key);
+            it != health_changed_at_.end()) {
+          *view->mutable_last_change() = timestamp(it->second);
+        }
+      }
+      if (verdict == nullptr) continue;
+      absl::Time error_at = absl::InfinitePast();
+      for (const NodeView& node : verdict->nodes) {
+        lb::v1::NodeHealthView* n = view->add_nodes();
+        n->set_node_name(node.node_name);
+        n->set_state(node.state);
+        n->set_last_error(node.last_error);
+        *n->mutable_reported_at() = timestamp(node.received_at);
+        n->set_current(node.current);
+        n->set_dynamic_weight(node.dynamic_weight);
+        if (node.current && !node.last_error.empty() &&
+            node.received_at > error_at) {
+          view->set_last_error(node.last_error);
+          error_at = node.received_at;
+        }
+      }
+    }
+  }
+  response->set_revision(state->revision);
   return call.Finish(grpc::Status::OK);
 }
 
@@ -490,7 +647,15 @@ grpc::Status ControllerService::ReportStatus(
   }
   {
     absl::MutexLock lock(&mu_);
-    nodes_[node].status = std::move(status);
+    NodeRuntime& runtime = nodes_[node];
+    runtime.status = std::move(status);
+    runtime.status_received_at = options_.now();
+  }
+  // The report is kept either way; a verdict that cannot be published now
+  // is retried by the timer.
+  if (absl::Status s = EvaluateHealth(); !s.ok()) {
+    LB_LOG(kWarning) << "evaluating fleet health after node " << node
+                     << "'s report: " << s;
   }
   return call.Finish(grpc::Status::OK);
 }
@@ -607,8 +772,47 @@ absl::Status ControllerService::Collect(
       seconds.Add({{"method", key.first}, {"code", key.second}}, stats.seconds);
     }
   }
-  for (auto* family :
-       {&revision, &services, &nodes, &applied, &calls, &seconds}) {
+  metrics::MetricFamily health(
+      "anylb_controller_backend_health",
+      "The fleet's published verdict per real server: 1 up (or not "
+      "checked), 0 down.",
+      metrics::MetricType::kGauge);
+  metrics::MetricFamily transitions(
+      "anylb_controller_backend_health_transitions_total",
+      "Changes of the published verdict (up/down or dynamic weight) per "
+      "real server since the controller started.",
+      metrics::MetricType::kCounter);
+  for (const auto& [name, service] : state->services) {
+    for (const lb::v1::Backend& b : service.backends()) {
+      lb::v1::BackendRef ref;
+      ref.set_service_name(name);
+      ref.set_address(b.address());
+      ref.set_port(b.port());
+      auto it = state->backend_health.find(BackendHealthName(ref));
+      const bool down = it != state->backend_health.end() &&
+                        it->second.state() == lb::v1::HEALTH_STATE_DOWN;
+      const std::string backend =
+          b.address().find(':') != std::string::npos
+              ? absl::StrCat("[", b.address(), "]:", b.port())
+              : absl::StrCat(b.address(), ":", b.port());
+      health.Add({{"service", name}, {"backend", backend}},
+                 uint64_t{down ? 0u : 1u});
+    }
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [key, count] : health_transitions_) {
+      std::vector<std::string> parts = absl::StrSplit(key, '|');
+      if (parts.size() != 3) continue;
+      const std::string backend =
+          parts[1].find(':') != std::string::npos
+              ? absl::StrCat("[", parts[1], "]:", parts[2])
+              : absl::StrCat(parts[1], ":", parts[2]);
+      transitions.Add({{"service", parts[0]}, {"backend", backend}}, count);
+    }
+  }
+  for (auto* family : {&revision, &services, &nodes, &applied, &calls, &seconds,
+                       &health, &transitions}) {
     out->push_back(std::move(*family));
   }
   return absl::OkStatus();

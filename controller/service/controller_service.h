@@ -14,18 +14,31 @@
 // unless it already has it (known_revision), then every later revision.
 // Streams end when the client goes away or on Shutdown().
 //
+// Fleet health: each node's latest health_reports (ReportStatus) are kept
+// with the time they arrived. EvaluateHealth decides the verdicts
+// (fleet_health.h) and, only when a published verdict changes, commits
+// them (ReconcileBackendHealth) as one revision, which WatchConfig then
+// pushes to every node. It runs after every ReportStatus and every
+// `health_interval` (a node that goes silent stops counting after the
+// TTL). For the first report TTL after the controller starts, a real
+// server that no node has reported on yet keeps its stored verdict.
+//
 // Threading: gRPC calls the handlers on its own threads; the in-memory node
-// table and RPC statistics are guarded by mu_. Shutdown() before the
+// table and RPC statistics are guarded by mu_, health evaluation is
+// serialized by health_mu_ (taken before mu_, never inside it). A thread
+// of its own runs the health timer until Shutdown(). Shutdown() before the
 // grpc::Server's Shutdown lets watch streams return promptly.
 
 #ifndef ANYLB_CONTROLLER_SERVICE_CONTROLLER_SERVICE_H_
 #define ANYLB_CONTROLLER_SERVICE_CONTROLLER_SERVICE_H_
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -33,6 +46,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/metrics/metric_family.h"
+#include "controller/service/fleet_health.h"
 #include "controller/store/store.h"
 #include "grpcpp/support/status.h"
 #include "lb/v1/controller.grpc.pb.h"
@@ -48,6 +62,13 @@ struct ControllerServiceOptions {
   bool enforce_auth = true;
   // How often an idle WatchConfig stream looks for cancellation.
   absl::Duration watch_poll = absl::Milliseconds(500);
+  // The fleet-health rules (--health_report_ttl, --health_down_fraction).
+  FleetHealthOptions health;
+  // How often verdicts are re-evaluated without a report; zero: only on
+  // reports and EvaluateHealth() calls (tests).
+  absl::Duration health_interval = absl::Seconds(1);
+  // The clock for report ages and last_change (a fake one in tests).
+  std::function<absl::Time()> now = [] { return absl::Now(); };
 };
 
 class ControllerService final : public lb::v1::Controller::Service {
@@ -61,6 +82,11 @@ class ControllerService final : public lb::v1::Controller::Service {
 
   // Collect: anylb_controller_* metric families for /metrics.
   absl::Status Collect(std::vector<metrics::MetricFamily>* out) const;
+
+  // EvaluateHealth decides the fleet's verdicts from the reports held now
+  // and commits them if a published one changed (logging each change).
+  // Errors: the store's.
+  absl::Status EvaluateHealth();
 
   grpc::Status CreateService(grpc::ServerContext* context,
                              const lb::v1::CreateServiceRequest* request,
@@ -95,6 +121,9 @@ class ControllerService final : public lb::v1::Controller::Service {
   grpc::Status ZeroCounters(grpc::ServerContext* context,
                             const lb::v1::ZeroCountersRequest* request,
                             lb::v1::ZeroCountersResponse* response) override;
+  grpc::Status GetHealth(grpc::ServerContext* context,
+                         const lb::v1::GetHealthRequest* request,
+                         lb::v1::GetHealthResponse* response) override;
   grpc::Status RegisterNode(grpc::ServerContext* context,
                             const lb::v1::RegisterNodeRequest* request,
                             lb::v1::RegisterNodeResponse* response) override;
@@ -124,6 +153,7 @@ class ControllerService final : public lb::v1::Controller::Service {
     std::string version;
     int streams = 0;  // open WatchConfig streams
     std::optional<lb::v1::NodeStatus> status;
+    absl::Time status_received_at = absl::InfinitePast();
   };
   struct RpcStats {
     uint64_t calls = 0;
@@ -151,6 +181,9 @@ class ControllerService final : public lb::v1::Controller::Service {
                         lb::v1::Node* node) const;
   void Record(const std::string& method, grpc::StatusCode code,
               absl::Duration elapsed);
+  // Verdicts: DecideFleetHealth over the reports held now.
+  std::map<BackendKey, FleetVerdict> Verdicts(absl::Time now) const;
+  void HealthTimer();
 
   Store* const store_;
   const ControllerServiceOptions options_;
@@ -164,6 +197,16 @@ class ControllerService final : public lb::v1::Controller::Service {
   // By (method, code).
   std::map<std::pair<std::string, std::string>, RpcStats> rpcs_
       ABSL_GUARDED_BY(mu_);
+  // By BackendHealthName: when this controller saw the published verdict
+  // change (also to up, which the store does not keep), and how often.
+  std::map<std::string, absl::Time> health_changed_at_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, uint64_t> health_transitions_ ABSL_GUARDED_BY(mu_);
+
+  const absl::Time started_at_;
+  absl::Mutex health_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  absl::Mutex timer_mu_;
+  bool stop_timer_ ABSL_GUARDED_BY(timer_mu_) = false;
+  std::thread health_thread_;
 };
 
 }  // namespace anylb::controller

@@ -442,6 +442,9 @@ absl::Status Validate(const StoreState& state) {
   for (const auto& [name, service] : state.services) {
     *services.add_services() = service;
   }
+  for (const auto& [name, health] : state.backend_health) {
+    *services.add_backend_health() = health;
+  }
   ASSIGN_OR_RETURN(
       config::NormalConfig normal,
       config::NormalizeConfig(services, {.check_local_addresses = false}));
@@ -492,7 +495,138 @@ lb::v1::ConfigSnapshot SnapshotFor(const StoreState& state,
   } else {
     snapshot.mutable_node()->set_node_name(node_name);
   }
+  for (const auto& [name, health] : state.backend_health) {
+    *snapshot.add_backend_health() = health;
+  }
   return snapshot;
+}
+
+namespace {
+
+std::string HealthName(lb::v1::HealthState state) {
+  switch (state) {
+    case lb::v1::HEALTH_STATE_DOWN:
+      return "DOWN";
+    default:
+      return "UP";
+  }
+}
+
+// Ports under which nodes may report real server `b` of `service`: its
+// configured port and the effective one (0 is the VIP's port).
+std::vector<uint32_t> ReportPorts(const lb::v1::Service& service,
+                                  const lb::v1::Backend& b) {
+  if (b.port() == 0) return {0, service.port()};
+  if (b.port() == service.port()) return {b.port(), 0};
+  return {b.port()};
+}
+
+}  // namespace
+
+std::string DescribeHealthChange(const HealthChange& change) {
+  std::string text = absl::StrCat(
+      "backend ", HostPort(change.backend.address(), change.backend.port()),
+      " of \"", change.backend.service_name(), "\" ", HealthName(change.to));
+  if (change.to_weight != change.from_weight) {
+    absl::StrAppend(
+        &text, change.to_weight == 0
+                   ? " (configured weight)"
+                   : absl::StrCat(" (dynamic weight ", change.to_weight, ")"));
+  }
+  absl::StrAppend(&text, ": ", change.reason);
+  return text;
+}
+
+std::vector<HealthChange> ReconcileBackendHealth(
+    const StoreState& state, const std::map<BackendKey, FleetVerdict>& verdicts,
+    absl::Time now, bool keep_unreported,
+    std::map<std::string, lb::v1::BackendHealth>* next_health) {
+  std::vector<HealthChange> changes;
+  std::map<std::string, lb::v1::BackendHealth>& next = *next_health;
+  next.clear();
+  for (const auto& [name, service] : state.services) {
+    for (const lb::v1::Backend& b : service.backends()) {
+      lb::v1::BackendRef ref;
+      ref.set_service_name(name);
+      ref.set_address(b.address());
+      ref.set_port(b.port());
+      const std::string key = BackendHealthName(ref);
+      const FleetVerdict* verdict = nullptr;
+      for (uint32_t port : ReportPorts(service, b)) {
+        auto it = verdicts.find({name, b.address(), port});
+        if (it != verdicts.end() &&
+            it->second.state != lb::v1::HEALTH_STATE_UNSPECIFIED) {
+          verdict = &it->second;
+          break;
+        }
+      }
+      auto old = state.backend_health.find(key);
+      if (verdict == nullptr && keep_unreported) {
+        if (old != state.backend_health.end()) next.emplace(key, old->second);
+        continue;
+      }
+      const lb::v1::HealthState from = old == state.backend_health.end()
+                                           ? lb::v1::HEALTH_STATE_UNSPECIFIED
+                                           : old->second.state();
+      const uint32_t from_weight =
+          old == state.backend_health.end() ? 0 : old->second.dynamic_weight();
+      lb::v1::HealthState to = lb::v1::HEALTH_STATE_UNSPECIFIED;
+      uint32_t to_weight = 0;
+      if (verdict != nullptr && (verdict->state == lb::v1::HEALTH_STATE_DOWN ||
+                                 verdict->dynamic_weight != 0)) {
+        to = verdict->state;
+        to_weight = verdict->dynamic_weight;
+      }
+      // An entry's UP and "no entry" are the same verdict (counts as up).
+      auto down = [](lb::v1::HealthState s) {
+        return s == lb::v1::HEALTH_STATE_DOWN;
+      };
+      if (down(from) == down(to) && from_weight == to_weight) {
+        if (old != state.backend_health.end()) next.emplace(key, old->second);
+        continue;
+      }
+      HealthChange change;
+      change.backend = ref;
+      change.from = from;
+      change.to =
+          to == lb::v1::HEALTH_STATE_UNSPECIFIED ? lb::v1::HEALTH_STATE_UP : to;
+      change.from_weight = from_weight;
+      change.to_weight = to_weight;
+      change.reason = verdict != nullptr
+                          ? verdict->reason
+                          : "no node with a current report checks it";
+      if (to != lb::v1::HEALTH_STATE_UNSPECIFIED) {
+        lb::v1::BackendHealth& entry = next[key];
+        *entry.mutable_backend() = ref;
+        entry.set_state(to);
+        entry.set_dynamic_weight(to_weight);
+        entry.set_reason(change.reason);
+        const int64_t nanos = absl::ToUnixNanos(now);
+        entry.mutable_last_change()->set_seconds(nanos / 1000000000);
+        entry.mutable_last_change()->set_nanos(
+            static_cast<int32_t>(nanos % 1000000000));
+      }
+      changes.push_back(std::move(change));
+    }
+  }
+  return changes;
+}
+
+void DropOrphanVerdicts(StoreState& state) {
+  if (state.backend_health.empty()) return;
+  std::set<std::string> known;
+  for (const auto& [name, service] : state.services) {
+    for (const lb::v1::Backend& b : service.backends()) {
+      lb::v1::BackendRef ref;
+      ref.set_service_name(name);
+      ref.set_address(b.address());
+      ref.set_port(b.port());
+      known.insert(BackendHealthName(ref));
+    }
+  }
+  std::erase_if(state.backend_health, [&](const auto& entry) {
+    return !known.contains(entry.first);
+  });
 }
 
 }  // namespace anylb::controller

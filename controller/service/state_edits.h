@@ -23,6 +23,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "controller/service/fleet_health.h"
 #include "controller/store/store.h"
 #include "google/protobuf/field_mask.pb.h"
 #include "lb/v1/config.pb.h"
@@ -78,6 +80,43 @@ absl::Status SetAdminState(StoreState& state, const std::string& node_name,
 // when no node is registered yet. A FULLNAT service and a node without
 // local addresses of its family is an error naming the node.
 absl::Status Validate(const StoreState& state);
+
+// HealthChange: one published verdict that ReconcileBackendHealth changed.
+struct HealthChange {
+  lb::v1::BackendRef backend;  // the real server's configured port
+  // UNSPECIFIED: no entry (counts as up).
+  lb::v1::HealthState from = lb::v1::HEALTH_STATE_UNSPECIFIED;
+  lb::v1::HealthState to = lb::v1::HEALTH_STATE_UNSPECIFIED;
+  uint32_t from_weight = 0;
+  uint32_t to_weight = 0;
+  std::string reason;
+};
+
+// DescribeHealthChange: "backend 198.51.100.2:80 of \"web\" DOWN: 2 of 3
+// nodes see it down (lb1: ...)" for the log.
+std::string DescribeHealthChange(const HealthChange& change);
+
+// ReconcileBackendHealth computes (into `next`) the backend_health that
+// says what `verdicts` (DecideFleetHealth) say for every real server of
+// state.services: an entry when the verdict is DOWN or carries a dynamic
+// weight, none otherwise. A verdict is found under the real server's configured
+// port or its effective one (0 is the VIP's port). An entry whose state and
+// dynamic weight stay as they are is left alone (its last_change and
+// reason too), so a steady fleet changes nothing; a new or changed entry
+// gets last_change `now` and the verdict's reason. With
+// `keep_unreported`, a real server that no node currently reports on keeps
+// its entry (the controller just started: the nodes have not reported
+// yet). Entries naming no real server are dropped. Returns the changes
+// (empty: `next` equals state.backend_health but for orphans).
+std::vector<HealthChange> ReconcileBackendHealth(
+    const StoreState& state, const std::map<BackendKey, FleetVerdict>& verdicts,
+    absl::Time now, bool keep_unreported,
+    std::map<std::string, lb::v1::BackendHealth>* next);
+
+// DropOrphanVerdicts removes the backend_health entries that name no real
+// server of state.services (run by every edit before Validate, so removing
+// a service or real server drops its verdict in the same revision).
+void DropOrphanVerdicts(StoreState& state);
 
 // SnapshotFor is what node `node_name` receives at state.revision.
 lb::v1::ConfigSnapshot SnapshotFor(const StoreState& state,
