@@ -458,6 +458,31 @@ TEST_F(MonitorTest, ProbesOfATargetStartAnIntervalApart) {
   EXPECT_GT(prober_.Started(fast.connect), prober_.Started(slow.connect));
 }
 
+// The first probes of targets listed together are spread over the interval
+// (a random fraction of it each), not fired together.
+TEST_F(MonitorTest, FirstProbesAreSpreadOverTheInterval) {
+  Make();
+  prober_.SetAuto(true);
+  std::vector<CheckTarget> targets;
+  for (int i = 1; i <= 20; ++i) {
+    targets.push_back(Target("web", absl::StrCat("192.0.2.", i, ":80"),
+                             TcpCheck(absl::Seconds(2))));
+  }
+  ASSERT_THAT(monitor_->SetTargets(targets), IsOk());
+  ASSERT_TRUE(Eventually([&] {
+    return std::all_of(targets.begin(), targets.end(), [&](const auto& t) {
+      return prober_.Started(t.connect) >= 1;
+    });
+  }));
+  std::vector<absl::Time> first;
+  for (const CheckTarget& t : targets) {
+    first.push_back(prober_.StartTimes(t.connect).front());
+  }
+  auto [earliest, latest] = std::minmax_element(first.begin(), first.end());
+  // 20 uniform draws over 2 s span less than 0.5 s with probability ~1e-10.
+  EXPECT_GT(*latest - *earliest, absl::Milliseconds(500));
+}
+
 TEST_F(MonitorTest, InFlightIsBoundedAndLateProbesAreCounted) {
   Make(/*max_in_flight=*/3);
   std::vector<CheckTarget> targets;
