@@ -37,6 +37,8 @@
 # Addresses: documentation ranges only, and only inside these namespaces
 # (deploy/lab/README.md has the plan).
 set -euo pipefail
+# sudo and Bazel tests may leave the admin tools (ip, sysctl, nginx) off PATH.
+export PATH=$PATH:/usr/sbin:/sbin
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$SCRIPT_DIR/../.." && pwd)
