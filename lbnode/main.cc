@@ -134,6 +134,15 @@ ABSL_FLAG(std::string, route_source, "kernel",
           "kernel's main table; standalone nodes without FRR) or \"fpm\" "
           "(zebra's FIB over FPM; needs --fpm_listen). Neighbours always "
           "come from the kernel.");
+ABSL_FLAG(bool, health_checks, true,
+          "Check the real servers of every service with a health_check "
+          "(lb.v1.HealthCheck: tcp, http(s), grpc, udp, dns, exec). "
+          "Standalone, this node's verdicts set the weights; with "
+          "--controller they are reported and the controller decides the "
+          "fleet's. GET /admin/health on the metrics address shows them.");
+ABSL_FLAG(uint32_t, health_max_in_flight, 64,
+          "At most this many health probes at once (1..65536); the others "
+          "wait their turn (anylb_health_probes_delayed_total).");
 
 namespace anylb::lbnode {
 namespace {
@@ -301,6 +310,13 @@ absl::StatusOr<DaemonOptions> OptionsFromFlags() {
     return absl::InvalidArgumentError(absl::StrCat(
         "--route_source=", route_source, ": use \"kernel\" or \"fpm\""));
   }
+  o.health_checks = absl::GetFlag(FLAGS_health_checks);
+  const uint32_t in_flight = absl::GetFlag(FLAGS_health_max_in_flight);
+  if (in_flight < 1 || in_flight > 65536) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--health_max_in_flight=", in_flight, ": must be 1..65536"));
+  }
+  o.health_max_in_flight = in_flight;
   o.liveness_timeout = absl::GetFlag(FLAGS_liveness_timeout);
   o.drain_gshut = absl::GetFlag(FLAGS_drain_gshut);
   if (o.liveness_timeout <= absl::ZeroDuration()) {

@@ -81,6 +81,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "--announce_device=a_very_long_device_name",
                 "--announce_device=a_very_long_device_name: an interface "
                 "name of 1..15 characters"},
+        BadFlag{"--interface=eth0 --config=/x.yaml --health_max_in_flight=0",
+                "--health_max_in_flight=0: must be 1..65536"},
         BadFlag{"--interface=eth0 --config=/x.yaml --route_source=bgp",
                 "--route_source=bgp: use \"kernel\" or \"fpm\""},
         BadFlag{"--interface=eth0 --config=/x.yaml --route_source=fpm "

@@ -243,7 +243,17 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
                 << dataplane::xsk::XskModeName(d->dataplane_->mode()) << " mode"
                 << (d->dataplane_->busy_poll() ? ", busy poll" : "");
   d->Remember(config);
+  {
+    absl::MutexLock install(&d->install_mu_);
+    d->proto_ = start_proto;
+    auto view = std::make_shared<AdminView>(
+        AdminView{config, start_proto, start_proto});
+    absl::MutexLock lock(&d->mu_);
+    d->view_ = std::move(view);
+  }
   d->config_ = std::move(config);
+  d->health_quorum_ = std::make_unique<HealthQuorum>();
+  if (options.health_checks) RETURN_IF_ERROR(d->StartHealthChecks());
   if (options.announce) RETURN_IF_ERROR(d->StartAnnouncer(start_proto));
 
   if (!options.metrics_address.empty()) {
@@ -267,6 +277,22 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
           });
     }
     std::vector<metrics::HttpRoute> routes;
+    if (d->monitor_ != nullptr) {
+      health::HealthMonitor* monitor = d->monitor_.get();
+      d->health_collector_ = std::make_unique<metrics::ScopedCollector>(
+          d->registry_.get(), "health",
+          [monitor](std::vector<metrics::MetricFamily>* out) {
+            return monitor->CollectMetrics(out);
+          });
+    }
+    routes.push_back({"GET", "/admin/health", [self](const std::string&) {
+                        return metrics::HttpResponse{200, "application/json",
+                                                     self->HealthJson()};
+                      }});
+    routes.push_back({"GET", "/admin/services", [self](const std::string&) {
+                        return metrics::HttpResponse{200, "application/json",
+                                                     self->ServicesJson()};
+                      }});
     if (d->announcer_ != nullptr) {
       routing::announce::Announcer* announcer = d->announcer_.get();
       d->announce_collector_ = std::make_unique<metrics::ScopedCollector>(
@@ -537,6 +563,10 @@ absl::Status Daemon::StartAnnouncer(const lb::v1::ConfigSnapshot& proto) {
   namespace announce = routing::announce;
   ASSIGN_OR_RETURN(announce::AnnounceConfig announce_config,
                    AnnounceConfigOf(proto));
+  {
+    absl::MutexLock install(&install_mu_);
+    ApplyEffectiveWeights(config_, &announce_config);
+  }
   ASSIGN_OR_RETURN(tun_, announce::TunDevice::Create(options_.announce_device));
   ASSIGN_OR_RETURN(vip_routes_,
                    announce::VipRoutes::Create(tun_->ifindex(), tun_->name()));
@@ -550,6 +580,7 @@ absl::Status Daemon::StartAnnouncer(const lb::v1::ConfigSnapshot& proto) {
   o.liveness_timeout = options_.liveness_timeout;
   o.drain_gshut = options_.drain_gshut;
   o.frr.protocols = options_.announce_protocols;
+  o.health = health_quorum_.get();
   announcer_ =
       std::make_unique<announce::Announcer>(o, vip_routes_.get(), vtysh_.get());
   announcer_->SetConfig(std::move(announce_config));
@@ -597,36 +628,171 @@ lb::v1::NodeStatus Daemon::NodeStatus() const {
       idle > std::max(absl::Seconds(2), options_.liveness_timeout)
           ? lb::v1::DATAPLANE_STATE_STALLED
           : lb::v1::DATAPLANE_STATE_LIVE);
+  if (monitor_ != nullptr) AddHealthReports(monitor_->Statuses(), &status);
+  std::set<IpAddress> announced;
+  if (announcer_ != nullptr) {
+    for (const routing::announce::VipState& v : announcer_->status().vips) {
+      if (v.announced) announced.insert(v.vip);
+    }
+  }
+  if (std::shared_ptr<const AdminView> view = View(); view != nullptr) {
+    agent::MarkAnnounced(*view->engine.names, announced, &status);
+  }
   return status;
+}
+
+std::shared_ptr<const Daemon::AdminView> Daemon::View() const {
+  absl::MutexLock lock(&mu_);
+  return view_;
+}
+
+std::string Daemon::HealthJson() const {
+  std::shared_ptr<const AdminView> view = View();
+  if (view == nullptr) return "[]\n";
+  return lbnode::HealthJson(monitor_ != nullptr
+                                ? monitor_->Statuses()
+                                : std::vector<health::BackendHealthStatus>(),
+                            view->configured);
+}
+
+std::string Daemon::ServicesJson() const {
+  std::shared_ptr<const AdminView> view = View();
+  if (view == nullptr) return "[]\n";
+  return lbnode::ServicesJson(view->engine, view->effective,
+                              monitor_ != nullptr
+                                  ? monitor_->Statuses()
+                                  : std::vector<health::BackendHealthStatus>());
+}
+
+absl::Status Daemon::StartHealthChecks() {
+  ASSIGN_OR_RETURN(checker_, health::Checker::Create());
+  health_worker_ =
+      std::make_unique<CoalescingWorker>([this] { RefreshHealth(); });
+  health::MonitorOptions o;
+  o.prober = checker_.get();
+  o.max_in_flight = options_.health_max_in_flight;
+  CoalescingWorker* worker = health_worker_.get();
+  // The monitor's thread only wakes the worker: installing takes
+  // install_mu_, which SetTargets' callers hold.
+  o.on_change = [worker](const health::HealthChange&) { worker->Notify(); };
+  health::Checker* checker = checker_.get();
+  o.run_command = [checker](health::CommandRequest request) {
+    checker->RunCommand(std::move(request));
+  };
+  ASSIGN_OR_RETURN(monitor_, health::HealthMonitor::Create(std::move(o)));
+  absl::MutexLock install(&install_mu_);
+  SetHealthTargets(proto_);
+  LB_LOG(kInfo) << "health checks: at most " << options_.health_max_in_flight
+                << " probes at once; "
+                << (controller_mode()
+                        ? "verdicts reported to the controller, which "
+                          "decides the fleet's"
+                        : "this node's verdicts set the weights (standalone)");
+  return absl::OkStatus();
+}
+
+void Daemon::SetHealthTargets(const lb::v1::ConfigSnapshot& proto) {
+  if (monitor_ == nullptr) return;
+  std::vector<std::string> skipped;
+  std::vector<health::CheckTarget> targets = CheckTargetsOf(proto, &skipped);
+  for (const std::string& why : skipped) {
+    if (target_warnings_.insert(why).second) LB_LOG(kWarning) << why;
+  }
+  const size_t count = targets.size();
+  if (absl::Status s = monitor_->SetTargets(std::move(targets)); !s.ok()) {
+    // NormalizeConfig checks what SetTargets refuses; this is a bug.
+    LB_LOG(kError) << "health checks not updated (the previous targets "
+                      "stay): "
+                   << s;
+    return;
+  }
+  LB_LOG(kDebug) << "health checks: " << count << " real server(s) checked";
+}
+
+std::vector<agent::LocalVerdict> Daemon::Verdicts() const {
+  if (monitor_ == nullptr) return {};
+  return LocalVerdictsOf(monitor_->Statuses());
+}
+
+void Daemon::RefreshHealth() {
+  {
+    absl::MutexLock install(&install_mu_);
+    if (monitor_ == nullptr) return;  // Stopping.
+    std::vector<agent::LocalVerdict> verdicts = Verdicts();
+    auto same = [](const agent::LocalVerdict& a, const agent::LocalVerdict& b) {
+      return a.id == b.id && a.state == b.state &&
+             a.dynamic_weight == b.dynamic_weight;
+    };
+    if (std::equal(verdicts.begin(), verdicts.end(), verdicts_.begin(),
+                   verdicts_.end(), same)) {
+      return;
+    }
+    if (absl::Status s = InstallLocked(proto_, std::move(verdicts)); !s.ok()) {
+      LB_LOG(kError) << "health change not installed (the running config "
+                        "stays): "
+                     << s;
+      absl::MutexLock lock(&mu_);
+      ++status_.reload_failures;
+      status_.last_reload_error = std::string(s.message());
+      return;
+    }
+  }
+  if (controller_ != nullptr) controller_->ReportNow();
 }
 
 absl::Status Daemon::InstallProto(const lb::v1::ConfigSnapshot& proto) {
   absl::MutexLock install(&install_mu_);
-  absl::StatusOr<agent::EngineConfig> config =
-      agent::BuildEngineConfig(proto, identity_);
-  absl::Status status = config.status();
-  absl::StatusOr<routing::announce::AnnounceConfig> announce_config;
-  if (status.ok() && announcer_ != nullptr) {
-    announce_config = AnnounceConfigOf(proto);
-    status = announce_config.status();
-  }
-  if (status.ok()) status = Install(*config);
-  if (status.ok() && announcer_ != nullptr) {
-    announcer_->SetConfig(*std::move(announce_config));
-  }
+  absl::Status status = InstallLocked(proto, Verdicts());
   if (!status.ok()) {
     absl::MutexLock lock(&mu_);
     ++status_.reload_failures;
     status_.last_reload_error = std::string(status.message());
     return status;
   }
-  Remember(*config);
   {
     absl::MutexLock lock(&mu_);
     ++status_.reloads;
     status_.last_reload_error.clear();
   }
+  // Unchanged targets keep their state; new ones start unknown (up).
+  SetHealthTargets(proto);
+  return absl::OkStatus();
+}
+
+absl::Status Daemon::InstallLocked(const lb::v1::ConfigSnapshot& proto,
+                                   std::vector<agent::LocalVerdict> verdicts) {
+  // Standalone: this node's verdicts are the fleet's. With a controller:
+  // the fleet's come in the snapshot, this node's only mark backends it
+  // cannot reach.
+  const bool standalone = !controller_mode();
+  lb::v1::ConfigSnapshot effective =
+      standalone ? agent::OverlayLocalHealth(proto, verdicts) : proto;
+  const std::set<agent::BackendId> local_down = LocalDownOf(verdicts);
+  absl::StatusOr<agent::EngineConfig> config = agent::BuildEngineConfig(
+      effective, identity_,
+      standalone ? std::set<agent::BackendId>() : local_down);
+  RETURN_IF_ERROR(config.status());
+  absl::StatusOr<routing::announce::AnnounceConfig> announce_config;
+  if (announcer_ != nullptr) {
+    announce_config = AnnounceConfigOf(effective);
+    RETURN_IF_ERROR(announce_config.status());
+    ApplyEffectiveWeights(*config, &*announce_config);
+  }
+  RETURN_IF_ERROR(Install(*config));
+  health_quorum_->Set(UnhealthyOf(proto, effective, local_down));
+  if (announcer_ != nullptr) {
+    announcer_->SetConfig(*std::move(announce_config));
+  }
+  Remember(*config);
+  auto view = std::make_shared<AdminView>(
+      AdminView{*config, proto, std::move(effective)});
+  {
+    absl::MutexLock lock(&mu_);
+    view_ = std::move(view);
+  }
   config_ = *std::move(config);
+  proto_ = proto;
+  verdicts_ = std::move(verdicts);
   return absl::OkStatus();
 }
 
@@ -637,11 +803,21 @@ void Daemon::Stop() {
   if (controller_ != nullptr) controller_->Stop();
   // No scrape after this point.
   metrics_server_.reset();
+  health_collector_.reset();
   controller_collector_.reset();
   announce_collector_.reset();
   worker_collector_.reset();
   dataplane_collector_.reset();
   fpm_collector_.reset();
+  // No health change after this point: the monitor (whose on_change wakes
+  // the worker) goes under install_mu_, so a running refresh finishes first
+  // and a later one finds no monitor; then the worker, then the probers.
+  {
+    absl::MutexLock install(&install_mu_);
+    monitor_.reset();
+  }
+  health_worker_.reset();
+  checker_.reset();
   // The VIPs go first: closing the TUN device deletes their routes, and
   // FRR withdraws them (a sudden withdraw; POST /admin/drain first for a
   // graceful one).

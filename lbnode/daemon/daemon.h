@@ -8,6 +8,22 @@
 //                                                   RX queue, each an Engine)
 //   kernel neighbours/routes ─► KernelNextHops ─► a resolver per worker
 //   /metrics ◄─ Prometheus collector ◄─ workers' published stats
+//   config ─► HealthMonitor targets; a health change ─► health worker ─►
+//   re-install with the new local health (standalone) or new availability
+//   plus a report to the controller at once (controller mode)
+//
+// Health checks (--health_checks, lbnode/health): the Checker runs the
+// probes, the HealthMonitor schedules them and decides up/down. After each
+// install the monitor gets the config's targets (health_wiring.h). Its
+// on_change runs on the monitor's thread and only wakes the health worker
+// (a CoalescingWorker), which takes install_mu_ and rebuilds from the
+// running config: standalone, the node's verdicts are the fleet's
+// (OverlayLocalHealth: inhibit, remove, dynamic weight, sorry server);
+// with a controller they only mark backends this node cannot reach
+// unavailable (the Maglev table stays the fleet's) and the controller
+// client reports at once. Quorum (the announcer's HealthSource) counts a
+// backend unless the fleet or this node holds it DOWN, at its effective
+// weight.
 //
 // Ownership and threading: every method runs on the control thread (main),
 // except what the owned objects document. Start() loads and checks the
@@ -33,6 +49,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -49,9 +66,12 @@
 #include "lbnode/agent/dataplane_metrics.h"
 #include "lbnode/agent/snapshot_builder.h"
 #include "lbnode/agent/snapshot_cache.h"
+#include "lbnode/daemon/health_wiring.h"
 #include "lbnode/daemon/interface_info.h"
 #include "lbnode/dataplane/bpf/steer_loader.h"
 #include "lbnode/dataplane/xsk/dataplane.h"
+#include "lbnode/health/checker.h"
+#include "lbnode/health/monitor.h"
 #include "routing/announce/announcer.h"
 #include "routing/announce/frr_config.h"
 
@@ -120,6 +140,11 @@ struct DaemonOptions {
   // and then cached. controller.target empty: file mode.
   agent::ControllerClientOptions controller;
   std::string snapshot_cache;  // Empty: no cache.
+  // Health checks of the real servers of services with a health_check
+  // (false: none run; every backend counts as up locally), and at most this
+  // many probes at once.
+  bool health_checks = true;
+  size_t health_max_in_flight = 64;
 };
 
 // DaemonStatus is what the daemon reports about itself.
@@ -175,6 +200,12 @@ class Daemon {
   const routing::announce::Announcer* announcer() const {
     return announcer_.get();
   }
+  // The health monitor (null with --health_checks=false).
+  const health::HealthMonitor* health_monitor() const { return monitor_.get(); }
+  // HealthJson / ServicesJson: GET /admin/health and /admin/services
+  // (health_wiring.h). Any thread.
+  std::string HealthJson() const;
+  std::string ServicesJson() const;
 
  private:
   Daemon() = default;
@@ -189,6 +220,20 @@ class Daemon {
       const lb::v1::ConfigSnapshot& proto) const;
   // InstallProto: Reload's work for a given config.
   absl::Status InstallProto(const lb::v1::ConfigSnapshot& proto);
+  // InstallLocked builds and installs `proto` with this node's `verdicts`
+  // (see the file comment) and remembers both.
+  absl::Status InstallLocked(const lb::v1::ConfigSnapshot& proto,
+                             std::vector<agent::LocalVerdict> verdicts)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(install_mu_);
+  // Verdicts: the monitor's current verdicts (none without one).
+  std::vector<agent::LocalVerdict> Verdicts() const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(install_mu_);
+  // SetHealthTargets gives the monitor `proto`'s targets.
+  void SetHealthTargets(const lb::v1::ConfigSnapshot& proto)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(install_mu_);
+  absl::Status StartHealthChecks();
+  // RefreshHealth: the health worker's run (see the file comment).
+  void RefreshHealth();
   absl::Status StartAnnouncer(const lb::v1::ConfigSnapshot& proto);
   absl::Status StartControllerClient();
   lb::v1::NodeStatus NodeStatus() const;
@@ -213,6 +258,20 @@ class Daemon {
   absl::Mutex install_mu_;
   lb::v1::ConfigSnapshot start_snapshot_;  // Controller mode's start config.
   std::unique_ptr<agent::SnapshotCache> cache_;
+  // The running config as received (file or controller) and the local
+  // verdicts it was built with; warnings about targets already logged.
+  lb::v1::ConfigSnapshot proto_ ABSL_GUARDED_BY(install_mu_);
+  std::vector<agent::LocalVerdict> verdicts_ ABSL_GUARDED_BY(install_mu_);
+  std::set<std::string> target_warnings_ ABSL_GUARDED_BY(install_mu_);
+
+  // What the admin pages show: the installed EngineConfig with the
+  // configs it came from (effective: with the local verdicts overlaid).
+  struct AdminView {
+    agent::EngineConfig engine;
+    lb::v1::ConfigSnapshot configured;
+    lb::v1::ConfigSnapshot effective;
+  };
+  std::shared_ptr<const AdminView> View() const;
 
   // Shared with the scrape threads.
   mutable absl::Mutex mu_;
@@ -224,6 +283,14 @@ class Daemon {
       names_ ABSL_GUARDED_BY(mu_);
   std::vector<std::shared_ptr<const dataplane::EngineSnapshot>> kept_
       ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const AdminView> view_ ABSL_GUARDED_BY(mu_);
+
+  // Health checks (Stop() takes them down before the announcer): the
+  // quorum source outlives the announcer, the checker the monitor.
+  std::unique_ptr<HealthQuorum> health_quorum_;
+  std::unique_ptr<health::Checker> checker_;
+  std::unique_ptr<CoalescingWorker> health_worker_;
+  std::unique_ptr<health::HealthMonitor> monitor_;
 
   // Declared last: destroyed first, so no scrape runs into a half-gone
   // daemon.
@@ -238,6 +305,7 @@ class Daemon {
   std::unique_ptr<metrics::ScopedCollector> announce_collector_;
   std::unique_ptr<metrics::ScopedCollector> fpm_collector_;
   std::unique_ptr<metrics::ScopedCollector> controller_collector_;
+  std::unique_ptr<metrics::ScopedCollector> health_collector_;
   std::unique_ptr<metrics::MetricsServer> metrics_server_;
   // Stopped first (Stop()): no snapshot is applied into a stopping daemon.
   std::unique_ptr<agent::ControllerClient> controller_;
