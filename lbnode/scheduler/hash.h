@@ -169,11 +169,16 @@ class FlowKeyHasher {
     static_assert(sizeof(FlowKey) == 40 &&
                   std::is_trivially_copyable_v<FlowKey>);
     const auto* bytes = reinterpret_cast<const uint8_t*>(&key);
-    uint64_t w[5];
-    for (int i = 0; i < 5; ++i) w[i] = LoadLe(bytes + 8 * i, 8);
-    const uint64_t x = Mum(w[0] ^ secret_[0], w[1] ^ secret_[1]);
-    const uint64_t y = Mum(w[2] ^ secret_[2], w[3] ^ secret_[3]);
-    const uint64_t z = Mum(x ^ w[4] ^ secret_[4], y ^ secret_[5]);
+    // Five scalar loads straight from the key (an array here made GCC copy
+    // the key to the stack first).
+    const uint64_t w0 = LoadLe(bytes, 8);
+    const uint64_t w1 = LoadLe(bytes + 8, 8);
+    const uint64_t w2 = LoadLe(bytes + 16, 8);
+    const uint64_t w3 = LoadLe(bytes + 24, 8);
+    const uint64_t w4 = LoadLe(bytes + 32, 8);
+    const uint64_t x = Mum(w0 ^ secret_[0], w1 ^ secret_[1]);
+    const uint64_t y = Mum(w2 ^ secret_[2], w3 ^ secret_[3]);
+    const uint64_t z = Mum(x ^ w4 ^ secret_[4], y ^ secret_[5]);
     return Mum(z, 0x9e3779b97f4a7c15ULL);
   }
 
