@@ -492,6 +492,14 @@ TEST_P(SocketProberTest, HttpReadsChunkedBodies) {
   EXPECT_TRUE(result.passed) << result.error;
 }
 
+TEST_P(SocketProberTest, HttpSkipsInterimResponses) {
+  ScriptedServer server(GetParam(),
+                        "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+                        "HTTP/1.1 204 No Content\r\n\r\n");
+  const ProbeResult result = RunProbe(*prober_, Http(server.endpoint()));
+  EXPECT_TRUE(result.passed) << result.error;
+}
+
 TEST_P(SocketProberTest, HttpReadsBodiesToTheClose) {
   ScriptedServer server(GetParam(), "HTTP/1.0 200 OK\r\n\r\nall of it");
   ProbeRequest request = Http(server.endpoint());
