@@ -9,6 +9,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,6 +28,10 @@
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
+#include "openssl/evp.h"
+#include "openssl/pem.h"
+#include "openssl/x509.h"
+#include "openssl/x509v3.h"
 
 namespace anylb::health {
 namespace {
@@ -36,15 +43,97 @@ using ::testing::StartsWith;
 // assertion: only a hung prober reaches it).
 constexpr absl::Duration kGuard = absl::Seconds(60);
 
+// The name in the test certificate.
+constexpr char kTlsName[] = "web.example.com";
+
+// TestCert is a self-signed certificate (its own root) and its key, PEM.
+struct TestCert {
+  std::string cert;
+  std::string key;
+};
+
+std::string BioText(BIO* bio) {
+  char* data = nullptr;
+  long size = BIO_get_mem_data(bio, &data);
+  return std::string(data, static_cast<size_t>(size));
+}
+
+TestCert MakeCert(const std::string& dns_name) {
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  X509* x509 = X509_new();
+  X509_set_version(x509, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(x509), 1);
+  X509_gmtime_adj(X509_getm_notBefore(x509), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(x509), 7 * 86400);
+  X509_set_pubkey(x509, key);
+  X509_NAME* name = X509_get_subject_name(x509);
+  X509_NAME_add_entry_by_txt(
+      name, "CN", MBSTRING_ASC,
+      reinterpret_cast<const unsigned char*>(dns_name.c_str()), -1, -1, 0);
+  X509_set_issuer_name(x509, name);
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, x509, x509, nullptr, nullptr, 0);
+  for (auto [nid, value] :
+       {std::pair<int, std::string>{NID_subject_alt_name, "DNS:" + dns_name},
+        {NID_basic_constraints, "critical,CA:TRUE"}}) {
+    X509_EXTENSION* ext =
+        X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
+    X509_add_ext(x509, ext, -1);
+    X509_EXTENSION_free(ext);
+  }
+  X509_sign(x509, key, EVP_sha256());
+  BIO* cert_bio = BIO_new(BIO_s_mem());
+  BIO* key_bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_X509(cert_bio, x509);
+  PEM_write_bio_PrivateKey(key_bio, key, nullptr, nullptr, 0, nullptr, nullptr);
+  TestCert cert{BioText(cert_bio), BioText(key_bio)};
+  BIO_free(cert_bio);
+  BIO_free(key_bio);
+  X509_free(x509);
+  EVP_PKEY_free(key);
+  return cert;
+}
+
+// The test's certificate, made before any test runs and installed as
+// gRPC's default roots (what "the system's roots" are in this process:
+// gRPC reads GRPC_DEFAULT_SSL_ROOTS_FILE_PATH once, at the first TLS
+// channel).
+const TestCert& Cert() {
+  static const TestCert* cert = new TestCert(MakeCert(kTlsName));
+  return *cert;
+}
+
+class TlsRootsEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    const char* dir = std::getenv("TEST_TMPDIR");
+    std::filesystem::path path =
+        std::filesystem::path(dir != nullptr ? dir : "/tmp") /
+        absl::StrCat("grpc_prober_test_roots.", getpid(), ".pem");
+    std::ofstream(path) << Cert().cert;
+    setenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", path.c_str(), 1);
+  }
+};
+
+const auto* const kTlsRoots =
+    ::testing::AddGlobalTestEnvironment(new TlsRootsEnvironment);
+
 // HealthServer is a gRPC server on 127.0.0.1 with the default health
-// service.
+// service, plaintext or with TLS (the test certificate).
 class HealthServer {
  public:
-  HealthServer() {
+  explicit HealthServer(bool tls = false) {
     grpc::EnableDefaultHealthCheckService(true);
     grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                             &port_);
+    std::shared_ptr<grpc::ServerCredentials> credentials =
+        grpc::InsecureServerCredentials();
+    if (tls) {
+      grpc::SslServerCredentialsOptions options;
+      options.pem_key_cert_pairs.push_back({Cert().key, Cert().cert});
+      credentials = grpc::SslServerCredentials(options);
+    }
+    builder.AddListeningPort("127.0.0.1:0", credentials, &port_);
     // The default health service answers through the callback API; the
     // builder wants a service or a queue besides it.
     cq_ = builder.AddCompletionQueue();
@@ -246,6 +335,32 @@ TEST(GrpcProber, TlsAgainstAPlaintextServerFails) {
   // The plaintext probe of the same server is another channel and passes.
   request.check.mutable_grpc()->set_tls(false);
   EXPECT_TRUE(Probe(*prober, request).passed);
+}
+
+TEST(GrpcProber, TlsVerifiesTheServerAsTheAuthority) {
+  HealthServer server(/*tls=*/true);
+  ASSERT_TRUE(server.started());
+  ASSERT_OK_AND_ASSIGN(auto prober, GrpcProber::Create());
+  ProbeRequest request = GrpcRequest(server.endpoint(), "");
+  request.check.mutable_grpc()->set_tls(true);
+  request.check.mutable_grpc()->set_authority(kTlsName);
+  ProbeResult good = Probe(*prober, request);
+  EXPECT_TRUE(good.passed) << good.error;
+
+  // The certificate names web.example.com, not the address or another name.
+  request.check.mutable_grpc()->clear_authority();
+  ProbeResult by_address = Probe(*prober, request);
+  EXPECT_FALSE(by_address.passed);
+  EXPECT_THAT(by_address.error, StartsWith("rpc UNAVAILABLE: "));
+  request.check.mutable_grpc()->set_authority("other.example.com");
+  ProbeResult other = Probe(*prober, request);
+  EXPECT_FALSE(other.passed);
+  EXPECT_THAT(other.error, StartsWith("rpc UNAVAILABLE: "));
+
+  // And plaintext to a TLS server fails.
+  request.check.mutable_grpc()->set_tls(false);
+  request.check.mutable_grpc()->set_authority(kTlsName);
+  EXPECT_FALSE(Probe(*prober, request).passed);
 }
 
 TEST(GrpcProber, NotAGrpcCheckFails) {
