@@ -4,7 +4,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "controller/auth/auth.h"
@@ -64,6 +63,16 @@ void Sum(lb::v1::ServiceStats* into, const lb::v1::ServiceStats& add) {
     target->set_inactive_connections(target->inactive_connections() +
                                      b.inactive_connections());
   }
+}
+
+// BackendLabel: the real server as metrics name it, with its effective
+// port ("198.51.100.2:80", "[2001:db8::2]:80").
+std::string BackendLabel(const lb::v1::Service& service,
+                         const lb::v1::BackendRef& ref) {
+  const uint32_t port = ref.port() == 0 ? service.port() : ref.port();
+  return ref.address().find(':') != std::string::npos
+             ? absl::StrCat("[", ref.address(), "]:", port)
+             : absl::StrCat(ref.address(), ":", port);
 }
 
 }  // namespace
@@ -180,9 +189,11 @@ absl::Status ControllerService::EvaluateHealth() {
   for (const HealthChange& change : changes) {
     LB_LOG(kInfo) << DescribeHealthChange(change) << " (revision "
                   << result->state->revision << ")";
-    const std::string name = BackendHealthName(change.backend);
-    health_changed_at_[name] = now;
-    ++health_transitions_[name];
+    health_changed_at_[BackendHealthName(change.backend)] = now;
+    auto service = result->state->services.find(change.backend.service_name());
+    if (service == result->state->services.end()) continue;
+    ++health_transitions_[{change.backend.service_name(),
+                           BackendLabel(service->second, change.backend)}];
   }
   return absl::OkStatus();
 }
@@ -494,12 +505,21 @@ grpc::Status ControllerService::GetHealth(
   }
   const absl::Time now = options_.now();
   const std::map<BackendKey, FleetVerdict> verdicts = Verdicts(now);
+  FillHealthViews(*state, wanted, verdicts, response);
+  response->set_revision(state->revision);
+  return call.Finish(grpc::Status::OK);
+}
+
+void ControllerService::FillHealthViews(
+    const StoreState& state, const std::set<std::string>& wanted,
+    const std::map<BackendKey, FleetVerdict>& verdicts,
+    lb::v1::GetHealthResponse* response) const {
   auto timestamp = [](absl::Time t) {
     return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
         absl::ToUnixNanos(t));
   };
   absl::MutexLock lock(&mu_);
-  for (const auto& [name, service] : state->services) {
+  for (const auto& [name, service] : state.services) {
     if (!wanted.empty() && !wanted.contains(name)) continue;
     for (const lb::v1::Backend& b : service.backends()) {
       lb::v1::BackendHealthView* view = response->add_backends();
@@ -516,8 +536,8 @@ grpc::Status ControllerService::GetHealth(
           break;
         }
       }
-      auto stored = state->backend_health.find(key);
-      if (stored != state->backend_health.end()) {
+      auto stored = state.backend_health.find(key);
+      if (stored != state.backend_health.end()) {
         view->set_state(stored->second.state());
         view->set_dynamic_weight(stored->second.dynamic_weight());
         *view->mutable_last_change() = stored->second.last_change();
@@ -551,8 +571,6 @@ grpc::Status ControllerService::GetHealth(
       }
     }
   }
-  response->set_revision(state->revision);
-  return call.Finish(grpc::Status::OK);
 }
 
 // --- Nodes ---
@@ -791,24 +809,14 @@ absl::Status ControllerService::Collect(
       auto it = state->backend_health.find(BackendHealthName(ref));
       const bool down = it != state->backend_health.end() &&
                         it->second.state() == lb::v1::HEALTH_STATE_DOWN;
-      const std::string backend =
-          b.address().find(':') != std::string::npos
-              ? absl::StrCat("[", b.address(), "]:", b.port())
-              : absl::StrCat(b.address(), ":", b.port());
-      health.Add({{"service", name}, {"backend", backend}},
+      health.Add({{"service", name}, {"backend", BackendLabel(service, ref)}},
                  uint64_t{down ? 0u : 1u});
     }
   }
   {
     absl::MutexLock lock(&mu_);
     for (const auto& [key, count] : health_transitions_) {
-      std::vector<std::string> parts = absl::StrSplit(key, '|');
-      if (parts.size() != 3) continue;
-      const std::string backend =
-          parts[1].find(':') != std::string::npos
-              ? absl::StrCat("[", parts[1], "]:", parts[2])
-              : absl::StrCat(parts[1], ":", parts[2]);
-      transitions.Add({{"service", parts[0]}, {"backend", backend}}, count);
+      transitions.Add({{"service", key.first}, {"backend", key.second}}, count);
     }
   }
   for (auto* family : {&revision, &services, &nodes, &applied, &calls, &seconds,

@@ -37,6 +37,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -184,6 +185,12 @@ class ControllerService final : public lb::v1::Controller::Service {
   // Verdicts: DecideFleetHealth over the reports held now.
   std::map<BackendKey, FleetVerdict> Verdicts(absl::Time now) const;
   void HealthTimer();
+  // FillHealthViews: GetHealth's answer for the services in `wanted` (all
+  // when empty).
+  void FillHealthViews(const StoreState& state,
+                       const std::set<std::string>& wanted,
+                       const std::map<BackendKey, FleetVerdict>& verdicts,
+                       lb::v1::GetHealthResponse* response) const;
 
   Store* const store_;
   const ControllerServiceOptions options_;
@@ -200,7 +207,9 @@ class ControllerService final : public lb::v1::Controller::Service {
   // By BackendHealthName: when this controller saw the published verdict
   // change (also to up, which the store does not keep), and how often.
   std::map<std::string, absl::Time> health_changed_at_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, uint64_t> health_transitions_ ABSL_GUARDED_BY(mu_);
+  // By (service, "address:port").
+  std::map<std::pair<std::string, std::string>, uint64_t> health_transitions_
+      ABSL_GUARDED_BY(mu_);
 
   const absl::Time started_at_;
   absl::Mutex health_mu_ ABSL_ACQUIRED_BEFORE(mu_);

@@ -525,7 +525,10 @@ std::vector<uint32_t> ReportPorts(const lb::v1::Service& service,
 
 std::string DescribeHealthChange(const HealthChange& change) {
   std::string text = absl::StrCat(
-      "backend ", HostPort(change.backend.address(), change.backend.port()),
+      "backend ",
+      HostPort(change.backend.address(), change.effective_port != 0
+                                             ? change.effective_port
+                                             : change.backend.port()),
       " of \"", change.backend.service_name(), "\" ", HealthName(change.to));
   if (change.to_weight != change.from_weight) {
     absl::StrAppend(
@@ -587,6 +590,7 @@ std::vector<HealthChange> ReconcileBackendHealth(
       }
       HealthChange change;
       change.backend = ref;
+      change.effective_port = b.port() == 0 ? service.port() : b.port();
       change.from = from;
       change.to =
           to == lb::v1::HEALTH_STATE_UNSPECIFIED ? lb::v1::HEALTH_STATE_UP : to;

@@ -83,7 +83,8 @@ absl::Status Validate(const StoreState& state);
 
 // HealthChange: one published verdict that ReconcileBackendHealth changed.
 struct HealthChange {
-  lb::v1::BackendRef backend;  // the real server's configured port
+  lb::v1::BackendRef backend;   // the real server's configured port
+  uint32_t effective_port = 0;  // 0 resolved to the VIP's port
   // UNSPECIFIED: no entry (counts as up).
   lb::v1::HealthState from = lb::v1::HEALTH_STATE_UNSPECIFIED;
   lb::v1::HealthState to = lb::v1::HEALTH_STATE_UNSPECIFIED;
