@@ -102,6 +102,10 @@ TEST(Checker, RunsGrpcHealthChecks) {
   grpc::ServerBuilder builder;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
                            &port);
+  // The default health service answers through the callback API; the
+  // builder wants a service or a completion queue besides it.
+  std::unique_ptr<grpc::ServerCompletionQueue> cq =
+      builder.AddCompletionQueue();
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   ASSERT_NE(server, nullptr);
   ASSERT_GT(port, 0);
@@ -117,6 +121,11 @@ TEST(Checker, RunsGrpcHealthChecks) {
   EXPECT_FALSE(result.passed);
   EXPECT_THAT(result.error, HasSubstr("NOT_SERVING"));
   server->Shutdown();
+  cq->Shutdown();
+  void* tag;
+  bool ok;
+  while (cq->Next(&tag, &ok)) {
+  }
 }
 
 TEST(Checker, RunsExecChecksAndCommands) {
