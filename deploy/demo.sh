@@ -158,7 +158,20 @@ per_director "$tmp/f0" "$tmp/f1"
 per_server "$tmp/t1"
 
 stage "killing director dir2 (kill -9 lbnode) while traffic flows"
-note "4 clients x 400 requests at 100/s each; dir2's lbnode is killed after 1.5 s"
+note "8 downloads of 1 MiB (~4 s each, 256 KiB/s), then 4 clients x 400 requests"
+note "at 100/s each; dir2's lbnode is killed 1.5 s into the requests"
+want=$(sha256sum <"$LAB_DIR/run/big" | cut -d' ' -f1)
+flows_now >"$tmp/d0"
+downloads=()
+for i in 0 1 2 3 4 5 6 7; do
+  a=203.0.113.1$((i % 4))
+  lab exec client sh -c "curl -s --interface $a --max-time 30 http://$VIP/big | sha256sum" \
+    >"$tmp/dl.$i" 2>&1 &
+  downloads+=($!)
+done
+sleep 0.5
+flows_now >"$tmp/d1"
+on_dir2=$(join "$tmp/d0" "$tmp/d1" | awk '$1 == "dir2" { print $3 - $2 }')
 flows_now >"$tmp/f2"
 lab traffic 400 100/s >"$tmp/t2" &
 traffic=$!
@@ -175,15 +188,19 @@ gone=$(date +%s.%N)
 note "$(awk -v a="$killed" -v b="$gone" 'BEGIN { printf "the router dropped dir2 after %.2f s:", b - a }')"
 lab route | indent
 wait "$traffic" || true
+wait "${downloads[@]}" || true
+intact=$(cat "$tmp"/dl.* | grep -c "^$want " || true)
 settle
 flows_now >"$tmp/f3"
 # dir2's counters died with it: its share is what it had before the kill.
 { cat "$tmp/f3"; grep '^dir2 ' "$tmp/f2b"; } | sort >"$tmp/f3b"
 KILLED=dir2 per_director "$tmp/f2" "$tmp/f3b"
 per_server "$tmp/t2"
-note "(the flows already on dir2 when it died were cut; new connections were"
-note " hashed by the router to dir1/dir3, and Maglev sends a moved flow to the"
-note " same real server from any director)"
+note "downloads: $intact of 8 finished intact (sha256 of /big), ${on_dir2:-?} of them"
+note "  were going through dir2 when it died: the router moved them to dir1/dir3,"
+note "  and Maglev sends a moved flow to the same real server from any director"
+note "(a connection whose SYN reached dir2 between the kill and the route change"
+note " is retried by TCP a second later through dir1/dir3: the slow ones above)"
 
 stage "draining real server rs4 (lbctl -e ... -w 0): no new requests for it"
 flag=-i

@@ -395,6 +395,11 @@ http {
       default_type text/plain;
       return 200 "$1";
     }
+    # 1 MiB of random bytes, the same on every real server, sent at
+    # 256 KiB/s: a download that lasts about 4 s.
+    location = /big {
+      limit_rate 256k;
+    }
   }
 }
 EOF
@@ -402,9 +407,11 @@ EOF
 
 start_real_servers() {
   local r dir
+  head -c 1048576 /dev/urandom >"$RUN/big"
   for r in "${REAL_SERVERS[@]}"; do
     dir=$RUN/nginx-$r
     mkdir -p "$dir/www" "$dir/tmp"
+    cp "$RUN/big" "$dir/www/big"
     nginx_conf "$r" "$dir" >"$dir/nginx.conf"
     spawn "$r" nginx nginx -p "$dir/" -e "$LOGS/$r-nginx-error.log" -c "$dir/nginx.conf"
     # TUN: no ipip module here, so anylb's decapsulation program.
@@ -465,6 +472,10 @@ lab_up() {
     say "the lab is already up (namespaces $(ns '*'), state in $DIR)"
     say "see it with: $0 ${NAME:+--name $NAME }status; rebuild with: $0 ${NAME:+--name $NAME }--force up"
     return 0
+  fi
+  # A rebuilt lab keeps the binaries of the one it replaces.
+  if [[ -z $BIN && -f $DIR/lab.env ]]; then
+    BIN=$(sed -n 's/^bin=//p' "$DIR/lab.env")
   fi
   if any_namespace || [[ -d $DIR ]]; then
     say "removing what is left of a previous lab first"
