@@ -193,8 +193,8 @@ bool ExecProber::State::StartJobs() {
                FailedResult(
                    job, absl::StrCat("timed out after ",
                                      absl::FormatDuration(job.request.timeout),
-                                     " waiting to start (", max_processes,
-                                     " commands running, max_processes)")));
+                                     " waiting to start (max_processes=",
+                                     max_processes, " commands busy)")));
     }
     if (!next.has_value()) return true;
     if (!next->refused.empty()) {
