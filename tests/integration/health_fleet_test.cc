@@ -357,8 +357,11 @@ TEST_F(HealthFleetTest, OneDirectorsUnreachableBackendIsSkippedOnlyThere) {
   ASSERT_EQ(via1[""] + via2[""], 0)
       << error << "\n"
       << ReadFile(directors[0].log) << ReadFile(directors[1].log);
-  ASSERT_EQ(via1.size(), 3u) << Describe(via1);
-  ASSERT_EQ(via2.size(), 3u) << Describe(via2);
+  for (int i = 0; i < kRealServers; ++i) {
+    const std::string name = absl::StrCat("rs", i + 1);
+    ASSERT_GT(via1[name], 0) << Describe(via1);
+    ASSERT_GT(via2[name], 0) << Describe(via2);
+  }
 
   // dir2 loses sight of rs3.
   const absl::Time isolated = absl::Now();
