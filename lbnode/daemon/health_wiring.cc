@@ -184,6 +184,10 @@ void AddHealthReports(const std::vector<health::BackendHealthStatus>& statuses,
   }
 }
 
+const char* FleetStateName(lb::v1::HealthState state) {
+  return state == lb::v1::HEALTH_STATE_DOWN ? "down" : "up";
+}
+
 const char* HealthStateName(lb::v1::HealthState state) {
   switch (state) {
     case lb::v1::HEALTH_STATE_UP:
@@ -285,12 +289,42 @@ std::string ServicesJson(
           "{\"address\":", JsonString(b.endpoint.address().ToString()),
           ",\"port\":", b.endpoint.port(), ",\"weight\":", b.weight,
           ",\"available\":", Bool(b.available), ",\"fleet_state\":",
-          JsonString(HealthStateName(
+          JsonString(FleetStateName(
               FleetState(effective, names.name, b.endpoint, s.port))),
           ",\"local_state\":",
           JsonString(local == nullptr ? "unchecked"
                                       : HealthStateName(local->state)),
           is_sorry ? ",\"sorry\":true" : "", "}");
+    }
+    // Backends the fleet's verdict removed (on_failure: remove) are not in
+    // the engine; list them too, at weight 0.
+    if (proto != nullptr) {
+      for (const lb::v1::Backend& pb : proto->backends()) {
+        if (pb.state() == lb::v1::BACKEND_STATE_DISABLED) continue;
+        absl::StatusOr<IpAddress> a = IpAddress::Parse(pb.address());
+        std::optional<uint16_t> p = PortOf(pb.port());
+        if (!a.ok() || !p) continue;
+        const Endpoint endpoint(*a, *p != 0 ? *p : s.port);
+        if (std::any_of(s.backends.begin(), s.backends.end(),
+                        [&](const dataplane::BackendConfig& b) {
+                          return b.endpoint == endpoint;
+                        })) {
+          continue;
+        }
+        const health::BackendHealthStatus* local =
+            LocalStatus(statuses, names.name, endpoint, s.port);
+        absl::StrAppend(
+            &backends, backends.empty() ? "" : ",",
+            "{\"address\":", JsonString(endpoint.address().ToString()),
+            ",\"port\":", endpoint.port(),
+            ",\"weight\":0,\"available\":false,\"fleet_state\":",
+            JsonString(FleetStateName(
+                FleetState(effective, names.name, endpoint, s.port))),
+            ",\"local_state\":",
+            JsonString(local == nullptr ? "unchecked"
+                                        : HealthStateName(local->state)),
+            ",\"removed\":true}");
+      }
     }
     absl::StrAppend(
         &out, i == 0 ? "" : ",", "\n{\"name\":", JsonString(names.name),

@@ -60,6 +60,9 @@ void AddHealthReports(const std::vector<health::BackendHealthStatus>& statuses,
 
 // HealthStateName: "up", "down", or "unknown" (not decided yet).
 const char* HealthStateName(lb::v1::HealthState state);
+// FleetStateName: "down", or "up" (also when the snapshot has no verdict:
+// lb.v1's "absent counts as up").
+const char* FleetStateName(lb::v1::HealthState state);
 
 // HealthJson is GET /admin/health's body: a JSON array with one object per
 // checked real server, sorted by service and backend:
@@ -79,8 +82,11 @@ std::string HealthJson(const std::vector<health::BackendHealthStatus>& statuses,
 //                 "available":true,"fleet_state":"up","local_state":"down"}]}
 // table_digest is the hex of the Maglev table's Digest() (TableDigest), ""
 // for other schedulers. weight is the effective weight; fleet_state comes
-// from `effective`'s backend_health ("unknown" when absent: counts as up),
-// local_state from `statuses` ("unchecked" without a check). `effective` is
+// from `effective`'s backend_health ("up" or "down"; absent counts as up),
+// local_state from `statuses` ("up", "down", "unknown"; "unchecked" without
+// a check). A backend the fleet's verdict removed (on_failure: remove) is
+// listed after the others with weight 0, available false and
+// "removed":true. `effective` is
 // the config the EngineConfig was built from (local verdicts overlaid in
 // standalone mode). A backend that is the active sorry server has
 // "sorry":true.

@@ -205,7 +205,7 @@ TEST(ServicesJson, SameTableDigestOnEveryNodeWhateverTheLocalView) {
   EXPECT_EQ(first.at("port").number_value(), 80);
   EXPECT_EQ(first.at("weight").number_value(), 2);
   EXPECT_FALSE(first.at("available").bool_value());
-  EXPECT_EQ(first.at("fleet_state").string_value(), "unknown");
+  EXPECT_EQ(first.at("fleet_state").string_value(), "up");  // absent
   EXPECT_EQ(first.at("local_state").string_value(), "down");
   const auto& second = backends.values(1).struct_value().fields();
   EXPECT_TRUE(second.at("available").bool_value());
@@ -232,6 +232,28 @@ TEST(ServicesJson, SameTableDigestOnEveryNodeWhateverTheLocalView) {
                                .fields();
   EXPECT_EQ(first_down.at("fleet_state").string_value(), "down");
   EXPECT_EQ(first_down.at("weight").number_value(), 0);
+
+  // With on_failure: remove the engine leaves it out; the page still lists
+  // it, last, removed.
+  down.mutable_services(0)->mutable_health_check()->set_on_failure(
+      lb::v1::FAILURE_ACTION_REMOVE);
+  ASSERT_OK_AND_ASSIGN(agent::EngineConfig removed,
+                       agent::BuildEngineConfig(down, Identity()));
+  const std::string removed_json = ServicesJson(removed, down, {});
+  EXPECT_THAT(removed_json,
+              HasSubstr("{\"address\":\"198.51.100.1\",\"port\":80,"
+                        "\"weight\":0,\"available\":false,\"fleet_state\":"
+                        "\"down\",\"local_state\":\"unchecked\","
+                        "\"removed\":true}]"));
+  value = ParseJson(removed_json);
+  EXPECT_EQ(value.list_value()
+                .values(0)
+                .struct_value()
+                .fields()
+                .at("backends")
+                .list_value()
+                .values_size(),
+            3);
 }
 
 TEST(ServicesJson, ShowsTheSorryServerWhenEveryBackendIsDown) {
@@ -248,7 +270,7 @@ TEST(ServicesJson, ShowsTheSorryServerWhenEveryBackendIsDown) {
   EXPECT_THAT(json, HasSubstr("\"sorry_active\":true"));
   EXPECT_THAT(json, HasSubstr("{\"address\":\"198.51.100.9\",\"port\":80,"
                               "\"weight\":1,\"available\":true,"
-                              "\"fleet_state\":\"unknown\",\"local_state\":"
+                              "\"fleet_state\":\"up\",\"local_state\":"
                               "\"unchecked\",\"sorry\":true}"));
 }
 
