@@ -490,6 +490,7 @@ lab_up() {
   printf 'state=starting\nname=%s\nbin=%s\n' "$NAME" "$BIN" >"$DIR/lab.env"
   # A failure half-way leaves nothing behind.
   trap 'status=$?; if ((status != 0)); then echo "lab: up failed; removing the half-built lab (logs kept in $LOGS)" >&2; KEEP_LOGS=1 lab_down >/dev/null 2>&1 || true; fi' EXIT
+  trap 'exit 130' INT TERM HUP
 
   say "[1/6] namespaces and links: client, router, switch, ctl, ${DIRECTORS[*]}, ${REAL_SERVERS[*]}"
   build_network
@@ -533,7 +534,7 @@ lab_up() {
     die "only $up of ${#DIRECTORS[@]} directors have a BGP session with the router after 30s (logs: $LOGS)"
   }
   sed -i 's/^state=.*/state=up/' "$DIR/lab.env"
-  trap - EXIT
+  trap - EXIT INT TERM HUP
   say "up: ${#DIRECTORS[@]} directors peered with the router; logs in $LOGS"
   say "next: $0 ${NAME:+--name $NAME }service tun   (VIP $VIP:$VIP_PORT over rs1-4)"
 }
@@ -588,10 +589,15 @@ lab_status() {
     return 3
   fi
   local n tag line ok=1
+  if [[ ! -f $DIR/lab.env ]]; then
+    say "the lab's namespaces exist but its state folder $DIR does not (crashed or deleted?): $0 ${NAME:+--name $NAME }down removes them"
+    ok=0
+  fi
   echo "namespaces:"
   for n in $(nodes); do
     if ns_exists "$(ns "$n")"; then
       line="  $(ns "$n"):"
+      [[ -d $RUN ]] || line+=" $(ip netns pids "$(ns "$n")" | wc -l) process(es)"
       for f in "$RUN/$n"-*.pid; do
         [[ -f $f ]] || continue
         tag=${f##*/"$n"-}
@@ -610,7 +616,7 @@ lab_status() {
   echo "router: kernel route to the VIP"
   router_route | sed 's/^/  /'
   echo "controller: services (lbctl -Ln)"
-  lab_lbctl -Ln 2>&1 | sed 's/^/  /' || true
+  if [[ -f $DIR/lab.env ]]; then lab_lbctl -Ln 2>&1 | sed 's/^/  /' || true; fi
   echo "logs: $LOGS"
   ((ok)) || { say "something is DOWN (see above)"; return 1; }
 }
