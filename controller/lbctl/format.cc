@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "common/ip_address.h"
 #include "controller/lbctl/names.h"
+#include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace anylb::lbctl {
@@ -195,7 +196,89 @@ std::string TimestampText(const google::protobuf::Timestamp& t) {
                           absl::UTCTimeZone());
 }
 
+// HealthIndex finds a real server's view by its configured or effective
+// port.
+struct HealthIndex {
+  std::map<std::tuple<std::string, std::string, uint32_t>,
+           const lb::v1::BackendHealthView*>
+      views;
+  bool any = false;
+
+  explicit HealthIndex(const lb::v1::GetHealthResponse& health) {
+    for (const lb::v1::BackendHealthView& v : health.backends()) {
+      views[{v.backend().service_name(), v.backend().address(),
+             v.backend().port()}] = &v;
+      if (v.state() != lb::v1::HEALTH_STATE_UNSPECIFIED || v.nodes_size() > 0) {
+        any = true;
+      }
+    }
+  }
+
+  const lb::v1::BackendHealthView& View(const lb::v1::Service& service,
+                                        const lb::v1::Backend& backend) const {
+    for (uint32_t port : {backend.port(), EffectivePort(service, backend)}) {
+      auto it = views.find({service.name(), backend.address(), port});
+      if (it != views.end()) return *it->second;
+    }
+    return lb::v1::BackendHealthView::default_instance();
+  }
+};
+
+std::string Ago(absl::Duration d) {
+  if (d < absl::ZeroDuration()) d = absl::ZeroDuration();
+  const int64_t s = absl::ToInt64Seconds(d);
+  if (s < 60) return absl::StrCat(s, "s ago");
+  if (s < 3600) return absl::StrCat(s / 60, "m ago");
+  if (s < 86400) return absl::StrCat(s / 3600, "h ago");
+  return absl::StrCat(s / 86400, "d ago");
+}
+
 }  // namespace
+
+std::string HealthText(const lb::v1::BackendHealthView& view, absl::Time now) {
+  switch (view.state()) {
+    case lb::v1::HEALTH_STATE_UP:
+      return view.dynamic_weight() != 0
+                 ? absl::StrCat("up (dynamic weight ", view.dynamic_weight(),
+                                ")")
+                 : "up";
+    case lb::v1::HEALTH_STATE_DOWN:
+      break;
+    default:
+      return "-";
+  }
+  std::string text = "down";
+  if (view.has_last_change()) {
+    const absl::Time at = absl::FromUnixSeconds(view.last_change().seconds());
+    absl::StrAppend(
+        &text, " since ",
+        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", at, absl::UTCTimeZone()));
+    if (now != absl::InfinitePast()) {
+      absl::StrAppend(&text, " (", Ago(now - at), ")");
+    }
+  }
+  const std::string& why =
+      view.last_error().empty() ? view.reason() : view.last_error();
+  if (!why.empty()) absl::StrAppend(&text, ": ", why);
+  return text;
+}
+
+std::string WithHealth(const std::string& json,
+                       const lb::v1::GetHealthResponse& health) {
+  google::protobuf::Struct object;
+  if (!google::protobuf::util::JsonStringToMessage(json, &object).ok()) {
+    return json;
+  }
+  google::protobuf::Struct health_object;
+  if (!google::protobuf::util::JsonStringToMessage(ToJson(health),
+                                                   &health_object)
+           .ok()) {
+    return json;
+  }
+  *(*object.mutable_fields())["health"].mutable_struct_value() =
+      std::move(health_object);
+  return ToJson(object);
+}
 
 void SortServices(std::vector<Service>* services) {
   for (Service& service : *services) {
@@ -220,9 +303,12 @@ void SortServices(std::vector<Service>* services) {
 std::string FormatList(std::vector<Service> services,
                        const lb::v1::GetStatsResponse& stats,
                        const ListOptions& options, uint64_t revision,
-                       bool title) {
+                       bool title, const lb::v1::GetHealthResponse& health,
+                       absl::Time now) {
   SortServices(&services);
   StatsIndex index(stats);
+  HealthIndex health_index(health);
+  const bool health_column = health_index.any;
   std::string out;
   if (title) {
     absl::StrAppend(&out, "anylb controller revision ", revision,
@@ -232,30 +318,31 @@ std::string FormatList(std::vector<Service> services,
     case ListColumns::kStats:
       absl::StrAppend(
           &out,
-          absl::StrFormat("%-33s %8s %8s %8s %8s %8s\n",
-                          "Prot LocalAddress:Port", "Conns", "InPkts",
-                          "OutPkts", "InBytes", "OutBytes"),
-          "  -> RemoteAddress:Port\n");
+          absl::StrFormat("%-33s %8s %8s %8s %8s %8s", "Prot LocalAddress:Port",
+                          "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"),
+          health_column ? " Health\n" : "\n", "  -> RemoteAddress:Port\n");
       break;
     case ListColumns::kRate:
-      absl::StrAppend(&out,
-                      absl::StrFormat("%-33s %8s %8s %8s %8s %8s\n",
-                                      "Prot LocalAddress:Port", "CPS", "InPPS",
-                                      "OutPPS", "InBPS", "OutBPS"),
-                      "  -> RemoteAddress:Port\n");
+      absl::StrAppend(
+          &out,
+          absl::StrFormat("%-33s %8s %8s %8s %8s %8s", "Prot LocalAddress:Port",
+                          "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"),
+          health_column ? " Health\n" : "\n", "  -> RemoteAddress:Port\n");
       break;
     case ListColumns::kThresholds:
       absl::StrAppend(&out,
-                      absl::StrFormat("%-33s %-10s %-10s %-10s %-10s\n",
+                      absl::StrFormat("%-33s %-10s %-10s %-10s %-10s",
                                       "Prot LocalAddress:Port", "Uthreshold",
                                       "Lthreshold", "ActiveConn", "InActConn"),
+                      health_column ? " Health\n" : "\n",
                       "  -> RemoteAddress:Port\n");
       break;
     case ListColumns::kDefault:
       absl::StrAppend(&out,
                       "Prot LocalAddress:Port Scheduler Flags\n"
                       "  -> RemoteAddress:Port           Forward Weight "
-                      "ActiveConn InActConn\n");
+                      "ActiveConn InActConn",
+                      health_column ? " Health\n" : "\n");
       break;
   }
   for (const Service& service : services) {
@@ -290,26 +377,41 @@ std::string FormatList(std::vector<Service> services,
       std::string dname =
           HostPort(backend.address(), EffectivePort(service, backend));
       const BackendStats& b = index.Backend(service, backend);
+      // The Health column, or (without one) the state as before.
+      std::string tail = StateSuffix(backend);
+      if (health_column) {
+        std::string text = HealthText(health_index.View(service, backend), now);
+        const size_t word = text.find(' ');
+        // "down draining since ...": the state right after the word.
+        tail = word == std::string::npos
+                   ? absl::StrCat(" ", text, StateSuffix(backend))
+                   : absl::StrCat(" ", text.substr(0, word),
+                                  StateSuffix(backend), text.substr(word));
+      }
       switch (options.columns) {
         case ListColumns::kStats:
           absl::StrAppend(&out, absl::StrFormat("  -> %-28s", dname),
-                          CounterColumns(b.counters(), options.exact), "\n");
+                          CounterColumns(b.counters(), options.exact),
+                          health_column ? tail : "", "\n");
           break;
         case ListColumns::kRate:
-          absl::StrAppend(
-              &out,
-              absl::StrFormat(
-                  "  -> %-28s %8u %8u %8u", dname, b.counters().connections(),
-                  b.counters().packets_in(), b.counters().packets_out()),
-              LargeNumber(b.counters().bytes_in(), options.exact),
-              LargeNumber(b.counters().bytes_out(), options.exact), "\n");
+          absl::StrAppend(&out,
+                          absl::StrFormat("  -> %-28s %8u %8u %8u", dname,
+                                          b.counters().connections(),
+                                          b.counters().packets_in(),
+                                          b.counters().packets_out()),
+                          LargeNumber(b.counters().bytes_in(), options.exact),
+                          LargeNumber(b.counters().bytes_out(), options.exact),
+                          health_column ? tail : "", "\n");
           break;
         case ListColumns::kThresholds:
           absl::StrAppend(
-              &out, absl::StrFormat(
-                        "  -> %-28s %-10u %-10u %-10u %-10u\n", dname,
-                        backend.upper_threshold(), backend.lower_threshold(),
-                        b.active_connections(), b.inactive_connections()));
+              &out,
+              absl::StrFormat("  -> %-28s %-10u %-10u %-10u %-10u", dname,
+                              backend.upper_threshold(),
+                              backend.lower_threshold(), b.active_connections(),
+                              b.inactive_connections()),
+              health_column ? tail : "", "\n");
           break;
         case ListColumns::kDefault:
           absl::StrAppend(
@@ -319,7 +421,7 @@ std::string FormatList(std::vector<Service> services,
                   ForwardName(EffectiveForwarding(service, backend)),
                   EffectiveWeight(backend), b.active_connections(),
                   b.inactive_connections()),
-              StateSuffix(backend), "\n");
+              health_column ? tail.substr(1) : tail, "\n");
           break;
       }
     }

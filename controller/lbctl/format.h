@@ -29,10 +29,30 @@ void SortServices(std::vector<lb::v1::Service>* services);
 // kRate, per-second values, see RateOf). With `title`, the first line names
 // the controller's revision (ipvsadm's "IP Virtual Server version" line; left
 // out when one service is listed, as ipvsadm does).
+//
+// Health: when `health` (GetHealth) says any real server is checked, every
+// layout gains a last column "Health" (ipvsadm's columns stay where they
+// are): "up", "down" or "-" (not checked), the real server's state
+// ("draining"), and for a down one when and why: "down since
+// 2026-11-24T08:50:51Z (2m ago): connect ...: refused" (the age against
+// `now`; left out when `now` is absl::InfinitePast()).
 std::string FormatList(std::vector<lb::v1::Service> services,
                        const lb::v1::GetStatsResponse& stats,
                        const ListOptions& options, uint64_t revision,
-                       bool title);
+                       bool title,
+                       const lb::v1::GetHealthResponse& health =
+                           lb::v1::GetHealthResponse::default_instance(),
+                       absl::Time now = absl::InfinitePast());
+
+// HealthText: the Health column for one real server ("up", "down since
+// ... : error", "-"), see FormatList.
+std::string HealthText(const lb::v1::BackendHealthView& view, absl::Time now);
+
+// WithHealth: `json` (one object, ToJson's output) with a "health" member
+// holding `health` in the proto JSON mapping (per real server the fleet's
+// verdict and each node's view), for -L -o json.
+std::string WithHealth(const std::string& json,
+                       const lb::v1::GetHealthResponse& health);
 
 // FormatSave is ipvsadm -S: one -A line per service, one -a line per real
 // server, in FormatList's order. ParseRestoreLine reads it back.

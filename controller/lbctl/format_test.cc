@@ -213,6 +213,114 @@ TEST(FormatList, Thresholds) {
                              "50         4          1         \n"));
 }
 
+// The fleet's health for "web": .9 up, .10 down (draining too), .11 not
+// checked (absent).
+lb::v1::GetHealthResponse Health() {
+  return FromText<lb::v1::GetHealthResponse>(R"pb(
+    backends {
+      backend { service_name: "web" address: "198.51.100.9" port: 80 }
+      state: HEALTH_STATE_UP
+      nodes { node_name: "lb1" state: HEALTH_STATE_UP current: true }
+    }
+    backends {
+      backend { service_name: "web" address: "198.51.100.10" }
+      state: HEALTH_STATE_DOWN
+      last_change { seconds: 1795507200 }
+      last_error: "connect 198.51.100.10:80: Connection refused"
+      reason: "2 of 2 nodes see it down (lb1: ...; lb2: ...)"
+      nodes {
+        node_name: "lb1"
+        state: HEALTH_STATE_DOWN
+        last_error: "connect 198.51.100.10:80: Connection refused"
+        current: true
+      }
+    }
+  )pb");
+}
+
+// 2026-11-24T08:00:00Z plus two minutes.
+const absl::Time kNow = absl::FromUnixSeconds(1795507200 + 120);
+
+TEST(FormatList, HealthColumn) {
+  std::vector<lb::v1::Service> one = {Services()[2]};
+  EXPECT_EQ(
+      FormatList(one, Stats(), ListOptions(), 1, false, Health(), kNow),
+      "Prot LocalAddress:Port Scheduler Flags\n"
+      "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn "
+      "Health\n"
+      "TCP  192.0.2.10:80 wlc persistent 300 mask 255.255.255.0\n"
+      "  -> 198.51.100.9:80              Route   3      4          1         "
+      "up\n"
+      "  -> 198.51.100.10:80             Route   0      0          0         "
+      "down draining since 2026-11-24T08:00:00Z (2m ago): connect "
+      "198.51.100.10:80: Connection refused\n"
+      "  -> 198.51.100.11:8080           Masq    1      0          0         "
+      "-\n");
+}
+
+TEST(FormatList, HealthColumnWithStatsAndThresholds) {
+  std::vector<lb::v1::Service> one = {Services()[2]};
+  ListOptions options;
+  options.columns = ListColumns::kStats;
+  EXPECT_EQ(FormatList(one, Stats(), options, 1, false, Health(), kNow),
+            "Prot LocalAddress:Port               Conns   InPkts  OutPkts  "
+            "InBytes OutBytes Health\n"
+            "  -> RemoteAddress:Port\n"
+            "TCP  192.0.2.10:80                      12     3456     3000  "
+            "123456K    2000G\n"
+            "  -> 198.51.100.9:80                    10     3000     2900   "
+            "100000   200000 up\n"
+            "  -> 198.51.100.10:80                    0        0        0   "
+            "     0        0 down draining since 2026-11-24T08:00:00Z (2m "
+            "ago): connect 198.51.100.10:80: Connection refused\n"
+            "  -> 198.51.100.11:8080                  0        0        0   "
+            "     0        0 -\n");
+  options.columns = ListColumns::kThresholds;
+  std::string out = FormatList(one, Stats(), options, 1, false, Health(), kNow);
+  EXPECT_THAT(out, HasSubstr("Prot LocalAddress:Port            Uthreshold "
+                             "Lthreshold ActiveConn InActConn  Health\n"));
+  EXPECT_THAT(out, HasSubstr("  -> 198.51.100.9:80              100        "
+                             "50         4          1          up\n"));
+}
+
+TEST(FormatList, NoHealthColumnWhenNothingIsChecked) {
+  std::vector<lb::v1::Service> one = {Services()[2]};
+  lb::v1::GetHealthResponse unchecked = FromText<lb::v1::GetHealthResponse>(
+      R"pb(backends {
+             backend { service_name: "web" address: "198.51.100.9" port: 80 }
+           })pb");
+  EXPECT_EQ(FormatList(one, Stats(), ListOptions(), 1, false, unchecked, kNow),
+            FormatList(one, Stats(), ListOptions(), 1, false));
+}
+
+TEST(HealthText, DownWithoutErrorGivesTheReasonAndNoAgeWithoutNow) {
+  lb::v1::BackendHealthView view = FromText<lb::v1::BackendHealthView>(R"pb(
+    state: HEALTH_STATE_DOWN
+    last_change { seconds: 1795507200 }
+    reason: "1 of 1 node sees it down (lb2: down)"
+  )pb");
+  EXPECT_EQ(HealthText(view, absl::InfinitePast()),
+            "down since 2026-11-24T08:00:00Z: 1 of 1 node sees it down (lb2: "
+            "down)");
+  EXPECT_EQ(HealthText(view, kNow + absl::Hours(3)),
+            "down since 2026-11-24T08:00:00Z (3h ago): 1 of 1 node sees it "
+            "down (lb2: down)");
+  view.set_state(lb::v1::HEALTH_STATE_UP);
+  view.set_dynamic_weight(20);
+  EXPECT_EQ(HealthText(view, kNow), "up (dynamic weight 20)");
+  EXPECT_EQ(HealthText(lb::v1::BackendHealthView(), kNow), "-");
+}
+
+TEST(WithHealth, AddsTheNodeViewsToTheJsonObject) {
+  lb::v1::ListServicesResponse list;
+  list.set_revision(7);
+  std::string json = WithHealth(ToJson(list), Health());
+  EXPECT_THAT(json, HasSubstr("\"revision\": \"7\""));
+  EXPECT_THAT(json, HasSubstr("\"health\": {"));
+  EXPECT_THAT(json, HasSubstr("\"node_name\": \"lb1\""));
+  EXPECT_THAT(json, HasSubstr("\"HEALTH_STATE_DOWN\""));
+}
+
 TEST(FormatSave, IpvsadmSaveLines) {
   EXPECT_EQ(FormatSave(Services()),
             "-A -t 192.0.2.10:80 -s wlc -p 300 -M 255.255.255.0\n"

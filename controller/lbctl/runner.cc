@@ -415,6 +415,29 @@ absl::StatusOr<lb::v1::GetStatsResponse> Runner::GetStats(
   return response;
 }
 
+absl::StatusOr<lb::v1::GetHealthResponse> Runner::GetHealth(
+    const Command& command) {
+  lb::v1::GetHealthRequest request;
+  if (command.virtual_address.has_value()) {
+    *request.add_selectors() = SelectorOf(*command.virtual_address);
+  }
+  lb::v1::GetHealthResponse response;
+  grpc::Status status =
+      stub_->GetHealth(NewContext().get(), request, &response);
+  // A controller older than GetHealth: the list without a Health column.
+  if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+    return lb::v1::GetHealthResponse();
+  }
+  if (!status.ok()) {
+    return RpcError(command, status,
+                    command.virtual_address.has_value()
+                        ? MissingService(command)
+                        : std::string(),
+                    "");
+  }
+  return response;
+}
+
 absl::Status Runner::List(const Command& command) {
   std::vector<lb::v1::Service> services;
   uint64_t revision = 0;
@@ -436,20 +459,23 @@ absl::Status Runner::List(const Command& command) {
     ASSIGN_OR_RETURN(lb::v1::GetStatsResponse later, GetStats(command));
     stats = RateOf(stats, later, absl::Now() - start);
   }
+  ASSIGN_OR_RETURN(lb::v1::GetHealthResponse health, GetHealth(command));
   if (options_.output == OutputFormat::kJson) {
+    std::string json;
     if (command.list.columns == ListColumns::kStats ||
         command.list.columns == ListColumns::kRate) {
-      out_ << ToJson(stats);
+      json = ToJson(stats);
     } else {
       lb::v1::ListServicesResponse response;
       for (auto& service : services) *response.add_services() = service;
       response.set_revision(revision);
-      out_ << ToJson(response);
+      json = ToJson(response);
     }
+    out_ << (health.backends().empty() ? json : WithHealth(json, health));
     return absl::OkStatus();
   }
   out_ << FormatList(std::move(services), stats, command.list, revision,
-                     !command.virtual_address.has_value());
+                     !command.virtual_address.has_value(), health, absl::Now());
   return absl::OkStatus();
 }
 

@@ -3,9 +3,9 @@
 //
 // ipvsadm's changes map to the matching RPCs (-A CreateService, -a
 // AddBackend, ...); -C and -R are single ApplyServices transactions;
-// -L reads ListServices (or GetService) and GetStats. gRPC failures become
-// messages a network engineer reads: which service or real server, what is
-// wrong, what to do ("-a: service TCP 192.0.2.1:80 does not exist (add it
+// -L reads ListServices (or GetService), GetStats and GetHealth. gRPC failures
+// become messages a network engineer reads: which service or real server, what
+// is wrong, what to do ("-a: service TCP 192.0.2.1:80 does not exist (add it
 // with -A first)").
 //
 // Threading: one Runner per invocation, used from one thread.
@@ -84,6 +84,8 @@ class Runner {
   // GetService for the real-server verbs, with their not-found message.
   absl::StatusOr<lb::v1::Service> GetService(const Command& command);
   absl::StatusOr<lb::v1::GetStatsResponse> GetStats(const Command& command);
+  // GetHealth: empty when the controller predates the RPC.
+  absl::StatusOr<lb::v1::GetHealthResponse> GetHealth(const Command& command);
 
   lb::v1::Controller::StubInterface* stub_;
   RunnerOptions options_;
