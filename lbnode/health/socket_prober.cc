@@ -747,8 +747,11 @@ void SocketProber::State::Begin(ProbeRequest request, ProbeDone done) {
                                    " is not positive (health_check.timeout)")));
     return;
   }
-  deadlines.emplace(
-      probe.start + absl::ToChronoNanoseconds(probe.request.timeout), probe.id);
+  // A day bounds the deadline arithmetic (an infinite timeout would
+  // overflow the clock).
+  deadlines.emplace(probe.start + absl::ToChronoNanoseconds(std::min(
+                                      probe.request.timeout, absl::Hours(24))),
+                    probe.id);
   Step step;
   switch (check.check_case()) {
     case lb::v1::HealthCheck::CHECK_NOT_SET:
