@@ -97,10 +97,11 @@ CommandResult FailedResult(const Job& job, std::string error) {
 }
 
 // ReadOutput reads what `r`'s pipe holds, keeping the first kMaxOutput
-// bytes; closes the pipe at EOF or error.
+// bytes; closes the pipe at EOF or error. At most 64 KiB per call, so that
+// a command that writes without end cannot hold the reaper.
 void ReadOutput(Running& r) {
   char buffer[4096];
-  while (r.out_fd >= 0) {
+  for (int reads = 0; r.out_fd >= 0 && reads < 16; ++reads) {
     ssize_t n = read(r.out_fd, buffer, sizeof(buffer));
     if (n > 0) {
       size_t keep =

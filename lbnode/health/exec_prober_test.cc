@@ -299,6 +299,32 @@ TEST(ExecProber, RunCommandCapturesOutput) {
   prober->RunCommand(request);
 }
 
+TEST(ExecProber, EndlessOutputNeitherBlocksNorHoldsTheReaper) {
+  ASSERT_OK_AND_ASSIGN(auto prober, ExecProber::Create());
+  CommandRequest endless;
+  endless.argv = {"/usr/bin/yes"};
+  endless.timeout = absl::Milliseconds(500);
+  absl::Notification endless_done;
+  CommandResult endless_result;
+  prober->RunCommand(endless, [&](CommandResult r) {
+    endless_result = std::move(r);
+    endless_done.Notify();
+  });
+  // Another command completes while `yes` writes as fast as it can.
+  CommandRequest other;
+  other.argv = {"/bin/sh", "-c", "echo other"};
+  CommandResult r = RunToEnd(*prober, other);
+  EXPECT_EQ(r.exit_status, 0);
+  EXPECT_EQ(r.output, "other\n");
+
+  ASSERT_TRUE(endless_done.WaitForNotificationWithTimeout(kGuard));
+  EXPECT_EQ(endless_result.exit_status, -1);
+  EXPECT_EQ(endless_result.error, "timed out after 500ms");
+  std::string expected;
+  while (expected.size() < 4096) expected += "y\n";
+  EXPECT_EQ(endless_result.output, expected);
+}
+
 TEST(ExecProber, LeavesOtherChildrenAlone) {
   // A child of this process that is not the prober's: its exit status must
   // still be there for us after the prober has run commands.
