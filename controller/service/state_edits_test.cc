@@ -241,3 +241,114 @@ TEST(StateEdits, NodesAndSnapshots) {
 
 }  // namespace
 }  // namespace anylb::controller
+
+namespace anylb::controller {
+namespace {
+
+// FleetOf: verdicts as DecideFleetHealth gives them, for one real server.
+std::map<BackendKey, FleetVerdict> FleetOf(const std::string& service,
+                                           const std::string& address,
+                                           uint32_t port,
+                                           lb::v1::HealthState state,
+                                           uint32_t dynamic_weight = 0) {
+  FleetVerdict v;
+  v.backend.set_service_name(service);
+  v.backend.set_address(address);
+  v.backend.set_port(port);
+  v.state = state;
+  v.dynamic_weight = dynamic_weight;
+  v.reporters = 2;
+  v.down_reporters = state == lb::v1::HEALTH_STATE_DOWN ? 2 : 0;
+  v.reason = state == lb::v1::HEALTH_STATE_DOWN ? "2 of 2 nodes see it down"
+                                                : "2 nodes see it up";
+  return {{BackendKey{service, address, port}, v}};
+}
+
+const absl::Time kT0 = absl::FromUnixSeconds(1'800'000'000);
+
+StoreState WebState() {
+  StoreState state;
+  lb::v1::Service web = Web();
+  web.set_name("web");
+  EXPECT_THAT(CreateService(state, web).status(), IsOk());
+  return state;
+}
+
+TEST(BackendHealth, DownIsPublishedOnceAndUpRemovesIt) {
+  StoreState state = WebState();
+  std::map<std::string, lb::v1::BackendHealth> next;
+  // Reported under the effective port (80) while configured as 0.
+  auto changes = ReconcileBackendHealth(
+      state, FleetOf("web", "2001:db8::1", 80, lb::v1::HEALTH_STATE_DOWN), kT0,
+      false, &next);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(DescribeHealthChange(changes[0]),
+            "backend [2001:db8::1]:80 of \"web\" DOWN: 2 of 2 nodes see it "
+            "down");
+  ASSERT_EQ(next.size(), 1u);
+  const lb::v1::BackendHealth& h = next.begin()->second;
+  EXPECT_EQ(next.begin()->first, "web|2001:db8::1|0");
+  EXPECT_EQ(h.backend().port(), 0u);  // the configured identity
+  EXPECT_EQ(h.state(), lb::v1::HEALTH_STATE_DOWN);
+  EXPECT_EQ(h.last_change().seconds(), absl::ToUnixSeconds(kT0));
+  state.backend_health = next;
+  EXPECT_THAT(Validate(state), IsOk());
+  EXPECT_EQ(SnapshotFor(state, "lb1").backend_health_size(), 1);
+
+  // Still down later, with another reason: nothing changes, last_change
+  // stays.
+  auto again = FleetOf("web", "2001:db8::1", 0, lb::v1::HEALTH_STATE_DOWN);
+  again.begin()->second.reason = "2 of 2 nodes see it down (other errors)";
+  EXPECT_TRUE(
+      ReconcileBackendHealth(state, again, kT0 + absl::Seconds(9), false, &next)
+          .empty());
+  EXPECT_EQ(next.begin()->second.last_change().seconds(),
+            absl::ToUnixSeconds(kT0));
+
+  // Up: the entry goes.
+  changes = ReconcileBackendHealth(
+      state, FleetOf("web", "2001:db8::1", 0, lb::v1::HEALTH_STATE_UP), kT0,
+      false, &next);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].to, lb::v1::HEALTH_STATE_UP);
+  EXPECT_TRUE(next.empty());
+}
+
+TEST(BackendHealth, DynamicWeightIsAnEntryAndUnreportedIsKeptOnlyOnRequest) {
+  StoreState state = WebState();
+  std::map<std::string, lb::v1::BackendHealth> next;
+  ASSERT_EQ(
+      ReconcileBackendHealth(
+          state, FleetOf("web", "2001:db8::1", 0, lb::v1::HEALTH_STATE_UP, 7),
+          kT0, false, &next)
+          .size(),
+      1u);
+  EXPECT_EQ(next.begin()->second.dynamic_weight(), 7u);
+  EXPECT_EQ(next.begin()->second.state(), lb::v1::HEALTH_STATE_UP);
+  state.backend_health = next;
+  EXPECT_THAT(Validate(state), IsOk());
+  // Nobody reports: kept while keep_unreported, dropped otherwise.
+  EXPECT_TRUE(ReconcileBackendHealth(state, {}, kT0, true, &next).empty());
+  EXPECT_EQ(next.size(), 1u);
+  EXPECT_EQ(ReconcileBackendHealth(state, {}, kT0, false, &next).size(), 1u);
+  EXPECT_TRUE(next.empty());
+}
+
+TEST(BackendHealth, ValidateRefusesAVerdictForNoRealServerAndEditsDropIt) {
+  StoreState state = WebState();
+  std::map<std::string, lb::v1::BackendHealth> next;
+  ReconcileBackendHealth(
+      state, FleetOf("web", "2001:db8::1", 0, lb::v1::HEALTH_STATE_DOWN), kT0,
+      false, &next);
+  state.backend_health = next;
+  ASSERT_THAT(RemoveBackend(state, ByName("web"), "2001:db8::1", 0).status(),
+              IsOk());
+  EXPECT_THAT(Validate(state), StatusIs(absl::StatusCode::kInvalidArgument,
+                                        HasSubstr("backend_health")));
+  DropOrphanVerdicts(state);
+  EXPECT_TRUE(state.backend_health.empty());
+  EXPECT_THAT(Validate(state), IsOk());
+}
+
+}  // namespace
+}  // namespace anylb::controller
