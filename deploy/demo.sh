@@ -111,8 +111,9 @@ if [[ -z $BIN ]]; then
     //lbnode/dataplane/bpf:lb_decap //deploy/lab:xdp_pass)
   note "bazel build -c opt ${targets[*]}"
   mkdir -p "$LAB_DIR"
-  if ! bazel build -c opt "${targets[@]}" >"$tmp/build.log" 2>&1; then
-    tail -30 "$tmp/build.log" >&2
+  # Bazel's own progress, a line every 15 s (the first build takes minutes).
+  if ! bazel build -c opt --curses=no --show_progress_rate_limit=15 \
+    "${targets[@]}" 2>&1 | grep -v '^Loading:' | indent; then
     echo "demo: the build failed (above)" >&2
     exit 1
   fi
@@ -127,12 +128,13 @@ stage "bringing the lab up (deploy/lab/lab.sh --force up)"
 lab --bin "$BIN" --force up | indent
 cat <<'EOF'
 
-      client ns: 203.0.113.10-13 ── router ns: FRR AS 65000, kernel ECMP (L4 hash)
-                                       │ 198.51.100.1
-      switch ns: bridge ───────────────┼──────────────────────────────────────┐
-        dir1 .11  dir2 .12  dir3 .13   (lbnode + FRR AS 65001-3, BGP + FPM)   │
-        rs1 .21  rs2 .22  rs3 .23  rs4 .24  (nginx, lb_decap, VIP on lo)      │
-        ctl .5   (anylb-controller, TLS + node certificates)  ────────────────┘
+    client 203.0.113.10-13
+      |
+    router 198.51.100.1   FRR AS 65000, kernel multipath (L4 hash)
+      |
+    bridge 198.51.100.0/24 -+- dir1 .11  dir2 .12  dir3 .13   lbnode + FRR AS 65001-65003 (BGP, FPM)
+                            +- rs1 .21 .. rs4 .24             nginx, lb_decap, VIP 192.0.2.10 on lo
+                            +- ctl .5                         anylb-controller (TLS, node certificates)
 EOF
 
 stage "defining the service with lbctl (Maglev, $MODE)"
