@@ -7,6 +7,7 @@
 
 #include <netinet/in.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
@@ -15,6 +16,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -139,6 +142,12 @@ struct SelfSigned {
   }
 };
 
+// TestCert is the certificate of every TLS server in these tests.
+const SelfSigned& TestCert() {
+  static const SelfSigned* const cert = new SelfSigned();
+  return *cert;
+}
+
 // ScriptedServer accepts TCP (optionally TLS) connections one at a time,
 // reads each request head, records it (and the TLS SNI), and writes
 // `response` then closes — or, when `response` is kNever, never answers and
@@ -151,8 +160,8 @@ class ScriptedServer {
       : response_(std::move(response)) {
     if (tls) {
       ctx_ = SSL_CTX_new(TLS_server_method());
-      SSL_CTX_use_certificate(ctx_, cert_.cert);
-      SSL_CTX_use_PrivateKey(ctx_, cert_.key);
+      SSL_CTX_use_certificate(ctx_, TestCert().cert);
+      SSL_CTX_use_PrivateKey(ctx_, TestCert().key);
     }
     uint16_t port = 0;
     fd_ = BoundSocket(Loopback(family), SOCK_STREAM, &port);
@@ -230,7 +239,6 @@ class ScriptedServer {
   }
 
   const std::string response_;
-  SelfSigned cert_;
   SSL_CTX* ctx_ = nullptr;
   int fd_ = -1;
   Endpoint endpoint_;
@@ -636,6 +644,66 @@ TEST_P(SocketProberTest, HttpsFailsVerificationOfASelfSignedCertificate) {
             absl::StrCat("TLS handshake with ", server.endpoint().ToString(),
                          ": certificate verify failed: self-signed "
                          "certificate"));
+}
+
+// TrustTestCert makes the test certificate the system's trust store for
+// the TLS contexts created while it lives (OpenSSL reads SSL_CERT_FILE when
+// SocketProber::Create loads the default paths).
+class TrustTestCert {
+ public:
+  TrustTestCert() {
+    const char* dir = std::getenv("TEST_TMPDIR");
+    path_ = absl::StrCat(dir != nullptr ? dir : "/tmp", "/trusted-", getpid(),
+                         ".pem");
+    FILE* file = std::fopen(path_.c_str(), "w");
+    EXPECT_NE(file, nullptr);
+    PEM_write_X509(file, TestCert().cert);
+    std::fclose(file);
+    setenv("SSL_CERT_FILE", path_.c_str(), 1);
+    setenv("SSL_CERT_DIR", "/nonexistent", 1);
+  }
+  ~TrustTestCert() {
+    unsetenv("SSL_CERT_FILE");
+    unsetenv("SSL_CERT_DIR");
+    std::remove(path_.c_str());
+  }
+
+ private:
+  std::string path_;
+};
+
+TEST_P(SocketProberTest, HttpsVerifiesTheCertificateAndTheName) {
+  ScriptedServer server(GetParam(), Response("HTTP/1.1 200 OK", ""),
+                        /*tls=*/true);
+  std::unique_ptr<SocketProber> prober;
+  {
+    TrustTestCert trust;
+    ASSERT_OK_AND_ASSIGN(prober, SocketProber::Create());
+  }
+  ProbeRequest request = Http(server.endpoint());
+  request.check.mutable_http()->set_tls(true);
+  request.check.mutable_http()->set_verify_certificate(true);
+  // The certificate names health.test and 127.0.0.1.
+  request.check.mutable_http()->set_sni("health.test");
+  ProbeResult result = RunProbe(*prober, request);
+  EXPECT_TRUE(result.passed) << result.error;
+
+  request.check.mutable_http()->set_sni("other.test");
+  result = RunProbe(*prober, request);
+  EXPECT_EQ(result.error,
+            absl::StrCat("TLS handshake with ", server.endpoint().ToString(),
+                         ": certificate verify failed: hostname mismatch"));
+
+  // No name: the address is checked against the certificate's IP names.
+  request.check.mutable_http()->clear_sni();
+  result = RunProbe(*prober, request);
+  if (GetParam() == IpFamily::kV4) {
+    EXPECT_TRUE(result.passed) << result.error;
+  } else {
+    EXPECT_EQ(result.error,
+              absl::StrCat("TLS handshake with ", server.endpoint().ToString(),
+                           ": certificate verify failed: IP address mismatch"));
+  }
 }
 
 TEST_P(SocketProberTest, HttpsFailsAgainstAPlainHttpServer) {
