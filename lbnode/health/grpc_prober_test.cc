@@ -123,7 +123,8 @@ const auto* const kTlsRoots =
 // service, plaintext or with TLS (the test certificate).
 class HealthServer {
  public:
-  explicit HealthServer(bool tls = false) {
+  explicit HealthServer(bool tls = false, std::string address = "127.0.0.1")
+      : address_(*IpAddress::Parse(address)) {
     grpc::EnableDefaultHealthCheckService(true);
     grpc::ServerBuilder builder;
     std::shared_ptr<grpc::ServerCredentials> credentials =
@@ -133,7 +134,8 @@ class HealthServer {
       options.pem_key_cert_pairs.push_back({Cert().key, Cert().cert});
       credentials = grpc::SslServerCredentials(options);
     }
-    builder.AddListeningPort("127.0.0.1:0", credentials, &port_);
+    builder.AddListeningPort(Endpoint(address_, 0).ToString(), credentials,
+                             &port_);
     // The default health service answers through the callback API; the
     // builder wants a service or a queue besides it.
     cq_ = builder.AddCompletionQueue();
@@ -150,12 +152,11 @@ class HealthServer {
   grpc::HealthCheckServiceInterface& health() {
     return *server_->GetHealthCheckService();
   }
-  Endpoint endpoint() const {
-    return Endpoint(*IpAddress::Parse("127.0.0.1"), port_);
-  }
+  Endpoint endpoint() const { return Endpoint(address_, port_); }
   bool started() const { return server_ != nullptr && port_ != 0; }
 
  private:
+  IpAddress address_;
   int port_ = 0;
   std::unique_ptr<grpc::ServerCompletionQueue> cq_;
   std::unique_ptr<grpc::Server> server_;
@@ -238,8 +239,14 @@ ProbeResult Probe(GrpcProber& prober, const ProbeRequest& request) {
   return result;
 }
 
-TEST(GrpcProber, ServingPasses) {
-  HealthServer server;
+// IPv4 and IPv6 loopback.
+class GrpcProberFamily : public ::testing::TestWithParam<std::string> {};
+
+INSTANTIATE_TEST_SUITE_P(Loopback, GrpcProberFamily,
+                         ::testing::Values("127.0.0.1", "::1"));
+
+TEST_P(GrpcProberFamily, ServingPasses) {
+  HealthServer server(/*tls=*/false, GetParam());
   ASSERT_TRUE(server.started());
   server.health().SetServingStatus("lb.Web", true);
   ASSERT_OK_AND_ASSIGN(auto prober, GrpcProber::Create());
@@ -253,8 +260,8 @@ TEST(GrpcProber, ServingPasses) {
   EXPECT_TRUE(named.passed) << named.error;
 }
 
-TEST(GrpcProber, NotServingFails) {
-  HealthServer server;
+TEST_P(GrpcProberFamily, NotServingFails) {
+  HealthServer server(/*tls=*/false, GetParam());
   ASSERT_TRUE(server.started());
   server.health().SetServingStatus("lb.Web", false);
   ASSERT_OK_AND_ASSIGN(auto prober, GrpcProber::Create());
