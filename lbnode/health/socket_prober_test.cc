@@ -673,13 +673,14 @@ class TrustTestCert {
 };
 
 TEST_P(SocketProberTest, HttpsVerifiesTheCertificateAndTheName) {
-  ScriptedServer server(GetParam(), Response("HTTP/1.1 200 OK", ""),
-                        /*tls=*/true);
   std::unique_ptr<SocketProber> prober;
   {
+    // Before the server's thread starts: setenv races with getenv.
     TrustTestCert trust;
     ASSERT_OK_AND_ASSIGN(prober, SocketProber::Create());
   }
+  ScriptedServer server(GetParam(), Response("HTTP/1.1 200 OK", ""),
+                        /*tls=*/true);
   ProbeRequest request = Http(server.endpoint());
   request.check.mutable_http()->set_tls(true);
   request.check.mutable_http()->set_verify_certificate(true);
