@@ -22,6 +22,7 @@
 #include "controller/testing/controller_process.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "lb/v1/controller.grpc.pb.h"
 
 namespace anylb::lbctl {
 namespace {
@@ -42,7 +43,7 @@ struct Result {
 class LbctlTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto pki = TestPki::Create({});
+    auto pki = TestPki::Create({"lb1", "lb2"});
     ASSERT_TRUE(pki.ok()) << pki.status();
     dir_ = new std::string(pki->dir);
     pki_ = new TestPki(*pki);
@@ -328,6 +329,68 @@ TEST_F(LbctlTest, JsonAndFleetCommands) {
   Ok({"-Z"});
   EXPECT_THAT(Ok({"-Ln", "--stats", "--exact"}),
               HasSubstr("TCP  192.0.2.10:80                       0        0"));
+}
+
+// Two nodes (with their certificates) report a real server down: -Ln
+// shows the fleet's verdict, since when and the node's error; -o json the
+// nodes' views.
+TEST_F(LbctlTest, ListShowsTheFleetsHealth) {
+  auto controller = ControllerProcess::Start(
+      *pki_, absl::StrCat(*dir_, "/store-", ++stores_, ".db"),
+      /*node_certificates=*/true);
+  ASSERT_TRUE(controller.ok()) << controller.status();
+  const ControllerProcess* ctl = controller->get();
+  Ok({"-A", "-t", "192.0.2.10:80", "-s", "mh"}, "", ctl);
+  Ok({"-a", "-t", "192.0.2.10:80", "-r", "198.51.100.2:80", "-g"}, "", ctl);
+  Ok({"-a", "-t", "192.0.2.10:80", "-r", "198.51.100.3:80", "-g"}, "", ctl);
+  // Nothing reported yet: ipvsadm's layout, no Health column.
+  EXPECT_THAT(Ok({"-Ln"}, "", ctl), Not(HasSubstr("Health")));
+  for (const char* node : {"lb1", "lb2"}) {
+    auto stub = lb::v1::Controller::NewStub((*controller)->Channel("", node));
+    grpc::ClientContext register_context;
+    lb::v1::RegisterNodeRequest request;
+    request.set_node_name(node);
+    lb::v1::RegisterNodeResponse registered;
+    grpc::Status status =
+        stub->RegisterNode(&register_context, request, &registered);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    lb::v1::ReportStatusRequest report;
+    report.mutable_status()->set_node_name(node);
+    for (const char* address : {"198.51.100.2", "198.51.100.3"}) {
+      lb::v1::HealthReport* r = report.mutable_status()->add_health_reports();
+      r->mutable_backend()->set_service_name("tcp-192.0.2.10-80");
+      r->mutable_backend()->set_address(address);
+      r->mutable_backend()->set_port(80);
+      const bool down = std::string(address) == "198.51.100.2";
+      r->set_state(down ? lb::v1::HEALTH_STATE_DOWN : lb::v1::HEALTH_STATE_UP);
+      if (down) {
+        r->set_last_error(absl::StrCat(
+            "connect 198.51.100.2:80: Connection refused (", node, ")"));
+      }
+    }
+    grpc::ClientContext report_context;
+    lb::v1::ReportStatusResponse reported;
+    status = stub->ReportStatus(&report_context, report, &reported);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  const std::string list = Ok({"-Ln"}, "", ctl);
+  EXPECT_THAT(list, HasSubstr("ActiveConn InActConn Health\n"));
+  EXPECT_THAT(list, HasSubstr("  -> 198.51.100.2:80              Route   1  "
+                              "    0          0         down since "));
+  EXPECT_THAT(list, HasSubstr("ago): connect 198.51.100.2:80: Connection "
+                              "refused (lb"));
+  EXPECT_THAT(list, HasSubstr("  -> 198.51.100.3:80              Route   1  "
+                              "    0          0         up\n"));
+  EXPECT_THAT(Ok({"-Ln", "--stats"}, "", ctl),
+              HasSubstr("        0        0 down since "));
+  const std::string json = Ok({"-L", "-o", "json"}, "", ctl);
+  EXPECT_THAT(json, HasSubstr("\"health\": {"));
+  EXPECT_THAT(json, HasSubstr("\"node_name\": \"lb2\""));
+  EXPECT_THAT(json, HasSubstr("\"HEALTH_STATE_DOWN\""));
+  // The read-only role may see it too.
+  Result read_only = Lbctl({"-Ln"}, "ro.token", "", ctl);
+  EXPECT_EQ(read_only.exit_code, 0) << read_only.output;
+  EXPECT_THAT(read_only.output, HasSubstr("down since"));
 }
 
 }  // namespace
