@@ -189,6 +189,17 @@ std::string DataplaneName(const lb::v1::Node& node) {
   }
 }
 
+// AnnouncedText: how many of the services a node reports it announces
+// ("2 of 3"; "-" before a report with services).
+std::string AnnouncedText(const lb::v1::Node& node) {
+  const auto& stats = node.status().service_stats();
+  if (stats.empty()) return "-";
+  const auto announced = std::count_if(
+      stats.begin(), stats.end(),
+      [](const lb::v1::ServiceStats& s) { return s.announced(); });
+  return absl::StrCat(announced, " of ", stats.size());
+}
+
 std::string TimestampText(const google::protobuf::Timestamp& t) {
   if (t.seconds() == 0 && t.nanos() == 0) return "-";
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
@@ -585,8 +596,9 @@ std::string FormatStatus(const lb::v1::ListNodesResponse& response) {
   std::string out =
       absl::StrCat("controller revision ", response.revision(), "\n");
   if (nodes.empty()) return absl::StrCat(out, "no nodes registered\n");
-  std::vector<std::vector<std::string>> rows = {
-      {"NODE", "REVISION", "IN SYNC", "DATAPLANE", "ADMIN", "REPORTED"}};
+  std::vector<std::vector<std::string>> rows = {{"NODE", "REVISION", "IN SYNC",
+                                                 "DATAPLANE", "ANNOUNCED",
+                                                 "ADMIN", "REPORTED"}};
   int in_sync = 0;
   for (const lb::v1::Node& node : nodes) {
     bool reported = node.has_status();
@@ -597,7 +609,7 @@ std::string FormatStatus(const lb::v1::ListNodesResponse& response) {
         {node.settings().node_name(),
          reported ? absl::StrCat(node.status().applied_revision()) : "-",
          !reported ? "-" : (synced ? "yes" : "no"), DataplaneName(node),
-         AdminStateName(node.settings().admin_state()),
+         AnnouncedText(node), AdminStateName(node.settings().admin_state()),
          TimestampText(node.status().reported_at())});
   }
   absl::StrAppend(&out, Table(rows), in_sync, " of ", nodes.size(),

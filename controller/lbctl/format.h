@@ -74,7 +74,9 @@ std::string FormatDiff(const lb::v1::ApplyServicesResponse& response,
 std::string FormatNodes(const lb::v1::ListNodesResponse& response);
 
 // FormatStatus: lbctl status — the controller's revision, and per node the
-// revision it forwards with.
+// revision it forwards with and how many of its services it announces
+// (ServiceStats.announced: withdrawn for quorum, drain or a stalled
+// dataplane).
 std::string FormatStatus(const lb::v1::ListNodesResponse& response);
 
 // ToJson: `message` in the proto JSON mapping (.proto field names), one

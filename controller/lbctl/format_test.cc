@@ -407,6 +407,9 @@ lb::v1::ListNodesResponse Nodes() {
         dataplane: DATAPLANE_STATE_LIVE
         version: "0.1"
         reported_at { seconds: 1700000000 }
+        service_stats { service_name: "web" announced: true }
+        service_stats { service_name: "dns" announced: true }
+        service_stats { service_name: "web6" announced: false }
       }
     }
   )pb");
@@ -425,10 +428,11 @@ TEST(FormatNodes, OneRowPerNodeByName) {
 TEST(FormatStatus, RevisionPerNode) {
   EXPECT_EQ(FormatStatus(Nodes()),
             "controller revision 9\n"
-            "NODE  REVISION  IN SYNC  DATAPLANE  ADMIN    REPORTED\n"
-            "lb1   9         yes      live       active   "
+            "NODE  REVISION  IN SYNC  DATAPLANE  ANNOUNCED  ADMIN    "
+            "REPORTED\n"
+            "lb1   9         yes      live       2 of 3     active   "
             "2023-11-14T22:13:20Z\n"
-            "lb2   -         -        -          drained  -\n"
+            "lb2   -         -        -          -          drained  -\n"
             "1 of 2 nodes at revision 9\n");
   EXPECT_EQ(FormatStatus(lb::v1::ListNodesResponse()),
             "controller revision 0\nno nodes registered\n");
