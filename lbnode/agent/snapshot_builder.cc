@@ -169,6 +169,12 @@ class Builder {
       for (const dataplane::BackendConfig& b : s.backends) {
         n.backends.push_back(b.endpoint.ToString());
       }
+      const config::NormalService& normal_service = normal.services[i];
+      if (normal_service.sorry_active) {
+        const config::NormalBackend& sorry = normal_service.backends.back();
+        n.sorry_active = true;
+        n.sorry_backend = Endpoint(sorry.address, sorry.port).ToString();
+      }
       names->push_back(std::move(n));
     }
     out.names = std::move(names);

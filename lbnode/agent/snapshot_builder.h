@@ -71,6 +71,10 @@ struct ServiceNames {
   // One per backend, in the snapshot's (canonical) order: "198.51.100.2:80",
   // "[2001:db8::2]:80".
   std::vector<std::string> backends;
+  // The sorry backend is in the service (no backend takes new flows):
+  // sorry_backend is its name in `backends`.
+  bool sorry_active = false;
+  std::string sorry_backend;
 };
 
 // NameTable: by snapshot service index.

@@ -551,6 +551,7 @@ TEST(BuildEngineConfig, LocallyDownBackendIsUnavailableButKeepsItsWeight) {
                                           Id("other", "198.51.100.3:80")}));
   const dataplane::ServiceConfig& web = c.snapshot->services()[0];
   ASSERT_EQ(web.backends.size(), 2u);  // No sorry server: the fleet says up.
+  EXPECT_FALSE((*c.names)[0].sorry_active);
   EXPECT_FALSE(FindBackend(web, "198.51.100.1:80")->available);
   EXPECT_EQ(FindBackend(web, "198.51.100.1:80")->weight, 3u);
   EXPECT_FALSE(FindBackend(web, "198.51.100.2:80")->available);
@@ -590,6 +591,8 @@ TEST(BuildEngineConfig, FleetDownWinsOverLocalDownAndBringsTheSorryServer) {
   EXPECT_THAT(
       (*c.names)[0].backends,
       ElementsAre("198.51.100.1:80", "198.51.100.2:80", "198.51.100.9:80"));
+  EXPECT_TRUE((*c.names)[0].sorry_active);
+  EXPECT_EQ((*c.names)[0].sorry_backend, "198.51.100.9:80");
 }
 
 TEST(OverlayLocalHealth, LocalVerdictsBecomeTheFleetsInStandaloneMode) {

@@ -1,6 +1,7 @@
 #include "lbnode/daemon/daemon.h"
 
 #include <algorithm>
+#include <map>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -35,6 +36,29 @@ absl::Status Annotate(const absl::Status& status, std::string_view what) {
   if (status.ok()) return status;
   return absl::Status(status.code(),
                       absl::StrCat(std::string(what), ": ", status.message()));
+}
+
+// LogSorryChanges logs each service whose sorry server stepped in or out
+// between `before` (null at start) and `after`.
+void LogSorryChanges(const agent::NameTable* before,
+                     const agent::NameTable& after) {
+  std::map<std::string, bool> was;
+  if (before != nullptr) {
+    for (const agent::ServiceNames& n : *before) was[n.name] = n.sorry_active;
+  }
+  for (const agent::ServiceNames& n : after) {
+    auto it = was.find(n.name);
+    const bool had = it != was.end() && it->second;
+    if (n.sorry_active && !had) {
+      LB_LOG(kWarning) << "service \"" << n.name
+                       << "\": no real server takes new flows; sorry server "
+                       << n.sorry_backend << " does";
+    } else if (!n.sorry_active && had) {
+      LB_LOG(kInfo) << "service \"" << n.name
+                    << "\": a real server takes new flows again; the sorry "
+                       "server no longer does";
+    }
+  }
 }
 
 }  // namespace
@@ -243,6 +267,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(
                 << dataplane::xsk::XskModeName(d->dataplane_->mode()) << " mode"
                 << (d->dataplane_->busy_poll() ? ", busy poll" : "");
   d->Remember(config);
+  LogSorryChanges(nullptr, *config.names);
   {
     absl::MutexLock install(&d->install_mu_);
     d->proto_ = start_proto;
@@ -779,6 +804,7 @@ absl::Status Daemon::InstallLocked(const lb::v1::ConfigSnapshot& proto,
     ApplyEffectiveWeights(*config, &*announce_config);
   }
   RETURN_IF_ERROR(Install(*config));
+  LogSorryChanges(config_.names.get(), *config->names);
   health_quorum_->Set(UnhealthyOf(proto, effective, local_down));
   if (announcer_ != nullptr) {
     announcer_->SetConfig(*std::move(announce_config));

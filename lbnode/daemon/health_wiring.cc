@@ -268,20 +268,12 @@ std::string ServicesJson(
         i < static_cast<size_t>(effective.services_size())
             ? &effective.services(static_cast<int>(i))
             : nullptr;
-    // The sorry server, at its effective port.
-    std::optional<Endpoint> sorry;
-    if (proto != nullptr && proto->has_sorry_backend()) {
-      absl::StatusOr<IpAddress> a =
-          IpAddress::Parse(proto->sorry_backend().address());
-      std::optional<uint16_t> p = PortOf(proto->sorry_backend().port());
-      if (a.ok() && p) sorry = Endpoint(*a, *p != 0 ? *p : s.port);
-    }
-    bool sorry_active = false;
+    const bool sorry_active = names.sorry_active;
     std::string backends;
     for (size_t j = 0; j < s.backends.size(); ++j) {
       const dataplane::BackendConfig& b = s.backends[j];
-      const bool is_sorry = sorry.has_value() && *sorry == b.endpoint;
-      sorry_active = sorry_active || is_sorry;
+      const bool is_sorry =
+          sorry_active && names.sorry_backend == b.endpoint.ToString();
       const health::BackendHealthStatus* local =
           LocalStatus(statuses, names.name, b.endpoint, s.port);
       absl::StrAppend(
