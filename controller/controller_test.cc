@@ -436,3 +436,27 @@ TEST_F(ControllerTest, StateSurvivesARestartAndHealthAnswers) {
 
 }  // namespace
 }  // namespace anylb::controller
+
+namespace anylb::controller {
+namespace {
+
+TEST(ControllerFlags, HealthRulesOutOfRangeAreRefused) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string store =
+      absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/flags-", getpid(), ".db");
+  for (const auto& [flag, expected] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"--health_down_fraction=1", "--health_down_fraction 1: outside"},
+           {"--health_report_ttl=0s", "--health_report_ttl 0: must be"}}) {
+    auto child = process_testing::ChildProcess::Start(
+        {controller_testing::Runfile("controller/anylb_controller"),
+         "--insecure", "--listen=127.0.0.1:0", "--store=" + store,
+         "--metrics_address=", flag});
+    ASSERT_TRUE(child.ok()) << child.status();
+    EXPECT_EQ((*child)->Wait(absl::Seconds(30)), 2) << (*child)->output();
+    EXPECT_THAT((*child)->output(), HasSubstr(expected));
+  }
+}
+
+}  // namespace
+}  // namespace anylb::controller
