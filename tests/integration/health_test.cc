@@ -5,10 +5,15 @@
 // rise 2, fall 2). The director probes each real server's own address from
 // its kernel stack; the test reads lbnode's GET /admin/health and
 // /admin/services and sends real HTTP requests through the VIP.
-//  * StoppedServerLeavesAndReturns: one real server's nginx stops → DOWN
-//    (time printed), no request started after that fails, and none reaches
-//    it; nginx restarts → UP after about rise x interval (printed) and
-//    requests reach it again.
+//  * StoppedServerLeavesAndReturns: one real server's nginx stops while a
+//    client keeps sending → DOWN in /admin/health (time printed), then its
+//    weight 0 in /admin/services (the installed table; the lag printed); no
+//    request started after that install fails, and none reaches it; nginx
+//    restarts → UP after about rise x interval (printed) and requests reach
+//    it again.
+//  * ReusedTupleOfDownServerIsRescheduled: a connection from a source port
+//    whose earlier (closed) connection went to rs2; rs2 goes DOWN (weight
+//    0); a new connection from that port must go elsewhere.
 //  * HttpCheckFailsOnStatus500: the check expects 200; a real server whose
 //    check path answers 500 is DOWN with "500" in last_error and gets no
 //    request (on_failure: remove).
@@ -27,7 +32,11 @@
 // stopped and removed when a case ends, also when it fails (RAII in
 // tests/netns).
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -46,8 +55,10 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/ip_address.h"
@@ -115,6 +126,27 @@ absl::Status WriteFile(const std::string& path, const std::string& text) {
     return absl::ErrnoToStatus(errno, absl::StrCat("renaming to ", path));
   }
   return absl::OkStatus();
+}
+
+// MetricSum adds up the samples of `name` whose labels contain `label`
+// (Prometheus text format: `name{labels} value`).
+double MetricSum(const std::string& page, const std::string& name,
+                 const std::string& label) {
+  double sum = 0;
+  for (absl::string_view line : absl::StrSplit(page, '\n')) {
+    if (!absl::StartsWith(line, name + "{") &&
+        !absl::StartsWith(line, name + " ")) {
+      continue;
+    }
+    if (!label.empty() && !absl::StrContains(line, label)) continue;
+    size_t space = line.rfind(' ');
+    double value = 0;
+    if (space != absl::string_view::npos &&
+        absl::SimpleAtod(line.substr(space + 1), &value)) {
+      sum += value;
+    }
+  }
+  return sum;
 }
 
 std::string Ms(absl::Duration d) {
@@ -296,6 +328,38 @@ class HealthLab {
         timeout, absl::StrCat("states ", absl::StrJoin(states, ",")));
   }
 
+  // WaitForWeights polls /admin/services (what the dataplane runs) every
+  // 10 ms until real server i has effective weight weights[i] (0 also
+  // matches a real server left out: on_failure remove); returns how long it
+  // took.
+  absl::StatusOr<absl::Duration> WaitForWeights(const std::vector<int>& weights,
+                                                absl::Duration timeout) const {
+    const absl::Time start = absl::Now();
+    std::string last;
+    while (absl::Now() - start < timeout) {
+      absl::StatusOr<std::string> body = AdminPage("/admin/services");
+      if (body.ok()) {
+        last = *body;
+        ASSIGN_OR_RETURN(std::vector<ServiceEntry> services,
+                         ParseAdminServices(*body));
+        bool done = true;
+        for (size_t i = 0; i < weights.size() && done; ++i) {
+          auto b = itest::FindBackend(services, kService,
+                                      RealServer(static_cast<int>(i)));
+          done = b.has_value() ? b->weight == static_cast<uint64_t>(weights[i])
+                               : weights[i] == 0;
+        }
+        if (done) return absl::Now() - start;
+      } else {
+        last = body.status().ToString();
+      }
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return absl::DeadlineExceededError(absl::StrCat(
+        "waited ", Ms(timeout), " for effective weights ",
+        absl::StrJoin(weights, ":"), "; last /admin/services: ", last));
+  }
+
   // Requests sends `n` GET /id through the VIP (each a new connection) and
   // counts the answers by server name; failures under "".
   std::map<std::string, int> Requests(int n, std::string* first_error) const {
@@ -394,6 +458,88 @@ class BackgroundLoad {
   std::thread thread_;
 };
 
+// GetFromPort sends GET `path` to Vip(0):80 from the client's address and
+// source port `source_port` (SO_REUSEADDR: the same 5-tuple as an earlier,
+// closed connection) and returns the body. Every call is a new TCP
+// connection on a tuple the director may still remember.
+absl::StatusOr<std::string> GetFromPortOnce(const Topology& topo,
+                                            int source_port,
+                                            const std::string& path) {
+  std::string body;
+  absl::Status status = topo.client().RunInThread([&]() -> absl::Status {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return absl::ErrnoToStatus(errno, "socket");
+    struct Closer {
+      int fd;
+      ~Closer() { close(fd); }
+    } closer{fd};
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    timeval tv{2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    local.sin_port = htons(static_cast<uint16_t>(source_port));
+    inet_pton(AF_INET,
+              Topology::ClientAddress(IpFamily::kV4).ToString().c_str(),
+              &local.sin_addr);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0) {
+      return absl::ErrnoToStatus(errno,
+                                 absl::StrCat("bind port ", source_port));
+    }
+    sockaddr_in remote{};
+    remote.sin_family = AF_INET;
+    remote.sin_port = htons(80);
+    inet_pton(AF_INET, Topology::Vip(0, IpFamily::kV4).ToString().c_str(),
+              &remote.sin_addr);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&remote), sizeof(remote)) !=
+        0) {
+      return absl::ErrnoToStatus(
+          errno, absl::StrCat("connect from port ", source_port));
+    }
+    const std::string request = absl::StrCat("GET ", path, " HTTP/1.0\r\n\r\n");
+    if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(request.size())) {
+      return absl::ErrnoToStatus(errno, "send");
+    }
+    std::string response;
+    char buffer[4096];
+    for (;;) {
+      ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
+      if (n < 0) return absl::ErrnoToStatus(errno, "recv");
+      if (n == 0) break;
+      response.append(buffer, static_cast<size_t>(n));
+    }
+    size_t end = response.find("\r\n\r\n");
+    if (!absl::StartsWith(response, "HTTP/1.1 200") ||
+        end == std::string::npos) {
+      return absl::InternalError(absl::StrCat("bad response: ", response));
+    }
+    body = response.substr(end + 4);
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return body;
+}
+
+// GetFromPort: GetFromPortOnce, waiting (up to 3 s) while the tuple's
+// previous socket is still closing in the client (EADDRNOTAVAIL).
+absl::StatusOr<std::string> GetFromPort(const Topology& topo, int source_port,
+                                        const std::string& path) {
+  absl::Time deadline = absl::Now() + absl::Seconds(3);
+  for (;;) {
+    absl::StatusOr<std::string> r = GetFromPortOnce(topo, source_port, path);
+    if (r.ok() ||
+        !absl::StrContains(r.status().message(),
+                           "Cannot assign requested address") ||
+        absl::Now() > deadline) {
+      return r;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+}
+
 class HealthTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -413,6 +559,7 @@ TEST_F(HealthTest, StoppedServerLeavesAndReturns) {
   ASSERT_OK_AND_ASSIGN(absl::Duration all_up,
                        lab->WaitForAll({"up", "up", "up"}, kDetectBound));
   std::printf("all real servers UP %s after lbnode ran\n", Ms(all_up).c_str());
+  ASSERT_THAT(lab->WaitForWeights({1, 1, 1}, kDetectBound).status(), IsOk());
 
   std::string error;
   std::map<std::string, int> by_server = lab->Requests(60, &error);
@@ -426,25 +573,32 @@ TEST_F(HealthTest, StoppedServerLeavesAndReturns) {
   absl::SleepFor(absl::Milliseconds(300));
   const absl::Time stopped = absl::Now();
   ASSERT_THAT(lab->nginx(kVictim).Stop(), IsOk());
-  ASSERT_OK_AND_ASSIGN(absl::Duration to_down,
-                       lab->WaitForState(kVictim, "down", kDetectBound));
+  // Detected: /admin/health (the monitor) says DOWN. Out of rotation:
+  // /admin/services (what the dataplane runs) has its weight at 0
+  // (inhibit); the install in between is the margin the issue allows.
+  ASSERT_THAT(lab->WaitForState(kVictim, "down", kDetectBound).status(),
+              IsOk());
   const absl::Time detected = absl::Now();
-  to_down = detected - stopped;
+  ASSERT_THAT(lab->WaitForWeights({1, 0, 1}, kDetectBound).status(), IsOk());
+  const absl::Time installed = absl::Now();
   absl::SleepFor(absl::Milliseconds(700));
   std::vector<LoadRecord> records = load->Stop();
   load.reset();
 
   int failed_before = 0;
+  int failed_installing = 0;
   int failed_after = 0;
   int after = 0;
   absl::Time last_failure = stopped;
   std::string after_error;
   for (const LoadRecord& r : records) {
+    if (!r.ok) last_failure = std::max(last_failure, r.start);
     if (r.start < detected) {
-      if (!r.ok) {
-        ++failed_before;
-        last_failure = std::max(last_failure, r.start);
-      }
+      if (!r.ok) ++failed_before;
+      continue;
+    }
+    if (r.start < installed) {
+      if (!r.ok) ++failed_installing;
       continue;
     }
     ++after;
@@ -452,18 +606,20 @@ TEST_F(HealthTest, StoppedServerLeavesAndReturns) {
       ++failed_after;
       if (after_error.empty()) after_error = r.error;
     }
-    EXPECT_NE(r.server, "rs2") << "a request after detection reached rs2";
+    EXPECT_NE(r.server, "rs2") << "a request after the install reached rs2";
   }
   std::printf(
       "rs2 stopped -> DOWN in /admin/health after %s (fall %d x interval %s "
-      "+ timeout %s = %s); last failed request started %s after the stop "
-      "(%d failed before detection); %d requests after detection\n",
-      Ms(to_down).c_str(), kFall, Ms(kInterval).c_str(), Ms(kTimeout).c_str(),
-      Ms(kFall * kInterval + kTimeout).c_str(),
-      Ms(last_failure - stopped).c_str(), failed_before, after);
+      "+ timeout %s = %s), weight 0 in /admin/services %s later; last failed "
+      "request started %s after the stop (%d failed before detection, %d "
+      "between detection and install); %d requests after the install\n",
+      Ms(detected - stopped).c_str(), kFall, Ms(kInterval).c_str(),
+      Ms(kTimeout).c_str(), Ms(kFall * kInterval + kTimeout).c_str(),
+      Ms(installed - detected).c_str(), Ms(last_failure - stopped).c_str(),
+      failed_before, failed_installing, after);
   EXPECT_GT(after, 0);
-  EXPECT_EQ(failed_after, 0) << "requests started after rs2 showed DOWN "
-                                "failed; first: "
+  EXPECT_EQ(failed_after, 0) << "requests started after rs2 left the "
+                                "dataplane's table failed; first: "
                              << after_error << "\n"
                              << lab->Log();
 
@@ -476,9 +632,26 @@ TEST_F(HealthTest, StoppedServerLeavesAndReturns) {
   std::printf("rs2 last_error: \"%s\", last_change %s\n",
               victim->last_error.c_str(), victim->last_change.c_str());
 
+  // Workers publish counters every 100 ms.
+  absl::SleepFor(absl::Milliseconds(300));
+  const std::string rs2_label = absl::StrCat(RealServer(kVictim), ":");
+  ASSERT_OK_AND_ASSIGN(std::string metrics_before, lab->AdminPage("/metrics"));
   error.clear();
   by_server = lab->Requests(90, &error);
-  EXPECT_EQ(by_server[""], 0) << error;
+  absl::SleepFor(absl::Milliseconds(300));
+  ASSERT_OK_AND_ASSIGN(std::string metrics_after, lab->AdminPage("/metrics"));
+  const double rs2_new_flows =
+      MetricSum(metrics_after, "anylb_backend_new_flows_total", rs2_label) -
+      MetricSum(metrics_before, "anylb_backend_new_flows_total", rs2_label);
+  std::printf("90 requests after the install: %s; new flows to rs2: %.0f\n",
+              Describe(by_server).c_str(), rs2_new_flows);
+  EXPECT_EQ(rs2_new_flows, 0) << "the scheduler picked rs2 at weight 0";
+  EXPECT_EQ(by_server[""], 0)
+      << error << "\nnew flows to rs2: " << rs2_new_flows
+      << " (0: the SYN found an existing flow to rs2: the client reused a "
+         "source port; see ReusedTupleOfDownServerIsRescheduled)\n"
+      << metrics_after << "\n"
+      << lab->Log();
   EXPECT_EQ(by_server["rs2"], 0);
   EXPECT_GT(by_server["rs1"], 0) << Describe(by_server);
   EXPECT_GT(by_server["rs3"], 0) << Describe(by_server);
@@ -495,6 +668,7 @@ TEST_F(HealthTest, StoppedServerLeavesAndReturns) {
       Ms(nginx_start).c_str(), Ms(absl::Now() - restarted).c_str(), kRise,
       Ms(kInterval).c_str(), Ms(kRise * kInterval).c_str());
   (void)to_up;
+  ASSERT_THAT(lab->WaitForWeights({1, 1, 1}, kDetectBound).status(), IsOk());
   error.clear();
   by_server = lab->Requests(90, &error);
   EXPECT_EQ(by_server[""], 0) << error;
@@ -505,6 +679,51 @@ TEST_F(HealthTest, StoppedServerLeavesAndReturns) {
   EXPECT_TRUE(victim->last_error.empty())
       << "an UP real server whose last probe passed has no last_error: "
       << victim->last_error;
+}
+
+// A new connection that reuses the 5-tuple of an earlier, closed connection
+// to a real server now DOWN must not be sent there (IPVS reschedules a SYN
+// that hits a closed connection: conn_reuse_mode). Clients reuse source
+// ports all the time; StoppedServerLeavesAndReturns's load hits this at
+// random, this case on purpose.
+TEST_F(HealthTest, ReusedTupleOfDownServerIsRescheduled) {
+  constexpr int kServers = 3;
+  constexpr int kVictim = 1;  // rs2
+  ASSERT_OK_AND_ASSIGN(auto lab, HealthLab::Create(kServers));
+  SCOPED_TRACE(lab->topo().Describe());
+  ASSERT_THAT(lab->StartLbnode(ConfigYaml(kServers, "      tcp: {}\n")),
+              IsOk());
+  ASSERT_THAT(lab->WaitForAll({"up", "up", "up"}, kDetectBound).status(),
+              IsOk());
+  ASSERT_THAT(lab->WaitForWeights({1, 1, 1}, kDetectBound).status(), IsOk());
+  // A source port whose connection mh sends to rs2.
+  int port = 0;
+  for (int p = 40001; p < 40100 && port == 0; ++p) {
+    ASSERT_OK_AND_ASSIGN(std::string who, GetFromPort(lab->topo(), p, "/id"));
+    if (who == "rs2") port = p;
+  }
+  ASSERT_NE(port, 0) << "no source port in 40001..40099 maps to rs2";
+  // The same tuple again: same real server (the flow, or the same hash).
+  ASSERT_OK_AND_ASSIGN(std::string again,
+                       GetFromPort(lab->topo(), port, "/id"));
+  ASSERT_EQ(again, "rs2");
+
+  ASSERT_THAT(lab->nginx(kVictim).Stop(), IsOk());
+  ASSERT_THAT(lab->WaitForState(kVictim, "down", kDetectBound).status(),
+              IsOk());
+  ASSERT_THAT(lab->WaitForWeights({1, 0, 1}, kDetectBound).status(), IsOk());
+  // A fresh tuple is fine; the remembered one must be rescheduled too.
+  absl::StatusOr<std::string> fresh = GetFromPort(lab->topo(), 40200, "/id");
+  EXPECT_THAT(fresh.status(), IsOk());
+  absl::StatusOr<std::string> reused = GetFromPort(lab->topo(), port, "/id");
+  EXPECT_THAT(reused.status(), IsOk())
+      << "a new connection from port " << port
+      << " (whose earlier, closed connection went to rs2) was sent to rs2, "
+         "which is DOWN at weight 0: the flow table kept the closed flow's "
+         "backend for a new SYN";
+  if (reused.ok()) {
+    EXPECT_NE(*reused, "rs2");
+  }
 }
 
 TEST_F(HealthTest, HttpCheckFailsOnStatus500) {
@@ -526,6 +745,8 @@ TEST_F(HealthTest, HttpCheckFailsOnStatus500) {
                        lab->WaitForAll({"up", "down", "up"}, kDetectBound));
   std::printf("rs1, rs3 UP and rs2 (/health: 500) DOWN %s after lbnode ran\n",
               Ms(settled).c_str());
+  // Removed from what the dataplane runs.
+  ASSERT_THAT(lab->WaitForWeights({1, 0, 1}, kDetectBound).status(), IsOk());
   ASSERT_OK_AND_ASSIGN(std::vector<HealthEntry> health, lab->Health());
   auto bad = FindHealth(health, kService, RealServer(kBad));
   ASSERT_TRUE(bad.has_value());
@@ -686,6 +907,7 @@ TEST_F(HealthTest, AllDownWithdrawsVipFromRouterFib) {
       "rs1 restarted -> UP after %s, VIP back in the router's FIB after %s\n",
       Ms(to_up).c_str(), Ms(absl::Now() - restarted).c_str());
   // And it serves.
+  ASSERT_THAT(lab->WaitForWeights({1, 0}, kDetectBound).status(), IsOk());
   std::string error;
   std::map<std::string, int> by_server = lab->Requests(20, &error);
   EXPECT_EQ(by_server[""], 0) << error;
@@ -733,6 +955,7 @@ TEST_F(HealthTest, ExecDynamicWeightSteersNewConnections) {
   };
 
   ASSERT_THAT(wait_weights(1, 1).status(), IsOk()) << lab->Log();
+  ASSERT_THAT(lab->WaitForWeights({1, 1}, kDetectBound).status(), IsOk());
   std::string error;
   std::map<std::string, int> by_server = lab->Requests(kRequests, &error);
   EXPECT_EQ(by_server[""], 0) << error << "\n" << lab->Log();
@@ -744,6 +967,7 @@ TEST_F(HealthTest, ExecDynamicWeightSteersNewConnections) {
   const absl::Time changed = absl::Now();
   ASSERT_THAT(set_weights(1, 3), IsOk());
   ASSERT_THAT(wait_weights(1, 3).status(), IsOk()) << lab->Log();
+  ASSERT_THAT(lab->WaitForWeights({1, 3}, kDetectBound).status(), IsOk());
   std::printf("weight file 1:1 -> 1:3: /admin/health shows it after %s\n",
               Ms(absl::Now() - changed).c_str());
   ASSERT_OK_AND_ASSIGN(std::vector<ServiceEntry> services, lab->Services());
