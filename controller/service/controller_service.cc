@@ -165,9 +165,12 @@ absl::Status ControllerService::EvaluateHealth() {
   const std::map<BackendKey, FleetVerdict> verdicts = Verdicts(now);
   std::map<std::string, lb::v1::BackendHealth> next;
   // On the published state first: a steady fleet neither copies the state
-  // nor commits.
-  if (ReconcileBackendHealth(*store_->Current(), verdicts, now, keep_unreported,
-                             &next)
+  // nor commits (and a fleet without health checks skips even that).
+  std::shared_ptr<const StoreState> current = store_->Current();
+  if (verdicts.empty() && current->backend_health.empty()) {
+    return absl::OkStatus();
+  }
+  if (ReconcileBackendHealth(*current, verdicts, now, keep_unreported, &next)
           .empty()) {
     return absl::OkStatus();
   }
