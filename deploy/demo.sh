@@ -113,7 +113,7 @@ if [[ -z $BIN ]]; then
   mkdir -p "$LAB_DIR"
   # Bazel's own progress, a line every 15 s (the first build takes minutes).
   if ! bazel build -c opt --curses=no --show_progress_rate_limit=15 \
-    "${targets[@]}" 2>&1 | grep -v '^Loading:' | indent; then
+    "${targets[@]}" 2>&1 | grep --line-buffered -v '^Loading:' | indent; then
     echo "demo: the build failed (above)" >&2
     exit 1
   fi
