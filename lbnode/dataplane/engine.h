@@ -69,6 +69,10 @@
 // carries its own checksums) and computed over IPv6 (RFC 8200 §8.1; the
 // RFC 6935 zero-checksum exception needs the receiver to opt in per port,
 // which our decap program cannot promise). The inner packet is untouched.
+// The outer headers are built once per backend with each snapshot's
+// runtimes (a template with the constant part of the checksums summed); a
+// packet copies them and patches lengths, TOS / traffic class, flow label,
+// GUE source port and the checksums (the DR MACs likewise).
 //
 // NAT (IPVS masquerading): client → VIP:vport becomes client →
 // backend:bport (bport = the backend's port, or vport when that is 0). The
