@@ -53,46 +53,62 @@ std::optional<uint16_t> PortOf(uint32_t port) {
   return static_cast<uint16_t>(port);
 }
 
-// RefMatches: `ref_port` (0: the service's port) names the backend at
-// `endpoint_port` of a service on `service_port`.
-bool PortMatches(uint32_t ref_port, uint16_t endpoint_port,
-                 uint16_t service_port) {
-  return ref_port == endpoint_port ||
-         (ref_port == 0 && endpoint_port == service_port);
-}
-
-// FleetState: `config`'s backend_health verdict for the backend at
-// `endpoint` (effective port) of `service`.
-lb::v1::HealthState FleetState(const lb::v1::ConfigSnapshot& config,
-                               const std::string& service,
-                               const Endpoint& endpoint,
-                               uint16_t service_port) {
-  for (const lb::v1::BackendHealth& h : config.backend_health()) {
-    if (h.backend().service_name() != service) continue;
-    if (!PortMatches(h.backend().port(), endpoint.port(), service_port)) {
-      continue;
-    }
-    absl::StatusOr<IpAddress> address = IpAddress::Parse(h.backend().address());
-    if (address.ok() && *address == endpoint.address()) return h.state();
-  }
-  return lb::v1::HEALTH_STATE_UNSPECIFIED;
-}
-
-// LocalStatus: this node's status of the backend at `endpoint` (effective
-// port) of `service`, if it is checked.
-const health::BackendHealthStatus* LocalStatus(
-    const std::vector<health::BackendHealthStatus>& statuses,
-    const std::string& service, const Endpoint& endpoint,
-    uint16_t service_port) {
-  for (const health::BackendHealthStatus& s : statuses) {
-    if (s.key.service == service &&
-        s.key.backend.address() == endpoint.address() &&
-        PortMatches(s.key.backend.port(), endpoint.port(), service_port)) {
-      return &s;
+// FleetIndex: `config`'s backend_health verdicts by backend, for lookups
+// by effective port.
+class FleetIndex {
+ public:
+  explicit FleetIndex(const lb::v1::ConfigSnapshot& config) {
+    for (const lb::v1::BackendHealth& h : config.backend_health()) {
+      absl::StatusOr<IpAddress> address =
+          IpAddress::Parse(h.backend().address());
+      std::optional<uint16_t> port = PortOf(h.backend().port());
+      if (!address.ok() || !port) continue;
+      states_[{h.backend().service_name(), Endpoint(*address, *port)}] =
+          h.state();
     }
   }
-  return nullptr;
-}
+
+  // State: the verdict for the backend at `endpoint` (effective port) of
+  // `service`, named by that port or, at the service's port, by port 0.
+  lb::v1::HealthState State(const std::string& service,
+                            const Endpoint& endpoint,
+                            uint16_t service_port) const {
+    if (states_.empty()) return lb::v1::HEALTH_STATE_UNSPECIFIED;
+    auto it = states_.find({service, endpoint});
+    if (it == states_.end() && endpoint.port() == service_port) {
+      it = states_.find({service, Endpoint(endpoint.address(), 0)});
+    }
+    return it == states_.end() ? lb::v1::HEALTH_STATE_UNSPECIFIED : it->second;
+  }
+
+ private:
+  std::map<agent::BackendId, lb::v1::HealthState> states_;
+};
+
+// LocalIndex: this node's statuses by backend (port as configured).
+class LocalIndex {
+ public:
+  explicit LocalIndex(const std::vector<health::BackendHealthStatus>& all) {
+    for (const health::BackendHealthStatus& s : all) {
+      statuses_[{s.key.service, s.key.backend}] = &s;
+    }
+  }
+
+  // Status of the backend at `endpoint` (effective port) of `service`, if
+  // it is checked.
+  const health::BackendHealthStatus* Status(const std::string& service,
+                                            const Endpoint& endpoint,
+                                            uint16_t service_port) const {
+    auto it = statuses_.find({service, endpoint});
+    if (it == statuses_.end() && endpoint.port() == service_port) {
+      it = statuses_.find({service, Endpoint(endpoint.address(), 0)});
+    }
+    return it == statuses_.end() ? nullptr : it->second;
+  }
+
+ private:
+  std::map<agent::BackendId, const health::BackendHealthStatus*> statuses_;
+};
 
 }  // namespace
 
@@ -259,6 +275,8 @@ std::string TableDigest(const dataplane::ServiceConfig& service) {
 std::string ServicesJson(
     const agent::EngineConfig& engine, const lb::v1::ConfigSnapshot& effective,
     const std::vector<health::BackendHealthStatus>& statuses) {
+  const FleetIndex fleet(effective);
+  const LocalIndex local_index(statuses);
   std::string out = "[";
   const auto& services = engine.snapshot->services();
   for (size_t i = 0; i < services.size(); ++i) {
@@ -275,14 +293,14 @@ std::string ServicesJson(
       const bool is_sorry =
           sorry_active && names.sorry_backend == b.endpoint.ToString();
       const health::BackendHealthStatus* local =
-          LocalStatus(statuses, names.name, b.endpoint, s.port);
+          local_index.Status(names.name, b.endpoint, s.port);
       absl::StrAppend(
           &backends, j == 0 ? "" : ",",
           "{\"address\":", JsonString(b.endpoint.address().ToString()),
           ",\"port\":", b.endpoint.port(), ",\"weight\":", b.weight,
           ",\"available\":", Bool(b.available), ",\"fleet_state\":",
-          JsonString(FleetStateName(
-              FleetState(effective, names.name, b.endpoint, s.port))),
+          JsonString(
+              FleetStateName(fleet.State(names.name, b.endpoint, s.port))),
           ",\"local_state\":",
           JsonString(local == nullptr ? "unchecked"
                                       : HealthStateName(local->state)),
@@ -304,14 +322,14 @@ std::string ServicesJson(
           continue;
         }
         const health::BackendHealthStatus* local =
-            LocalStatus(statuses, names.name, endpoint, s.port);
+            local_index.Status(names.name, endpoint, s.port);
         absl::StrAppend(
             &backends, backends.empty() ? "" : ",",
             "{\"address\":", JsonString(endpoint.address().ToString()),
             ",\"port\":", endpoint.port(),
             ",\"weight\":0,\"available\":false,\"fleet_state\":",
-            JsonString(FleetStateName(
-                FleetState(effective, names.name, endpoint, s.port))),
+            JsonString(
+                FleetStateName(fleet.State(names.name, endpoint, s.port))),
             ",\"local_state\":",
             JsonString(local == nullptr ? "unchecked"
                                         : HealthStateName(local->state)),
@@ -348,6 +366,7 @@ std::set<HealthQuorum::Key> UnhealthyOf(
     const lb::v1::ConfigSnapshot& configured,
     const lb::v1::ConfigSnapshot& effective,
     const std::set<agent::BackendId>& local_down) {
+  const FleetIndex fleet(effective);
   std::set<HealthQuorum::Key> out;
   for (const lb::v1::Service& s : configured.services()) {
     const std::string name = agent::ServiceNameOf(s);
@@ -358,9 +377,8 @@ std::set<HealthQuorum::Key> UnhealthyOf(
       std::optional<uint16_t> port = PortOf(b.port());
       if (!address.ok() || !port) continue;
       const Endpoint endpoint(*address, *port != 0 ? *port : *service_port);
-      const bool fleet_down =
-          FleetState(effective, name, endpoint, *service_port) ==
-          lb::v1::HEALTH_STATE_DOWN;
+      const bool fleet_down = fleet.State(name, endpoint, *service_port) ==
+                              lb::v1::HEALTH_STATE_DOWN;
       const bool local =
           local_down.contains({name, Endpoint(*address, *port)}) ||
           local_down.contains({name, endpoint}) ||
