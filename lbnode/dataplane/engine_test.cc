@@ -1312,6 +1312,80 @@ TEST_P(EngineFamilyTest, TunWithoutHeadroomMovesTheFrameIntoTailroom) {
   EXPECT_THAT(h.out, FrameEq(ref.out));
 }
 
+// The outer headers and DR MACs are precomputed per snapshot: a new
+// snapshot's node settings (MAC, tunnel source, outer TTL), GUE port and
+// backend MAC reach the next packet of an existing flow.
+TEST_P(EngineFamilyTest, TunHeadersFollowASnapshotChange) {
+  std::vector<ServiceConfig> services = {
+      Service(fam(), 80, 6, ForwardingMode::kTun, TunnelType::kGue)};
+  Harness h(services);
+  PacketBuilder syn = FromRouter();
+  ClientIp(syn, fam()).Tcp(40000, 80).Flags(kSyn).Payload("x");
+  ASSERT_EQ(h.Run(syn.Build()).action, Action::kTransmit);
+  NodeConfig node = Node();
+  constexpr char kNewNodeMac[] = "02:00:00:00:00:ef";
+  node.mac = ParseMac(kNewNodeMac);
+  const std::string source = fam().v6 ? "2001:db8:ff::fd" : "192.0.2.253";
+  if (fam().v6) {
+    node.tunnel_source_v6 = Ip(source);
+  } else {
+    node.tunnel_source_v4 = Ip(source);
+  }
+  node.outer_ttl = 9;
+  services[0].gue_port = 7000;
+  auto snap = EngineSnapshot::Create(node, services);
+  ASSERT_THAT(snap, IsOk());
+  ASSERT_THAT(h.engine->UpdateSnapshot(*snap), IsOk());
+  PacketBuilder ack = FromRouter();
+  ClientIp(ack, fam()).Tcp(40000, 80).Flags(kAck).Payload("y");
+  ASSERT_EQ(h.Run(ack.Build()).action, Action::kTransmit);
+  const uint32_t hash = h.FlowHash(fam(), 40000, 80, 6);
+  PacketBuilder b;
+  b.Eth(kNewNodeMac, kNextHopMac);
+  if (fam().v6) {
+    b.Ipv6(source, fam().backends[0])
+        .TrafficClass(0x28)
+        .FlowLabel(hash & 0xfffff)
+        .HopLimit(9);
+  } else {
+    b.Ipv4(source, fam().backends[0]).Tos(0x28).DontFragment().Ttl(9);
+  }
+  b.Udp(static_cast<uint16_t>(49152 + hash % 16384), 7000);
+  if (!fam().v6) b.UdpChecksumZero();
+  b.Gue();
+  ClientIp(b, fam()).Tcp(40000, 80).Flags(kAck).Payload("y");
+  EXPECT_THAT(h.out, FrameEq(b.Build()));
+  EXPECT_THAT(VerifyChecksums(h.out), IsOk());
+}
+
+TEST_P(EngineFamilyTest, DrMacsFollowASnapshotChange) {
+  std::vector<ServiceConfig> services = {
+      Service(fam(), 80, 6, ForwardingMode::kDr, TunnelType::kIpip)};
+  Harness h(services);
+  PacketBuilder syn = FromRouter();
+  ClientIp(syn, fam()).Tcp(40000, 80).Flags(kSyn);
+  ASSERT_EQ(h.Run(syn.Build()).action, Action::kTransmit);
+  // A new backend MAC, then none (the resolver's), each with a new node MAC.
+  for (const char* backend_mac : {"02:00:00:00:00:77", "00:00:00:00:00:00"}) {
+    SCOPED_TRACE(backend_mac);
+    NodeConfig node = Node();
+    constexpr char kNewNodeMac[] = "02:00:00:00:00:ef";
+    node.mac = ParseMac(kNewNodeMac);
+    services[0].backends[0].mac = ParseMac(backend_mac);
+    auto snap = EngineSnapshot::Create(node, services);
+    ASSERT_THAT(snap, IsOk());
+    ASSERT_THAT(h.engine->UpdateSnapshot(*snap), IsOk());
+    PacketBuilder ack = FromRouter();
+    ClientIp(ack, fam()).Tcp(40000, 80).Flags(kAck);
+    ASSERT_EQ(h.Run(ack.Build()).action, Action::kTransmit);
+    const bool resolved = std::string(backend_mac) == "00:00:00:00:00:00";
+    PacketBuilder b;
+    b.Eth(kNewNodeMac, resolved ? kNextHopMac : backend_mac);
+    ClientIp(b, fam()).Tcp(40000, 80).Flags(kAck);
+    EXPECT_THAT(h.out, FrameEq(b.Build()));
+  }
+}
+
 TEST_P(EngineFamilyTest, FrameOutsideTheBufferDrops) {
   Harness h({Service(fam(), 80, 6, ForwardingMode::kDr, TunnelType::kIpip)});
   std::vector<uint8_t> buffer(64);
