@@ -14,7 +14,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <spawn.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
@@ -24,6 +23,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <csignal>
 #include <cstring>
 #include <deque>
 #include <optional>
@@ -136,24 +136,29 @@ struct ExecProber::State {
   // Reaper thread only.
   std::vector<Running> running;
 
-  void Wake() {
+  void Wake() const {
     uint64_t one = 1;
     ssize_t n = write(wake_fd, &one, sizeof(one));
     (void)n;  // EAGAIN: the counter is already non-zero, a wake is pending.
   }
 
   void Enqueue(Job job) {
+    std::optional<Job> too_late;
     {
       absl::MutexLock lock(&mu);
-      if (!stopping) {
+      if (stopping) {
+        // The prober is being destroyed (a `done` that runs another
+        // command): nobody will run it.
+        too_late = std::move(job);
+      } else {
         queue.push_back(std::move(job));
-        job.done = nullptr;
       }
     }
-    // Only reached with a live job when the prober is being destroyed (a
-    // `done` that runs another command): nobody will run it.
-    if (job.done != nullptr) Complete(job, FailedResult(job, kStopped));
-    Wake();
+    if (too_late.has_value()) {
+      Complete(*too_late, FailedResult(*too_late, kStopped));
+    } else {
+      Wake();
+    }
   }
 
   void Loop();
@@ -161,7 +166,6 @@ struct ExecProber::State {
   // jobs whose deadline passed. Returns false when stopping.
   bool StartJobs();
   void Spawn(Job job);
-  void Finish(Running& r);
   void Stop();
   absl::Time NextDeadline();
 };
@@ -227,13 +231,16 @@ void ExecProber::State::Spawn(Job job) {
   fcntl(read_fd, F_SETFL, fcntl(read_fd, F_GETFL) | O_NONBLOCK);
 
   std::vector<char*> argv;
+  argv.reserve(job.request.argv.size() + 1);
   for (std::string& arg : job.request.argv) argv.push_back(arg.data());
   argv.push_back(nullptr);
   std::vector<std::string> env_strings = {kPath};
+  env_strings.reserve(job.request.env.size() + 1);
   for (const auto& [name, value] : job.request.env) {
     env_strings.push_back(absl::StrCat(name, "=", value));
   }
   std::vector<char*> envp;
+  envp.reserve(env_strings.size() + 1);
   for (std::string& entry : env_strings) envp.push_back(entry.data());
   envp.push_back(nullptr);
 
@@ -290,8 +297,10 @@ void ExecProber::State::Spawn(Job job) {
   running.push_back(std::move(r));
 }
 
+namespace {
+
 // Finish reaps `r`'s process (its pidfd is readable) and completes it.
-void ExecProber::State::Finish(Running& r) {
+void Finish(Running& r) {
   ReadOutput(r);
   if (r.out_fd >= 0) {
     // The command's own children may still hold the pipe: what they write
@@ -326,6 +335,8 @@ void ExecProber::State::Finish(Running& r) {
   }
   Complete(r.job, std::move(result));
 }
+
+}  // namespace
 
 void ExecProber::State::Stop() {
   for (Running& r : running) {

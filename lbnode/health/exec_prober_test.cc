@@ -3,11 +3,11 @@
 
 #include "lbnode/health/exec_prober.h"
 
-#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -51,10 +51,11 @@ std::string ReadFile(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-ProbeRequest ExecRequest(std::vector<std::string> argv,
+ProbeRequest ExecRequest(const std::vector<std::string>& argv,
                          bool dynamic_weight = false) {
   ProbeRequest request;
-  for (std::string& arg : argv) request.check.mutable_exec()->add_argv(arg);
+  for (const std::string& arg : argv)
+    request.check.mutable_exec()->add_argv(arg);
   request.check.mutable_exec()->set_dynamic_weight(dynamic_weight);
   request.timeout = absl::Seconds(20);
   request.service = "web";
@@ -70,7 +71,7 @@ ProbeRequest Script(const std::string& script, bool dynamic_weight = false) {
 ProbeResult Probe(ExecProber& prober, const ProbeRequest& request) {
   absl::Notification done;
   ProbeResult result;
-  prober.Start(request, [&](ProbeResult r) {
+  prober.Start(request, [&](const ProbeResult& r) {
     result = std::move(r);
     done.Notify();
   });
@@ -248,7 +249,7 @@ TEST(ExecProber, AtMostMaxProcessesRunAtOnce) {
   int finished = 0;
   int passed = 0;
   for (int i = 0; i < kCommands; ++i) {
-    prober->Start(Script(script), [&](ProbeResult r) {
+    prober->Start(Script(script), [&](const ProbeResult& r) {
       absl::MutexLock lock(&mu);
       ++finished;
       if (r.passed) ++passed;
@@ -358,7 +359,7 @@ TEST(ExecProber, DestructorKillsRunningAndCompletesEverything) {
                             "/pid.tmp ", dir, "/pid; exec /bin/sleep 1000"));
     request.timeout = absl::Seconds(600);
     for (int i = 0; i < 3; ++i) {
-      prober->Start(request, [&](ProbeResult r) {
+      prober->Start(request, [&](const ProbeResult& r) {
         absl::MutexLock lock(&mu);
         errors.push_back(r.passed ? "passed" : r.error);
       });
@@ -384,7 +385,7 @@ TEST(ExecProber, QueuedCommandPastItsDeadlineTimesOutWithoutRunning) {
   ProbeRequest queued = Script(absl::StrCat("touch ", dir, "/ran"));
   queued.timeout = absl::Milliseconds(500);
   absl::Notification slow_done;
-  prober->Start(slow, [&](ProbeResult) { slow_done.Notify(); });
+  prober->Start(slow, [&](const ProbeResult&) { slow_done.Notify(); });
   ProbeResult r = Probe(*prober, queued);
   EXPECT_FALSE(r.passed);
   EXPECT_THAT(r.error, StartsWith("timed out after 500ms waiting to start"));

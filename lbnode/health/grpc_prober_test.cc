@@ -54,7 +54,7 @@ struct TestCert {
 
 std::string BioText(BIO* bio) {
   char* data = nullptr;
-  long size = BIO_get_mem_data(bio, &data);
+  const auto size = BIO_get_mem_data(bio, &data);
   return std::string(data, static_cast<size_t>(size));
 }
 
@@ -64,7 +64,7 @@ TestCert MakeCert(const std::string& dns_name) {
   X509_set_version(x509, 2);
   ASN1_INTEGER_set(X509_get_serialNumber(x509), 1);
   X509_gmtime_adj(X509_getm_notBefore(x509), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(x509), 7 * 86400);
+  X509_gmtime_adj(X509_getm_notAfter(x509), 7L * 86400);
   X509_set_pubkey(x509, key);
   X509_NAME* name = X509_get_subject_name(x509);
   X509_NAME_add_entry_by_txt(
@@ -123,7 +123,8 @@ const auto* const kTlsRoots =
 // service, plaintext or with TLS (the test certificate).
 class HealthServer {
  public:
-  explicit HealthServer(bool tls = false, std::string address = "127.0.0.1")
+  explicit HealthServer(bool tls = false,
+                        const std::string& address = "127.0.0.1")
       : address_(*IpAddress::Parse(address)) {
     grpc::EnableDefaultHealthCheckService(true);
     grpc::ServerBuilder builder;
@@ -231,7 +232,7 @@ ProbeRequest GrpcRequest(const Endpoint& target, const std::string& service) {
 ProbeResult Probe(GrpcProber& prober, const ProbeRequest& request) {
   absl::Notification done;
   ProbeResult result;
-  prober.Start(request, [&](ProbeResult r) {
+  prober.Start(request, [&](const ProbeResult& r) {
     result = std::move(r);
     done.Notify();
   });
@@ -388,7 +389,7 @@ TEST(GrpcProber, DestructorCompletesPendingProbes) {
     ProbeRequest request = GrpcRequest(silent.endpoint(), "");
     request.timeout = absl::Seconds(600);
     for (int i = 0; i < 3; ++i) {
-      prober->Start(request, [&](ProbeResult r) {
+      prober->Start(request, [&](const ProbeResult& r) {
         absl::MutexLock lock(&mu);
         errors.push_back(r.passed ? "passed" : r.error);
       });
