@@ -532,7 +532,7 @@ void ControllerService::FillHealthViews(
       ref.set_port(b.port());
       const std::string key = BackendHealthName(ref);
       const FleetVerdict* verdict = nullptr;
-      for (uint32_t port : {b.port(), b.port() == 0 ? service.port() : 0u}) {
+      for (uint32_t port : ReportPorts(service, b)) {
         auto it = verdicts.find({name, b.address(), port});
         if (it != verdicts.end()) {
           verdict = &it->second;

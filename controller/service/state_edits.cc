@@ -512,16 +512,14 @@ std::string HealthName(lb::v1::HealthState state) {
   }
 }
 
-// Ports under which nodes may report real server `b` of `service`: its
-// configured port and the effective one (0 is the VIP's port).
+}  // namespace
+
 std::vector<uint32_t> ReportPorts(const lb::v1::Service& service,
                                   const lb::v1::Backend& b) {
   if (b.port() == 0) return {0, service.port()};
   if (b.port() == service.port()) return {b.port(), 0};
   return {b.port()};
 }
-
-}  // namespace
 
 std::string DescribeHealthChange(const HealthChange& change) {
   std::string text = absl::StrCat(

@@ -93,6 +93,12 @@ struct HealthChange {
   std::string reason;
 };
 
+// ReportPorts: the ports under which nodes may name real server `b` of
+// `service` in a BackendRef: its configured port and its effective one (0
+// is the VIP's port).
+std::vector<uint32_t> ReportPorts(const lb::v1::Service& service,
+                                  const lb::v1::Backend& b);
+
 // DescribeHealthChange: "backend 198.51.100.2:80 of \"web\" DOWN: 2 of 3
 // nodes see it down (lb1: ...)" for the log.
 std::string DescribeHealthChange(const HealthChange& change);
