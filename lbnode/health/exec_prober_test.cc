@@ -377,6 +377,50 @@ TEST(ExecProber, DestructorKillsRunningAndCompletesEverything) {
   EXPECT_FALSE(Alive(pid));
 }
 
+TEST(ExecProber, DoneMayRunAnotherCommand) {
+  // As the monitor does: a probe's result starts a notify command.
+  ASSERT_OK_AND_ASSIGN(auto prober, ExecProber::Create(1));
+  absl::Notification notified;
+  CommandResult notify_result;
+  prober->Start(ExecRequest({"/bin/false"}), [&](const ProbeResult& r) {
+    CommandRequest notify;
+    notify.argv = {"/bin/sh", "-c", "echo \"$LB_STATE\""};
+    notify.env = {{"LB_STATE", r.passed ? "up" : "down"}};
+    prober->RunCommand(notify, [&](CommandResult c) {
+      notify_result = std::move(c);
+      notified.Notify();
+    });
+  });
+  ASSERT_TRUE(notified.WaitForNotificationWithTimeout(kGuard));
+  EXPECT_EQ(notify_result.exit_status, 0) << notify_result.error;
+  EXPECT_EQ(notify_result.output, "down\n");
+}
+
+TEST(ExecProber, CommandStartedWhileStoppingIsCompletedAsStopped) {
+  absl::Mutex mu;
+  std::vector<std::string> errors;
+  {
+    ASSERT_OK_AND_ASSIGN(auto prober, ExecProber::Create(1));
+    ExecProber* raw = prober.get();
+    ProbeRequest request = Script("exec /bin/sleep 1000");
+    request.timeout = absl::Seconds(600);
+    prober->Start(request, [&, raw](const ProbeResult& r) {
+      {
+        absl::MutexLock lock(&mu);
+        errors.push_back(r.error);
+      }
+      CommandRequest notify;
+      notify.argv = {"/bin/true"};
+      raw->RunCommand(notify, [&](const CommandResult& c) {
+        absl::MutexLock lock(&mu);
+        errors.push_back(c.error);
+      });
+    });
+  }
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(errors, std::vector<std::string>(2, "checker stopped"));
+}
+
 TEST(ExecProber, QueuedCommandPastItsDeadlineTimesOutWithoutRunning) {
   ASSERT_OK_AND_ASSIGN(auto prober, ExecProber::Create(1));
   std::string dir = TempDir("exec_queue");
