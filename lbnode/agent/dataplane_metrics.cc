@@ -144,6 +144,11 @@ absl::StatusOr<std::vector<MetricFamily>> DataplaneFamilies(
              MetricType::kCounter, [](const WorkerMetricsInput& w) {
                return w.engine.flows_rescheduled;
              });
+  per_worker("anylb_flows_reused_total",
+             "New connections (SYN) on the tuple of a closed flow, or of an "
+             "opening flow whose backend takes no new flows, scheduled afresh.",
+             MetricType::kCounter,
+             [](const WorkerMetricsInput& w) { return w.engine.flows_reused; });
   per_worker("anylb_flows", "Entries in the worker's flow table.",
              MetricType::kGauge,
              [](const WorkerMetricsInput& w) { return w.flows; });

@@ -1053,7 +1053,12 @@ Verdict Engine::DropUnmatchedFragment(size_t headroom, size_t frame_len) {
     }
     // The hit path: an entry written under this snapshot is for this
     // service (the key names it), with a current backend index and kind.
-    if (EpochOf(fv) == epoch_ && fv.service < runtime_count_) [[likely]] {
+    // A new connection attempt (SYN without ACK) on a known tuple may have
+    // to start afresh: ProcessSlow decides (ConnectionReused).
+    const bool new_syn =
+        (p.tcp_flags & (kTcpFlagSyn | kTcpFlagAck)) == kTcpFlagSyn;
+    if (EpochOf(fv) == epoch_ && fv.service < runtime_count_ && !new_syn)
+        [[likely]] {
       const int service = static_cast<int>(fv.service);
       const bool nat = IsNatMode(runtimes_[service].mode);
       if (!nat || (!p.is_fragment && p.ttl > 1)) [[likely]] {
@@ -1168,6 +1173,14 @@ Verdict Engine::DropUnmatchedFragment(size_t headroom, size_t frame_len) {
       }
     }
   }
+  if (entry != nullptr &&
+      ConnectionReused(*entry, p, key.protocol, service, backend)) {
+    ++counters_.flows_reused;
+    flows_->Remove(entry);
+    DrainPending();
+    entry = nullptr;
+    backend = -1;
+  }
   if (entry != nullptr) {
     RefreshHit(entry, p, key.protocol, nat, segment, direction, service,
                backend, now);
@@ -1225,6 +1238,35 @@ Verdict Engine::DropUnmatchedFragment(size_t headroom, size_t frame_len) {
   }
   return CountAndForward(buffer, headroom, frame_len, p, key, *entry, service,
                          backend, hash, now);
+}
+
+bool Engine::ConnectionReused(const FlowEntry& entry, const ParsedPacket& p,
+                              uint8_t protocol, int service,
+                              int backend) const {
+  if (protocol != kIpProtoTcp || p.is_icmp_error || !p.has_l4_header() ||
+      (p.tcp_flags & (kTcpFlagSyn | kTcpFlagAck)) != kTcpFlagSyn) {
+    return false;
+  }
+  if (KindOf(entry.value()) == kNatReply) return false;
+  switch (entry.state()) {
+    case FlowState::kTcpEstablished:
+      // A SYN inside a live connection: the server answers with a challenge
+      // ACK (RFC 5961 §4), and a client that lost the connection resets it,
+      // which closes the flow here; its next SYN starts afresh.
+      return false;
+    case FlowState::kTcpSynRecv:
+    case FlowState::kTcpSynSent:
+      break;  // A retransmitted SYN: see below.
+    default:
+      return true;  // The old connection is over: FIN, RST, TIME_WAIT.
+  }
+  // Still opening, but its backend (`backend`, resolved in the current
+  // snapshot) takes no new flows (inhibited by a health check, quiesced,
+  // unreachable from here, over its threshold): the retransmitted SYN goes
+  // where a new connection would.
+  const auto& backends = runtimes_[service].backends;
+  return backend >= 0 && static_cast<size_t>(backend) < backends.size() &&
+         !backends[backend].CanTakeNewFlow();
 }
 
 FlowEntry* Engine::InsertNatFlow(const FlowKey& key, int service, int backend,

@@ -196,6 +196,15 @@
 // their backend as long as it is still in the service (even with weight 0);
 // a flow whose backend left the service is removed and rescheduled on its
 // next packet (IPVS's expire_nodest_conn = 1); its replies find no flow.
+//
+// Tuple reuse (IPVS's conn_reuse_mode): a TCP SYN without ACK that finds a
+// flow is a new connection on an old tuple when the flow is closing or
+// closed (FIN, RST, TIME_WAIT seen), or still opening toward a backend that
+// takes no new flows (weight 0, unavailable here, overloaded). The old flow
+// is removed and the SYN scheduled like any new connection, so a client
+// that reuses its source port never lands on an inhibited real server. A
+// SYN on an ESTABLISHED flow keeps it (the server's challenge ACK makes a
+// client that lost the connection reset it; the reset closes the flow).
 // Local addresses: see LocalPortAllocator (kept ones keep their leases).
 
 #ifndef ANYLB_LBNODE_DATAPLANE_ENGINE_H_
@@ -286,7 +295,12 @@ struct EngineCounters {
   uint64_t icmp_too_big_sent = 0;
   uint64_t icmp_too_big_suppressed = 0;
   uint64_t flows_rescheduled = 0;  // Backend left the service.
-  uint64_t persistence_hits = 0;   // New flow placed by persistence.
+  // A new connection (SYN without ACK) on the tuple of a flow that is
+  // closing or closed, or still opening toward a backend that takes no new
+  // flows (weight 0, unavailable, overloaded): the old flow ends and the
+  // connection is scheduled afresh (like IPVS's conn_reuse_mode).
+  uint64_t flows_reused = 0;
+  uint64_t persistence_hits = 0;  // New flow placed by persistence.
   // A NAT flow's reply key was another live flow's (see the file comment);
   // the same figure as drops_for(DropReason::kNatReplyConflict).
   uint64_t nat_reply_conflicts = 0;
@@ -453,6 +467,13 @@ class Engine {
   // ProcessSlow is ProcessFlow past the hit path (`entry`: the lookup's
   // result, not a reply entry): service lookup, snapshot changes,
   // scheduling, NAT drops.
+  // ConnectionReused: `p` is a SYN without ACK that starts a new connection
+  // on `entry`'s tuple (EngineCounters::flows_reused): the flow is closing
+  // or closed, or still opening toward `backend` (its index in the current
+  // snapshot), which takes no new flows.
+  bool ConnectionReused(const scheduler::FlowEntry& entry,
+                        const ParsedPacket& p, uint8_t protocol, int service,
+                        int backend) const;
   Verdict ProcessSlow(std::span<uint8_t> buffer, size_t headroom,
                       size_t frame_len, const ParsedPacket& p,
                       const scheduler::FlowKey& key, uint16_t port,

@@ -42,6 +42,7 @@ namespace {
 using ::anylb::dataplane_testing::FrameEq;
 using ::anylb::dataplane_testing::kAck;
 using ::anylb::dataplane_testing::kFin;
+using ::anylb::dataplane_testing::kRst;
 using ::anylb::dataplane_testing::kSyn;
 using ::anylb::dataplane_testing::PacketBuilder;
 using ::anylb::dataplane_testing::ParseMac;
@@ -1017,6 +1018,82 @@ TEST_P(EngineFamilyTest, UnavailableBackendIsSkippedOnlyForItsOwnFlows) {
     }
   }
   EXPECT_GT(moved, 0);  // 256 flows over 4 backends: some hash to it.
+}
+
+// Sets service 0's backend `b` to weight 0 (a health check's inhibit) in a
+// new snapshot.
+void Inhibit(Harness& h, std::vector<ServiceConfig>& services, int b) {
+  services[0].backends[b].weight = 0;
+  auto snap = EngineSnapshot::Create(Node(), services);
+  ASSERT_THAT(snap, IsOk());
+  ASSERT_THAT(h.engine->UpdateSnapshot(*snap), IsOk());
+}
+
+TEST_P(EngineFamilyTest, NewConnectionOnAClosedFlowsTupleIsScheduledAfresh) {
+  std::vector<ServiceConfig> services = {
+      Service(fam(), 80, 6, ForwardingMode::kDr, TunnelType::kIpip, 4)};
+  Harness h(services);
+  ASSERT_EQ(h.Run(From(0, 1000, kSyn)).action, Action::kTransmit);
+  const int first = BackendOf(h.out);
+  ASSERT_EQ(h.Run(From(0, 1000, kAck)).action, Action::kTransmit);
+  ASSERT_EQ(h.Run(From(0, 1000, kFin | kAck)).action, Action::kTransmit);
+  // The server went down (inhibit: weight 0, the flow stays in the table).
+  Inhibit(h, services, first);
+  // The client reuses its port for a new connection: it must not go to the
+  // inhibited server.
+  ASSERT_EQ(h.Run(From(0, 1000, kSyn)).action, Action::kTransmit);
+  EXPECT_NE(BackendOf(h.out), first);
+  EXPECT_EQ(h.engine->counters().flows_reused, 1u);
+  // The new connection keeps its new backend.
+  const int second = BackendOf(h.out);
+  ASSERT_EQ(h.Run(From(0, 1000, kAck)).action, Action::kTransmit);
+  EXPECT_EQ(BackendOf(h.out), second);
+  EXPECT_EQ(h.engine->counters().flows_reused, 1u);
+}
+
+TEST_P(EngineFamilyTest, ReusedTupleOfAHealthyBackendStaysWithMaglevsChoice) {
+  std::vector<ServiceConfig> services = {
+      Service(fam(), 80, 6, ForwardingMode::kDr, TunnelType::kIpip, 4)};
+  Harness h(services);
+  ASSERT_EQ(h.Run(From(1, 1000, kSyn)).action, Action::kTransmit);
+  const int first = BackendOf(h.out);
+  ASSERT_EQ(h.Run(From(1, 1000, kAck)).action, Action::kTransmit);
+  ASSERT_EQ(h.Run(From(1, 1000, kRst)).action, Action::kTransmit);
+  ASSERT_EQ(h.Run(From(1, 1000, kSyn)).action, Action::kTransmit);
+  EXPECT_EQ(BackendOf(h.out), first);  // Same table, same hash.
+  EXPECT_EQ(h.engine->counters().flows_reused, 1u);
+  uint64_t flows = 0;
+  for (const auto& b : h.engine->backends(0)) flows += b.active + b.inactive;
+  EXPECT_EQ(flows, 1u);  // The old flow's count went with it.
+}
+
+TEST_P(EngineFamilyTest, RetransmittedSynKeepsItsBackendUnlessItIsInhibited) {
+  std::vector<ServiceConfig> services = {
+      Service(fam(), 80, 6, ForwardingMode::kDr, TunnelType::kIpip, 4)};
+  Harness h(services);
+  ASSERT_EQ(h.Run(From(2, 1000, kSyn)).action, Action::kTransmit);
+  const int first = BackendOf(h.out);
+  ASSERT_EQ(h.Run(From(2, 1000, kSyn)).action, Action::kTransmit);
+  EXPECT_EQ(BackendOf(h.out), first);
+  EXPECT_EQ(h.engine->counters().flows_reused, 0u);
+  Inhibit(h, services, first);
+  ASSERT_EQ(h.Run(From(2, 1000, kSyn)).action, Action::kTransmit);
+  EXPECT_NE(BackendOf(h.out), first);
+  EXPECT_EQ(h.engine->counters().flows_reused, 1u);
+}
+
+TEST_P(EngineFamilyTest, SynInsideAnEstablishedFlowKeepsItsBackend) {
+  // Inhibit keeps established flows where they are, whatever they carry.
+  std::vector<ServiceConfig> services = {
+      Service(fam(), 80, 6, ForwardingMode::kDr, TunnelType::kIpip, 4)};
+  Harness h(services);
+  ASSERT_EQ(h.Run(From(3, 1000, kSyn)).action, Action::kTransmit);
+  const int first = BackendOf(h.out);
+  ASSERT_EQ(h.Run(From(3, 1000, kAck)).action, Action::kTransmit);
+  Inhibit(h, services, first);
+  ASSERT_EQ(h.Run(From(3, 1000, kSyn)).action, Action::kTransmit);
+  EXPECT_EQ(BackendOf(h.out), first);
+  EXPECT_EQ(h.engine->counters().flows_reused, 0u);
 }
 
 TEST_P(EngineFamilyTest, FlowWhoseBackendLeftIsRescheduled) {
