@@ -24,6 +24,14 @@ absl::StatusOr<AnnounceConfig> AnnounceConfigFromProto(
     out.drain_period = d;
   }
   out.drained = node.admin_state() == lb::v1::NODE_ADMIN_STATE_DRAINED;
+  for (int i = 0; i < node.local_addresses_size(); ++i) {
+    absl::StatusOr<IpPrefix> prefix = IpPrefix::Parse(node.local_addresses(i));
+    if (!prefix.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "node.local_addresses[", i, "]: ", prefix.status().message()));
+    }
+    out.local_addresses.push_back(*prefix);
+  }
   for (int i = 0; i < snapshot.services_size(); ++i) {
     const lb::v1::Service& s = snapshot.services(i);
     const std::string where = absl::StrCat("services[", i, "]");

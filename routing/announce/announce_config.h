@@ -5,6 +5,7 @@
 //   node.weight         → link bandwidth (0 means 1; capped at 25600 Mbit/s)
 //   node.drain_period   → drain period (unset: 30 s)
 //   node.admin_state    → drained (NODE_ADMIN_STATE_DRAINED)
+//   node.local_addresses → local_addresses (prefixes as configured)
 //   services[].quorum, backends (weight, unset = 1; state ENABLED or
 //   unspecified counts), bgp_communities (AA:NN or well-known names)
 //

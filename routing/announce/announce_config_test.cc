@@ -24,6 +24,8 @@ TEST(AnnounceConfig, NodeAndServicesBecomeThePlainConfig) {
           weight: 300
           admin_state: NODE_ADMIN_STATE_DRAINED
           drain_period { seconds: 5 }
+          local_addresses: "192.0.2.64/28"
+          local_addresses: "2001:db8:1::5"
         }
         services {
           name: "web"
@@ -41,6 +43,9 @@ TEST(AnnounceConfig, NodeAndServicesBecomeThePlainConfig) {
   EXPECT_EQ(c.weight, 300u);
   EXPECT_TRUE(c.drained);
   EXPECT_EQ(c.drain_period, absl::Seconds(5));
+  ASSERT_EQ(c.local_addresses.size(), 2u);
+  EXPECT_EQ(c.local_addresses[0].ToString(), "192.0.2.64/28");
+  EXPECT_EQ(c.local_addresses[1].ToString(), "2001:db8:1::5/128");
   ASSERT_EQ(c.services.size(), 2u);
   const AnnounceService& web = c.services[0];
   EXPECT_EQ(web.name, "web");
@@ -71,6 +76,14 @@ TEST(AnnounceConfig, BadCommunityNamesTheField) {
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("services[0].bgp_communities[0]: BGP "
                                  "community \"65000\" is not AA:NN")));
+}
+
+TEST(AnnounceConfig, BadLocalAddressNamesTheField) {
+  EXPECT_THAT(AnnounceConfigFromProto(Parse(R"pb(
+                node { local_addresses: "192.0.2.65/28" }
+              )pb")),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("node.local_addresses[0]: ")));
 }
 
 }  // namespace

@@ -220,6 +220,57 @@ void Announcer::Step() {
   }
   for (VipState& st : states) st.announced = installed_.contains(st.vip);
 
+  // FULLNAT local addresses: live and not drained past the drain period,
+  // whatever the quorum.
+  std::vector<LocalAddressState> locals;
+  std::map<std::string, IpPrefix> wanted_local;
+  for (const IpPrefix& prefix : config.local_addresses) {
+    LocalAddressState st;
+    st.prefix = prefix;
+    if (!live) {
+      st.reason = absl::StrCat("withdrawn: dataplane stalled (no progress for ",
+                               absl::FormatDuration(idle), ")");
+    } else if (drain_complete) {
+      st.reason = "withdrawn: node drained";
+    } else {
+      st.wanted = true;
+      st.reason = drained ? "draining: announced until the drain completes "
+                            "(replies of established FULLNAT flows)"
+                          : "announced (FULLNAT local addresses)";
+      wanted_local.emplace(prefix.ToString(), prefix);
+    }
+    locals.push_back(std::move(st));
+  }
+  for (auto it = installed_local_.begin(); it != installed_local_.end();) {
+    if (wanted_local.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    absl::Status status = routes_->RemovePrefix(it->second);
+    if (status.ok()) {
+      LB_LOG(kInfo) << "local addresses " << it->first << " withdrawn";
+      it = installed_local_.erase(it);
+    } else {
+      ++route_errors_;
+      LB_LOG(kError) << status;
+      ++it;
+    }
+  }
+  for (const auto& [key, prefix] : wanted_local) {
+    if (installed_local_.contains(key)) continue;
+    absl::Status status = routes_->AddPrefix(prefix);
+    if (status.ok()) {
+      LB_LOG(kInfo) << "local addresses " << key << " announced";
+      installed_local_.emplace(key, prefix);
+    } else {
+      ++route_errors_;
+      LB_LOG(kError) << status;
+    }
+  }
+  for (LocalAddressState& st : locals) {
+    st.announced = installed_local_.contains(st.prefix.ToString());
+  }
+
   AnnounceStatus s;
   s.drained = drained;
   s.admin_override = override_set;
@@ -236,6 +287,7 @@ void Announcer::Step() {
   s.route_errors = route_errors_;
   s.steps = steps_;
   s.vips = std::move(states);
+  s.local_addresses = std::move(locals);
   absl::MutexLock lock(&mu_);
   status_ = std::move(s);
 }
@@ -299,6 +351,15 @@ std::string Announcer::StatusJson() const {
         ",\"announced\":", Bool(v.announced), ",\"wanted\":", Bool(v.wanted),
         ",\"reason\":", JsonString(v.reason), "}");
   }
+  out += "],\"local_addresses\":[";
+  for (size_t i = 0; i < s.local_addresses.size(); ++i) {
+    const LocalAddressState& l = s.local_addresses[i];
+    absl::StrAppend(&out, i == 0 ? "" : ",",
+                    "{\"prefix\":", JsonString(l.prefix.ToString()),
+                    ",\"announced\":", Bool(l.announced),
+                    ",\"wanted\":", Bool(l.wanted),
+                    ",\"reason\":", JsonString(l.reason), "}");
+  }
   out += "]}\n";
   return out;
 }
@@ -315,6 +376,14 @@ absl::Status Announcer::Collect(std::vector<metrics::MetricFamily>* out) const {
     announced.Add({{"vip", v.vip.ToString()}}, v.announced ? 1 : 0);
   }
   out->push_back(std::move(announced));
+  MetricFamily local("anylb_local_address_announced",
+                     "1 while the FULLNAT local-address prefix's route is on "
+                     "the announce device (FRR announces it), else 0.",
+                     MetricType::kGauge);
+  for (const LocalAddressState& l : s.local_addresses) {
+    local.Add({{"prefix", l.prefix.ToString()}}, l.announced ? 1 : 0);
+  }
+  out->push_back(std::move(local));
   MetricFamily admin("anylb_node_admin_state",
                      "The node's admin state: 1 active, 2 drained (as "
                      "lb.v1.NodeAdminState).",

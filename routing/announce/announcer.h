@@ -14,6 +14,12 @@
 //     counts as healthy);
 //   * the node is not drained past its drain period.
 //
+// FULLNAT local addresses (node.local_addresses, each prefix as configured)
+// are announced whenever the dataplane is live, whatever any service's
+// quorum: replies to established FULLNAT flows come back by them, so they
+// stay while the node forwards, also through a drain, until the drain
+// completes; they leave on liveness loss or at drain completion.
+//
 // Drain (config file node.admin_state, or Drain() from POST /admin/drain):
 // FRR first gets the drain intent (link bandwidth kDrainBandwidthMbps plus
 // the GSHUT community on ANYLB-BGP, the drain metric on ANYLB-OSPF) while
@@ -81,6 +87,8 @@ struct AnnounceConfig {
   absl::Duration drain_period = absl::Seconds(30);
   bool drained = false;  // node.admin_state == DRAINED.
   std::vector<AnnounceService> services;
+  // node.local_addresses: the FULLNAT source pool, announced as is.
+  std::vector<IpPrefix> local_addresses;
 };
 
 // HealthSource says whether a real server counts toward quorum.
@@ -115,6 +123,14 @@ struct VipState {
   std::string reason;
 };
 
+// LocalAddressState is one FULLNAT local-address prefix's announcement.
+struct LocalAddressState {
+  IpPrefix prefix;
+  bool wanted = false;
+  bool announced = false;
+  std::string reason;
+};
+
 // AnnounceStatus is the announcer's state after its last step.
 struct AnnounceStatus {
   bool drained = false;         // Admin state.
@@ -131,7 +147,8 @@ struct AnnounceStatus {
   std::string frr_last_error;
   uint64_t route_errors = 0;
   uint64_t steps = 0;
-  std::vector<VipState> vips;  // Sorted by address.
+  std::vector<VipState> vips;                      // Sorted by address.
+  std::vector<LocalAddressState> local_addresses;  // As configured.
 };
 
 // Announcer: see the file comment.
@@ -173,6 +190,8 @@ class Announcer {
 
   // Step's own state (the stepping thread only).
   std::set<IpAddress> installed_;
+  // Installed local-address prefixes, by IpPrefix::ToString().
+  std::map<std::string, IpPrefix> installed_local_;
   std::map<std::string, bool> quorum_;  // By service name.
   bool was_drained_ = false;
   absl::Time drain_started_ = absl::InfinitePast();

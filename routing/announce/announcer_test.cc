@@ -28,6 +28,7 @@ using ::testing::Not;
 using ::testing::UnorderedElementsAre;
 
 IpAddress Ip(const char* text) { return *IpAddress::Parse(text); }
+IpPrefix Prefix(const char* text) { return *IpPrefix::Parse(text); }
 
 // FakeRoutes records the routes and the order of events.
 class FakeRoutes : public RouteHolder {
@@ -43,7 +44,18 @@ class FakeRoutes : public RouteHolder {
     events_->push_back(absl::StrCat("remove ", vip.ToString()));
     return absl::OkStatus();
   }
+  absl::Status AddPrefix(const IpPrefix& prefix) override {
+    prefixes.insert(prefix.ToString());
+    events_->push_back(absl::StrCat("add ", prefix.ToString()));
+    return absl::OkStatus();
+  }
+  absl::Status RemovePrefix(const IpPrefix& prefix) override {
+    prefixes.erase(prefix.ToString());
+    events_->push_back(absl::StrCat("remove ", prefix.ToString()));
+    return absl::OkStatus();
+  }
   std::set<IpAddress> routes;
+  std::set<std::string> prefixes;  // IpPrefix::ToString()
 
  private:
   std::vector<std::string>* events_;
@@ -418,6 +430,94 @@ TEST_F(AnnouncerTest, ADaemonThatLostItsConfigIsConfiguredAgain) {
   announcer_->Step();
   EXPECT_THAT(frr_.Entry("bgpd", kBgpEntry),
               Contains("set extcommunity bandwidth 20"));
+}
+
+TEST_F(AnnouncerTest, LocalAddressesAreAnnouncedWithoutAnyQuorum) {
+  AnnounceConfig c;
+  c.weight = 40;
+  // The only service has no quorum (its real server has weight 0), and a
+  // node with no service at all must still get its FULLNAT replies.
+  c.services = {Service("web", "192.0.2.10", {0})};
+  c.local_addresses = {Prefix("192.0.2.64/28"), Prefix("2001:db8:1::/120")};
+  announcer_->SetConfig(c);
+  announcer_->Step();
+  EXPECT_THAT(routes_.routes, IsEmpty());
+  EXPECT_THAT(routes_.prefixes,
+              UnorderedElementsAre("192.0.2.64/28", "2001:db8:1::/120"));
+  // FRR first (same route-map as the VIPs: they are on the same device).
+  EXPECT_THAT(events_, ElementsAre("frr bgpd", "frr ospfd", "add 192.0.2.64/28",
+                                   "add 2001:db8:1::/120"));
+  EXPECT_THAT(frr_.Entry("bgpd", kBgpEntry),
+              UnorderedElementsAre("match interface anylb0",
+                                   "set extcommunity bandwidth 40"));
+  AnnounceStatus s = announcer_->status();
+  ASSERT_EQ(s.local_addresses.size(), 2u);
+  EXPECT_TRUE(s.local_addresses[0].announced);
+  EXPECT_THAT(s.local_addresses[0].reason, HasSubstr("FULLNAT"));
+  EXPECT_THAT(announcer_->StatusJson(),
+              HasSubstr(R"("local_addresses":[{"prefix":"192.0.2.64/28",)"
+                        R"("announced":true,"wanted":true,)"));
+
+  // A changed pool: the old prefix leaves, the new one comes, the kept one
+  // is not touched.
+  events_.clear();
+  c.local_addresses = {Prefix("192.0.2.80/28"), Prefix("2001:db8:1::/120")};
+  announcer_->SetConfig(c);
+  Advance(absl::Milliseconds(100));
+  announcer_->Step();
+  EXPECT_THAT(events_,
+              ElementsAre("remove 192.0.2.64/28", "add 192.0.2.80/28"));
+  EXPECT_THAT(routes_.prefixes,
+              UnorderedElementsAre("192.0.2.80/28", "2001:db8:1::/120"));
+}
+
+TEST_F(AnnouncerTest, LocalAddressesLeaveOnStallAndComeBack) {
+  AnnounceConfig c;
+  c.services = {Service("web", "192.0.2.10", {1})};
+  c.local_addresses = {Prefix("192.0.2.64/28")};
+  announcer_->SetConfig(c);
+  announcer_->Step();
+  ASSERT_THAT(routes_.prefixes, ElementsAre("192.0.2.64/28"));
+  now_ += absl::Milliseconds(1100);  // No progress past the timeout.
+  announcer_->Step();
+  EXPECT_THAT(routes_.prefixes, IsEmpty());
+  EXPECT_THAT(routes_.routes, IsEmpty());
+  EXPECT_THAT(announcer_->status().local_addresses[0].reason,
+              HasSubstr("dataplane stalled"));
+  Advance(absl::Milliseconds(10));
+  announcer_->Step();
+  EXPECT_THAT(routes_.prefixes, ElementsAre("192.0.2.64/28"));
+}
+
+TEST_F(AnnouncerTest, LocalAddressesStayThroughTheDrainUntilItCompletes) {
+  AnnounceConfig c;
+  c.drain_period = absl::Seconds(30);
+  c.services = {Service("web", "192.0.2.10", {1})};
+  c.local_addresses = {Prefix("192.0.2.64/28")};
+  announcer_->SetConfig(c);
+  announcer_->Step();
+  announcer_->Drain();
+  announcer_->Step();  // The drain starts.
+  Advance(absl::Seconds(29));
+  announcer_->Step();
+  EXPECT_THAT(routes_.prefixes, ElementsAre("192.0.2.64/28"));
+  EXPECT_THAT(announcer_->status().local_addresses[0].reason,
+              HasSubstr("draining"));
+  // Quorum loss during the drain does not take them either.
+  c.services = {Service("web", "192.0.2.10", {0})};
+  announcer_->SetConfig(c);
+  announcer_->Step();
+  EXPECT_THAT(routes_.routes, IsEmpty());
+  EXPECT_THAT(routes_.prefixes, ElementsAre("192.0.2.64/28"));
+  Advance(absl::Seconds(1));
+  announcer_->Step();
+  EXPECT_THAT(routes_.prefixes, IsEmpty());
+  EXPECT_THAT(announcer_->status().local_addresses[0].reason,
+              HasSubstr("drained"));
+  announcer_->Undrain();
+  Advance(absl::Milliseconds(100));
+  announcer_->Step();
+  EXPECT_THAT(routes_.prefixes, ElementsAre("192.0.2.64/28"));
 }
 
 TEST_F(AnnouncerTest, StatusJsonAndMetricsDescribeEachVip) {

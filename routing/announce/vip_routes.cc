@@ -29,15 +29,26 @@ VipRoutes::VipRoutes(std::unique_ptr<netlink::NetlinkSocket> socket,
 
 VipRoutes::~VipRoutes() = default;
 
-absl::Status VipRoutes::Add(const IpAddress& vip) { return Send(true, vip); }
+absl::Status VipRoutes::Add(const IpAddress& vip) {
+  return Send(true, IpPrefix::Host(vip));
+}
 
 absl::Status VipRoutes::Remove(const IpAddress& vip) {
-  absl::Status status = Send(false, vip);
+  return RemovePrefix(IpPrefix::Host(vip));
+}
+
+absl::Status VipRoutes::AddPrefix(const IpPrefix& prefix) {
+  return Send(true, prefix);
+}
+
+absl::Status VipRoutes::RemovePrefix(const IpPrefix& prefix) {
+  absl::Status status = Send(false, prefix);
   if (absl::IsNotFound(status)) return absl::OkStatus();  // Already gone.
   return status;
 }
 
-absl::Status VipRoutes::Send(bool add, const IpAddress& vip) {
+absl::Status VipRoutes::Send(bool add, const IpPrefix& prefix) {
+  const IpAddress& vip = prefix.address();
   std::vector<uint8_t> buffer(MNL_SOCKET_BUFFER_SIZE);
   nlmsghdr* header = mnl_nlmsg_put_header(buffer.data());
   header->nlmsg_type = add ? RTM_NEWROUTE : RTM_DELROUTE;
@@ -46,7 +57,7 @@ absl::Status VipRoutes::Send(bool add, const IpAddress& vip) {
   auto* route =
       static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(header, sizeof(rtmsg)));
   route->rtm_family = vip.is_v4() ? AF_INET : AF_INET6;
-  route->rtm_dst_len = static_cast<unsigned char>(vip.bit_length());
+  route->rtm_dst_len = static_cast<unsigned char>(prefix.length());
   route->rtm_table = RT_TABLE_MAIN;
   route->rtm_protocol = RTPROT_STATIC;
   route->rtm_scope = RT_SCOPE_LINK;
@@ -54,9 +65,8 @@ absl::Status VipRoutes::Send(bool add, const IpAddress& vip) {
   mnl_attr_put(header, RTA_DST, vip.bytes().size(), vip.bytes().data());
   mnl_attr_put_u32(header, RTA_OIF, static_cast<uint32_t>(ifindex_));
   mnl_attr_put_u32(header, RTA_TABLE, RT_TABLE_MAIN);
-  std::string what =
-      absl::StrCat(add ? "adding" : "removing", " the route ", vip.ToString(),
-                   "/", vip.bit_length(), " dev ", device_name_);
+  std::string what = absl::StrCat(add ? "adding" : "removing", " the route ",
+                                  prefix.ToString(), " dev ", device_name_);
   return socket_->Request(std::span<uint8_t>(buffer.data(), header->nlmsg_len),
                           what);
 }

@@ -1,6 +1,7 @@
 // VipRoutes: the VIP routes on the TUN device — one kernel route per
-// announced VIP (IPv4 /32, IPv6 /128, main table, `proto static`, scope
-// link, through the device), added and removed over rtnetlink. zebra sees
+// announced VIP (IPv4 /32, IPv6 /128) and per announced FULLNAT local-address
+// prefix (as configured: "192.0.2.64/28"), main table, `proto static`, scope
+// link, through the device, added and removed over rtnetlink. zebra sees
 // them as kernel routes; FRR's `redistribute kernel route-map ANYLB-*`
 // announces them.
 //
@@ -34,6 +35,10 @@ class RouteHolder {
   virtual absl::Status Add(const IpAddress& vip) = 0;
   // Remove deletes it; a route that is already gone is not an error.
   virtual absl::Status Remove(const IpAddress& vip) = 0;
+  // AddPrefix / RemovePrefix: the same for a prefix (FULLNAT local
+  // addresses).
+  virtual absl::Status AddPrefix(const IpPrefix& prefix) = 0;
+  virtual absl::Status RemovePrefix(const IpPrefix& prefix) = 0;
 };
 
 // VipRoutes: see the file comment.
@@ -45,11 +50,13 @@ class VipRoutes : public RouteHolder {
 
   absl::Status Add(const IpAddress& vip) override;
   absl::Status Remove(const IpAddress& vip) override;
+  absl::Status AddPrefix(const IpPrefix& prefix) override;
+  absl::Status RemovePrefix(const IpPrefix& prefix) override;
 
  private:
   VipRoutes(std::unique_ptr<netlink::NetlinkSocket> socket, int ifindex,
             std::string device_name);
-  absl::Status Send(bool add, const IpAddress& vip);
+  absl::Status Send(bool add, const IpPrefix& prefix);
 
   std::unique_ptr<netlink::NetlinkSocket> socket_;
   int ifindex_;
