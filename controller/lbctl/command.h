@@ -37,6 +37,8 @@ enum class Verb {
   kNodes,          // nodes
   kDrain,          // drain NODE
   kUndrain,        // undrain NODE
+  kNodeWeight,     // node-weight NODE WEIGHT
+  kNodeLocal,      // node-local-addresses NODE [PREFIX...]
   kStatus,         // status
   kHelp,           // -h / --help / help
   kVersion,        // -v / --version / version
@@ -100,8 +102,10 @@ struct Command {
   std::string file;
   bool dry_run = false;
 
-  // drain / undrain
+  // drain / undrain / node-weight / node-local-addresses
   std::string node_name;
+  uint32_t node_weight = 0;
+  std::vector<std::string> local_addresses;
 };
 
 // Invocation is a whole command line: connection, output format, command.

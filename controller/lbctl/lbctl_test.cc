@@ -331,6 +331,47 @@ TEST_F(LbctlTest, JsonAndFleetCommands) {
               HasSubstr("TCP  192.0.2.10:80                       0        0"));
 }
 
+TEST_F(LbctlTest, NodeWeightAndLocalAddressesReachTheNodesSettings) {
+  auto controller = ControllerProcess::Start(
+      *pki_, absl::StrCat(*dir_, "/store-", ++stores_, ".db"),
+      /*node_certificates=*/true);
+  ASSERT_TRUE(controller.ok()) << controller.status();
+  const ControllerProcess* ctl = controller->get();
+  auto stub = lb::v1::Controller::NewStub((*controller)->Channel("", "lb1"));
+  grpc::ClientContext register_context;
+  lb::v1::RegisterNodeRequest request;
+  request.set_node_name("lb1");
+  lb::v1::RegisterNodeResponse registered;
+  grpc::Status status =
+      stub->RegisterNode(&register_context, request, &registered);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+
+  EXPECT_THAT(Ok({"node-weight", "lb1", "2"}, "", ctl),
+              HasSubstr("node lb1: weight 2 (revision"));
+  EXPECT_THAT(Ok({"node-local-addresses", "lb1", "192.0.2.64/28"}, "", ctl),
+              HasSubstr("node lb1: local addresses 192.0.2.64/28"));
+  const std::string json = Ok({"nodes", "-o", "json"}, "", ctl);
+  EXPECT_THAT(json, HasSubstr("\"weight\": 2"));
+  EXPECT_THAT(json, HasSubstr("\"192.0.2.64/28\""));
+  // Setting one field keeps the other.
+  EXPECT_THAT(Ok({"node-weight", "lb1", "3"}, "", ctl), HasSubstr("weight 3"));
+  EXPECT_THAT(Ok({"nodes", "-o", "json"}, "", ctl),
+              HasSubstr("\"192.0.2.64/28\""));
+  EXPECT_THAT(Ok({"node-local-addresses", "lb1"}, "", ctl),
+              HasSubstr("local addresses none"));
+
+  Result bad = Lbctl({"node-weight", "lb1", "heavy"}, "op.token", "", ctl);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.output, HasSubstr("\"heavy\" is not a number"));
+  Result unknown = Lbctl({"node-weight", "lb9", "2"}, "op.token", "", ctl);
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_THAT(unknown.output, HasSubstr("node \"lb9\" is not registered"));
+  Result prefix = Lbctl({"node-local-addresses", "lb1", "192.0.2.999/28"},
+                        "op.token", "", ctl);
+  EXPECT_EQ(prefix.exit_code, 1);
+  EXPECT_THAT(prefix.output, HasSubstr("192.0.2.999/28"));
+}
+
 // Two nodes (with their certificates) report a real server down: -Ln
 // shows the fleet's verdict, since when and the node's error; -o json the
 // nodes' views.

@@ -996,8 +996,10 @@ std::vector<Occurrence> WithoutGlobals(const std::vector<Occurrence>& all) {
   return out;
 }
 
-constexpr std::array<const char*, 7> kSubcommands = {
-    "apply", "nodes", "drain", "undrain", "status", "help", "version"};
+constexpr std::array<const char*, 9> kSubcommands = {
+    "apply",   "nodes",       "drain",
+    "undrain", "status",      "help",
+    "version", "node-weight", "node-local-addresses"};
 
 // FirstWord: the first argument that is neither an option nor the value of
 // a global option given as a separate word.
@@ -1086,6 +1088,23 @@ absl::StatusOr<Invocation> ParseSubcommand(const std::vector<std::string>& args,
     RETURN_IF_ERROR(
         want_operands(1, "the node's name (lbctl nodes lists them)"));
     command.node_name = operands[0];
+  } else if (word == "node-weight") {
+    command.verb = Verb::kNodeWeight;
+    RETURN_IF_ERROR(want_operands(
+        2, "the node's name and its weight (lbctl node-weight lb1 2)"));
+    command.node_name = operands[0];
+    ASSIGN_OR_RETURN(command.node_weight,
+                     ParseNumber("node-weight", operands[1], 1000000));
+  } else if (word == "node-local-addresses") {
+    command.verb = Verb::kNodeLocal;
+    if (operands.empty()) {
+      return Usage(
+          "node-local-addresses needs the node's name, then its FULLNAT "
+          "prefixes (none clears them): lbctl node-local-addresses lb1 "
+          "192.0.2.64/28");
+    }
+    command.node_name = operands[0];
+    command.local_addresses.assign(operands.begin() + 1, operands.end());
   } else {  // version
     command.verb = Verb::kVersion;
     RETURN_IF_ERROR(want_operands(0, ""));
@@ -1119,7 +1138,8 @@ absl::StatusOr<Invocation> ParseCommandLine(
       return Usage(absl::StrCat(
           "unknown command \"", word,
           "\"; use ipvsadm's options (-A, -a, -L, ...) or one of apply, "
-          "nodes, drain, undrain, status (lbctl --help)"));
+          "nodes, drain, undrain, node-weight, node-local-addresses, status "
+          "(lbctl --help)"));
     }
   }
   ASSIGN_OR_RETURN(Tokens tokens, Tokenize(args, Grammar(false)));
@@ -1203,6 +1223,11 @@ Fleet:
                                       (lbnode's YAML); prints the diff
   lbctl nodes                         the directors and their state
   lbctl drain NODE | undrain NODE     move traffic away from / back to a node
+  lbctl node-weight NODE WEIGHT       the node's share of traffic (WCMP:
+                                      BGP link-bandwidth), 0..1000000
+  lbctl node-local-addresses NODE [PREFIX...]
+                                      the node's FULLNAT source prefixes
+                                      (none: clear them)
   lbctl status                        which node forwards with which revision
 
 Connection (also as environment variables):

@@ -210,6 +210,9 @@ absl::Status Runner::Dispatch(const Command& command) {
       return Drain(command, true);
     case Verb::kUndrain:
       return Drain(command, false);
+    case Verb::kNodeWeight:
+    case Verb::kNodeLocal:
+      return UpdateNode(command);
     case Verb::kStatus:
       return ShowStatus(command);
     case Verb::kHelp:
@@ -629,6 +632,45 @@ absl::Status Runner::Drain(const Command& command, bool drain) {
     out_ << "node " << command.node_name << ": "
          << (drain ? "drained" : "active") << " (revision "
          << response.revision() << ")\n";
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Runner::UpdateNode(const Command& command) {
+  lb::v1::UpdateNodeRequest request;
+  request.mutable_settings()->set_node_name(command.node_name);
+  const bool weight = command.verb == Verb::kNodeWeight;
+  if (weight) {
+    request.mutable_settings()->set_weight(command.node_weight);
+    request.mutable_update_mask()->add_paths("weight");
+  } else {
+    for (const std::string& prefix : command.local_addresses) {
+      request.mutable_settings()->add_local_addresses(prefix);
+    }
+    request.mutable_update_mask()->add_paths("local_addresses");
+  }
+  lb::v1::NodeResponse response;
+  grpc::Status status =
+      stub_->UpdateNode(NewContext().get(), request, &response);
+  if (!status.ok()) {
+    return RpcError(command, status,
+                    absl::StrCat("node \"", command.node_name,
+                                 "\" is not registered (lbctl nodes lists "
+                                 "them)"),
+                    "");
+  }
+  if (options_.output == OutputFormat::kJson) {
+    out_ << ToJson(response);
+  } else if (weight) {
+    out_ << "node " << command.node_name << ": weight "
+         << response.node().settings().weight() << " (revision "
+         << response.revision() << ")\n";
+  } else {
+    const auto& prefixes = response.node().settings().local_addresses();
+    out_ << "node " << command.node_name << ": local addresses "
+         << (prefixes.empty() ? std::string("none")
+                              : absl::StrJoin(prefixes, ", "))
+         << " (revision " << response.revision() << ")\n";
   }
   return absl::OkStatus();
 }

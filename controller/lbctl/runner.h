@@ -76,6 +76,9 @@ class Runner {
   absl::Status Apply(const Command& command);
   absl::Status Nodes(const Command& command);
   absl::Status Drain(const Command& command, bool drain);
+  // UpdateNode: node-weight and node-local-addresses (UpdateNode RPC with
+  // the one field in the mask).
+  absl::Status UpdateNode(const Command& command);
   absl::Status ShowStatus(const Command& command);
 
   // SetServiceForwarding: UpdateService of the forwarding only.
