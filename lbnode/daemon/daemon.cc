@@ -536,6 +536,19 @@ absl::Status Daemon::CollectWorkerFamilies(
         MetricType::kCounter);
     punts.Add({}, (*steer)[ANYLB_STEER_CNT_FASTPATH_PUNT]);
     out->push_back(std::move(punts));
+    MetricFamily decisions(
+        "anylb_steer_packets_total",
+        "The XDP steering program's counters: frames by decision "
+        "(steer_vip, steer_local: to a FULLNAT local address, "
+        "steer_nat_reply, pass_*) and the fast path's (fastpath_*).",
+        MetricType::kCounter);
+    for (int i = 0; i < ANYLB_STEER_CNT_MAX; ++i) {
+      const auto c = static_cast<anylb_steer_counter>(i);
+      decisions.Add(
+          {{"decision", std::string(dataplane::bpf::SteerCounters::Name(c))}},
+          (*steer)[c]);
+    }
+    out->push_back(std::move(decisions));
   }
   MetricFamily idle(
       "anylb_dataplane_idle_seconds",
