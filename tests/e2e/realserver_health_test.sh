@@ -50,7 +50,7 @@ apply() {
 health_states() {
   local d s out=""
   for d in "${DIRECTORS[@]}"; do
-    s=$(metrics "$d" | awk -v b="backend=\"$(rs_addr "$1"):80\"" \
+    s=$(metrics "$d" | awk -v b="backend=\"$(rs_addr "$1"):" \
       '/^anylb_health_state\{/ && index($0, b) { print $NF; exit }')
     out+="${s:-none} "
   done
