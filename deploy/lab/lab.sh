@@ -8,7 +8,8 @@
 #   deploy/lab/lab.sh [OPTIONS] up        build the lab (idempotent)
 #   deploy/lab/lab.sh [OPTIONS] status    what runs, BGP, the router's route
 #   deploy/lab/lab.sh [OPTIONS] down      stop everything, remove the lab
-#   deploy/lab/lab.sh [OPTIONS] service [tun|dr]   VIP 192.0.2.10:80, mh, rs1-4
+#   deploy/lab/lab.sh [OPTIONS] service [tun|dr|nat|fullnat]
+#                                      VIP 192.0.2.10:80, mh, rs1-4 (MODE: README)
 #   deploy/lab/lab.sh [OPTIONS] lbctl ARGS...      lbctl against the controller
 #   deploy/lab/lab.sh [OPTIONS] exec NODE CMD...   a command in a namespace
 #   deploy/lab/lab.sh [OPTIONS] traffic [N [RATE]] N HTTP GETs of /id from
@@ -117,7 +118,7 @@ need_root() {
 BINARIES=(lbnode/lbnode controller/anylb_controller controller/lbctl/lbctl
   lbnode/dataplane/bpf/lb_decap deploy/lab/xdp_pass.o)
 TARGETS=(//lbnode //controller:anylb_controller //controller/lbctl
-  //lbnode/dataplane/bpf:lb_decap //deploy/lab:xdp_pass)
+  //lbnode/dataplane/bpf:lb_decap //deploy/lab:xdp_pass //deploy/lab:lab_node)
 resolve_bin() {
   if [[ -z $BIN && -f $DIR/lab.env ]]; then
     BIN=$(sed -n 's/^bin=//p' "$DIR/lab.env")
@@ -639,17 +640,77 @@ resolve_bin_quiet() {
   [[ -n $BIN ]] || die "no lab state in $DIR (is the lab up? give --dir or --name)"
 }
 
+# FULLNAT local-address pool of each director: inside the router's anycast
+# range (192.0.2.0/24, beside the VIP), one /28 each; the router learns
+# them by BGP, so a real server's reply to a local address (by its default
+# route, the router) reaches the director that owns the flow.
+local_prefix() { echo "192.0.2.$((48 + 16 * ${1#dir}))/28"; } # dir1 .64/28, dir2 .80/28, dir3 .96/28
+CLIENT_NET=203.0.113.0/24
+
+# lab_service MODE: the VIP's service in one forwarding mode.
+#   tun, dr: every director, replies straight from the real servers.
+#   fullnat: every director, each with its own local-address pool
+#     (lab_node, UpdateNode) announced to the router.
+#   nat: NAT replies must pass back through the director that holds the
+#     flow, and a real server has one gateway: the smallest honest NAT is
+#     one director (dir1) as the real servers' route to the clients, with
+#     lbnode stopped on dir2 and dir3 (the router then sends every flow to
+#     dir1). NAT is single-director by nature; FULLNAT is the fleet's NAT.
+#     Another mode afterwards starts the directors `service nat` stopped.
 lab_service() {
   need_root
-  local mode=${1:-tun} flag r
+  resolve_bin_quiet
+  local mode=${1:-tun} flag r d
   case $mode in
     tun) flag=-i ;;
     dr) flag=-g ;;
-    *) die "service: mode \"$mode\": tun or dr" ;;
+    nat) flag=-m ;;
+    fullnat) flag=--fullnat ;;
+    *) die "service: mode \"$mode\": tun, dr, nat or fullnat" ;;
   esac
   if lab_lbctl -L -t "$VIP:$VIP_PORT" >/dev/null 2>&1; then
     echo "+ lbctl -D -t $VIP:$VIP_PORT"
     lab_lbctl -D -t "$VIP:$VIP_PORT"
+  fi
+  if [[ $mode == nat ]]; then
+    for r in "${REAL_SERVERS[@]}"; do
+      echo "+ $r: ip route replace $CLIENT_NET via $(director_addr dir1)"
+      ip -n "$(ns "$r")" route replace "$CLIENT_NET" via "$(director_addr dir1)"
+    done
+    for d in "${DIRECTORS[@]:1}"; do
+      if alive "$d" lbnode; then
+        echo "+ stop lbnode on $d (NAT: dir1 only)"
+        kill "$(cat "$RUN/$d-lbnode.pid")"
+        echo "$d" >>"$RUN/nat-stopped"
+      fi
+    done
+    for d in "${DIRECTORS[@]:1}"; do
+      local i
+      for ((i = 0; i < 100; i++)); do alive "$d" lbnode || break; sleep 0.1; done
+    done
+  else
+    for r in "${REAL_SERVERS[@]}"; do
+      ip -n "$(ns "$r")" route del "$CLIENT_NET" 2>/dev/null || true
+    done
+    if [[ -f $RUN/nat-stopped ]]; then
+      for d in $(sort -u "$RUN/nat-stopped"); do
+        alive "$d" lbnode && continue
+        echo "+ start lbnode on $d again"
+        mv -f "$LOGS/$d-lbnode.log" "$LOGS/$d-lbnode.log.1" 2>/dev/null || true
+        start_lbnode "$d"
+        wait_for_log "$d" lbnode "connected as node $d" 30
+      done
+      rm -f "$RUN/nat-stopped"
+    fi
+  fi
+  if [[ $mode == fullnat ]]; then
+    [[ -x $BIN/deploy/lab/lab_node ]] || die "service fullnat: $BIN/deploy/lab/lab_node is missing: bazel build -c opt //deploy/lab:lab_node"
+    for d in "${DIRECTORS[@]}"; do
+      echo "+ $d: local_addresses $(local_prefix "$d") (UpdateNode)"
+      in_ns ctl "$BIN/deploy/lab/lab_node" "--controller=$CONTROLLER" \
+        "--ca=$PKI/ca.crt" "--token_file=$PKI/operator.token" \
+        "--node=$d" "--local_addresses=$(local_prefix "$d")" >/dev/null
+    done
   fi
   echo "+ lbctl -A -t $VIP:$VIP_PORT -s mh $flag"
   lab_lbctl -A -t "$VIP:$VIP_PORT" -s mh "$flag"
@@ -658,15 +719,25 @@ lab_service() {
     lab_lbctl -a -t "$VIP:$VIP_PORT" -r "$(rs_addr "$r"):$VIP_PORT" "$flag" -w 1
   done
   # Announced once every director has it: the router's route has one next
-  # hop per live director.
-  local i want hops
+  # hop per live director (and, for FULLNAT, a route to each live
+  # director's local addresses).
+  local i want hops ok
   want=$(live_directors)
   for ((i = 0; i < 300; i++)); do
     hops=$(router_hops)
-    ((hops >= want)) && break
+    ok=1
+    ((hops == want)) || ok=0
+    if [[ $mode == fullnat ]]; then
+      for d in "${DIRECTORS[@]}"; do
+        alive "$d" lbnode || continue
+        ip -n "$(ns router)" route show "$(local_prefix "$d")" | grep -q "via $(director_addr "$d")" || ok=0
+      done
+    fi
+    ((ok)) && break
     sleep 0.1
   done
-  ((hops >= want)) || die "service: the router has $hops of $want next hops to $VIP after 30s"
+  ((hops == want)) || die "service: the router has $hops of $want next hops to $VIP after 30s"
+  ((ok)) || die "service fullnat: the router has no route to some director's local addresses after 30s: $(ip -n "$(ns router)" route show 192.0.2.0/24 | tr '\n' ';')"
 }
 
 live_directors() {
