@@ -236,6 +236,40 @@ TEST_F(AnnounceFrrTest, AnnouncesVipsWithLinkBandwidthAndCommunities) {
   EXPECT_EQ(again.applies(), 0u);
 }
 
+TEST_F(AnnounceFrrTest, LocalAddressPrefixesAreInBgpWithoutAnyService) {
+  MakeDevice();
+  std::unique_ptr<Announcer> announcer = MakeAnnouncer();
+  AnnounceConfig c;
+  c.weight = 40;
+  c.local_addresses = {*IpPrefix::Parse("192.0.2.64/28"),
+                       *IpPrefix::Parse("2001:db8:1::/120")};
+  announcer->SetConfig(c);
+  announcer->Step();
+  ASSERT_OK_AND_ASSIGN(std::string routes,
+                       ns_->Run("ip route show dev anylb0; ip -6 route show "
+                                "dev anylb0"));
+  EXPECT_THAT(routes, HasSubstr("192.0.2.64/28 proto static scope link"));
+  EXPECT_THAT(routes, HasSubstr("2001:db8:1::/120 proto static"));
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return absl::StrContains(Bgp("192.0.2.64/28"), LinkBandwidth(40));
+      },
+      absl::Seconds(10)))
+      << Bgp("192.0.2.64/28");
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return absl::StrContains(Bgp("2001:db8:1::/120"), LinkBandwidth(40));
+      },
+      absl::Seconds(10)))
+      << Bgp("2001:db8:1::/120");
+
+  c.local_addresses.clear();
+  announcer->SetConfig(c);
+  announcer->Step();
+  EXPECT_TRUE(WaitFor([&] { return !ZebraHasKernelRoute("192.0.2.64/28"); },
+                      absl::Seconds(5)));
+}
+
 TEST_F(AnnounceFrrTest, WeightChangeUpdatesTheRouteMapWithoutAGap) {
   MakeDevice();
   std::unique_ptr<Announcer> announcer = MakeAnnouncer();
