@@ -1,6 +1,6 @@
-// Announcer: decides which VIPs this node announces and makes it so — VIP
-// routes on the TUN device (RouteHolder) and lbnode's route-maps in FRR
-// (FrrConfigurator).
+// Announcer: decides which VIPs (and FULLNAT local-address prefixes) this
+// node announces and makes it so — routes on the TUN device (RouteHolder)
+// and lbnode's route-maps in FRR (FrrConfigurator).
 //
 // A VIP is announced while all of these hold:
 //   * the dataplane is live: every worker made progress within
