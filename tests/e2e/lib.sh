@@ -3,8 +3,8 @@
 # e2e_init NAME starts nothing: it checks root, sets `runfiles`, `name`
 # (NAME<pid>, the lab's --name), `dir` (its state folder), `tmp`, and the
 # trap that tears the lab down on any exit (printing every log's tail when
-# the test failed). Then `lab ARGS...` is deploy/lab/lab.sh for that lab, with
-# the binaries of the test's runfiles. The measuring helpers follow
+# the test failed). Then `lab ARGS...` is (a copy of) deploy/lab/lab.sh for
+# that lab, with the binaries of the test's runfiles. The measuring helpers follow
 # deploy/demo.sh: new flows per director from lbnode's /metrics, requests per
 # real server from nginx's GET /id answer.
 # shellcheck shell=bash
@@ -36,11 +36,19 @@ e2e_init() {
   name=${name:0:12}
   dir=/tmp/anylb-lab-$name
   tmp=$(mktemp -d)
+  # lab.sh runs from a copy taken now: bash reads a script as it goes, so
+  # an edit of the checkout's lab.sh during the test (a shared checkout)
+  # would make it run garbage. Its templates and make-certs.sh are found
+  # beside it, as in the checkout.
+  mkdir -p "$tmp/src/deploy/lab"
+  cp "$runfiles/deploy/lab/lab.sh" "$tmp/src/deploy/lab/lab.sh"
+  ln -s "$runfiles/deploy/frr" "$tmp/src/deploy/frr"
+  ln -s "$runfiles/deploy/make-certs.sh" "$tmp/src/deploy/make-certs.sh"
   trap e2e_cleanup EXIT
   trap 'exit 130' INT TERM HUP
 }
 
-lab() { "$runfiles/deploy/lab/lab.sh" --name "$name" --dir "$dir" --bin "$runfiles" "$@"; }
+lab() { "$tmp/src/deploy/lab/lab.sh" --name "$name" --dir "$dir" --bin "$runfiles" "$@"; }
 
 # e2e_cleanup: the lab goes, whatever happened; its logs are shown on a
 # failure. Background jobs of the test are stopped first.
