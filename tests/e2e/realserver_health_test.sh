@@ -3,8 +3,9 @@
 # drain with health checks. The service (TUN, Maglev, rs1..rs4) comes from
 # `lbctl apply -f` with an HTTP check of /id every 200 ms (timeout 150 ms,
 # rise 2, fall 2), run by every director.
-#   1. nginx on rs3 stops: every director marks it down (the time is
-#      printed); after that no request fails and none goes to rs3.
+#   1. nginx on rs3 stops during traffic: every director marks it down
+#      (the time, and the requests that failed before, are printed); after
+#      that no request fails and none goes to rs3.
 #   2. nginx on rs3 starts again: it comes back up and gets requests again.
 #   3. rs4 is drained (weight 0, apply -f) during 24 slow downloads: the
 #      ones on rs4 complete intact, and new requests no longer reach rs4.
@@ -85,11 +86,16 @@ figure "all up: $(failed "$tmp/t0") of $(wc -l <"$tmp/t0") requests failed; per 
 (($(failed "$tmp/t0") == 0)) || fail "requests fail with every real server up"
 awk '$2 == 0 { bad = 1 } END { exit bad }' "$tmp/s0" || fail "a real server got no request with every server up: $(tr '\n' ' ' <"$tmp/s0")"
 
-say "1. nginx on rs3 stops"
+say "1. nginx on rs3 stops (while 4 x 50 requests/s flow)"
+lab traffic 100 50/s >"$tmp/tw" &
+traffic=$!
+sleep 0.5
 nginx_pid=$(cat "$dir/run/rs3-nginx.pid")
 kill -TERM "$nginx_pid"
 took=$(wait_health rs3 0 10)
 figure "rs3 down on all three directors ${took} s after nginx stopped (fall 2 x 200 ms)"
+wait "$traffic" || true
+figure "requests across the failure (2 s at 4 x 50/s): $(failed "$tmp/tw") of $(wc -l <"$tmp/tw") failed (those sent to rs3 before the detection)"
 lab traffic 100 >"$tmp/t1"
 per_server "$tmp/t1" >"$tmp/s1"
 figure "rs3 down: $(failed "$tmp/t1") of $(wc -l <"$tmp/t1") requests failed; per server: $(tr '\n' ' ' <"$tmp/s1")"
