@@ -1627,6 +1627,37 @@ TEST_P(EngineFamilyTest, GueChecksumIsRightForEveryLengthAndAlignment) {
   }
 }
 
+TEST_P(EngineFamilyTest, GueOverIpv6ChecksumIsRightOnEveryPath) {
+  // TCP and UDP segments are summed from their own checksum (only the
+  // inner IP header is read); UDP over IPv4 without a checksum is summed
+  // byte by byte. VerifyChecksums recomputes the outer one over the bytes.
+  const Family& outer = FamilyOf(true);
+  for (uint8_t proto : {uint8_t{6}, uint8_t{17}}) {
+    Harness h({Service(fam(), 80, proto, ForwardingMode::kTun, TunnelType::kGue,
+                       1, &outer)});
+    for (size_t payload : {0, 1, 7, 64, 333, 1200}) {
+      SCOPED_TRACE(payload);
+      SCOPED_TRACE(proto);
+      PacketBuilder b = FromRouter();
+      ClientIp(b, fam());
+      if (proto == 6) {
+        b.Tcp(40000, 80).Flags(kSyn);
+      } else {
+        b.Udp(40000, 80);
+      }
+      std::vector<uint8_t> frame = b.Payload(std::string(payload, 'z')).Build();
+      ASSERT_EQ(h.Run(frame).action, Action::kTransmit);
+      EXPECT_THAT(VerifyChecksums(h.out), IsOk());
+      if (proto == 17 && !fam().v6) {
+        frame[14 + 20 + 6] = 0;  // No UDP checksum (RFC 768).
+        frame[14 + 20 + 7] = 0;
+        ASSERT_EQ(h.Run(frame).action, Action::kTransmit);
+        EXPECT_THAT(VerifyChecksums(h.out), IsOk());
+      }
+    }
+  }
+}
+
 // --- NAT and FULLNAT: stateful scenarios ---
 
 class NatTest
