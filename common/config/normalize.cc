@@ -654,7 +654,7 @@ class Normalizer {
           } else {
             quiesced = true;
           }
-        } else if (h.proto->dynamic_weight() != 0) {
+        } else if (h.proto->has_dynamic_weight()) {
           weight = h.proto->dynamic_weight();
         }
       }

@@ -38,7 +38,8 @@
 //
 // Weights: a backend's effective weight is its configured weight (1 when
 // omitted, as in ipvsadm), or the health verdict's dynamic_weight when that
-// is non-zero. BACKEND_STATE_DRAINING, and HEALTH_STATE_DOWN with
+// is set (0 quiesces, like keepalived's misc_dynamic exit status 2).
+// BACKEND_STATE_DRAINING, and HEALTH_STATE_DOWN with
 // FAILURE_ACTION_INHIBIT (the default), make it 0: it stays in the service
 // and keeps its established flows but gets no new ones. BACKEND_STATE_
 // DISABLED, and HEALTH_STATE_DOWN with FAILURE_ACTION_REMOVE, leave it out.

@@ -249,7 +249,7 @@ std::string Ago(absl::Duration d) {
 std::string HealthText(const lb::v1::BackendHealthView& view, absl::Time now) {
   switch (view.state()) {
     case lb::v1::HEALTH_STATE_UP:
-      return view.dynamic_weight() != 0
+      return view.has_dynamic_weight()
                  ? absl::StrCat("up (dynamic weight ", view.dynamic_weight(),
                                 ")")
                  : "up";

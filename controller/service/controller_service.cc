@@ -542,7 +542,9 @@ void ControllerService::FillHealthViews(
       auto stored = state.backend_health.find(key);
       if (stored != state.backend_health.end()) {
         view->set_state(stored->second.state());
-        view->set_dynamic_weight(stored->second.dynamic_weight());
+        if (stored->second.has_dynamic_weight()) {
+          view->set_dynamic_weight(stored->second.dynamic_weight());
+        }
         *view->mutable_last_change() = stored->second.last_change();
         view->set_reason(stored->second.reason());
       } else if (verdict != nullptr) {
@@ -565,7 +567,9 @@ void ControllerService::FillHealthViews(
         n->set_last_error(node.last_error);
         *n->mutable_reported_at() = timestamp(node.received_at);
         n->set_current(node.current);
-        n->set_dynamic_weight(node.dynamic_weight);
+        if (node.dynamic_weight.has_value()) {
+          n->set_dynamic_weight(*node.dynamic_weight);
+        }
         if (node.current && !node.last_error.empty() &&
             node.received_at > error_at) {
           view->set_last_error(node.last_error);

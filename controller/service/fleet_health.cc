@@ -50,7 +50,9 @@ std::map<BackendKey, FleetVerdict> DecideFleetHealth(
       view.node_name = node.node_name;
       view.state = report.state();
       view.last_error = report.last_error();
-      view.dynamic_weight = report.dynamic_weight();
+      if (report.has_dynamic_weight()) {
+        view.dynamic_weight = report.dynamic_weight();
+      }
       view.received_at = node.received_at;
       view.current = current;
       verdict.nodes.push_back(std::move(view));
@@ -73,7 +75,9 @@ std::map<BackendKey, FleetVerdict> DecideFleetHealth(
                          view.last_error.empty() ? "down" : view.last_error));
       } else if (view.state == lb::v1::HEALTH_STATE_UP) {
         ++verdict.reporters;
-        if (view.dynamic_weight != 0) weights.push_back(view.dynamic_weight);
+        if (view.dynamic_weight.has_value()) {
+          weights.push_back(*view.dynamic_weight);
+        }
       }
     }
     if (verdict.reporters == 0) {
@@ -103,9 +107,9 @@ std::map<BackendKey, FleetVerdict> DecideFleetHealth(
                         options.down_fraction * 100, "%");
       }
     }
-    if (verdict.dynamic_weight != 0) {
+    if (verdict.dynamic_weight.has_value()) {
       absl::StrAppend(&verdict.reason, ", dynamic weight ",
-                      verdict.dynamic_weight);
+                      *verdict.dynamic_weight);
     }
   }
   return verdicts;

@@ -9,10 +9,11 @@
 //     `down_fraction` of the counting nodes (0.5: a strict majority, so 1
 //     of 2 is still UP; 0: any one node), otherwise UP;
 //   * no counting node: no verdict (the real server counts as up);
-//   * dynamic_weight: the lower median of the non-zero dynamic weights the
-//     UP nodes report (capped at the API's weight limit), 0 when there is
-//     none or the verdict is DOWN (a DOWN real server gets no new flows
-//     whatever its weight, so its weight would only churn revisions).
+//   * dynamic_weight: the lower median of the dynamic weights the UP nodes
+//     report (0 included: it quiesces; capped at the API's weight limit),
+//     unset when none reports one or the verdict is DOWN (a DOWN real
+//     server gets no new flows whatever its weight, so its weight would
+//     only churn revisions).
 //
 // Threading: pure functions of their arguments.
 
@@ -21,6 +22,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -60,7 +62,7 @@ struct NodeView {
   std::string node_name;
   lb::v1::HealthState state = lb::v1::HEALTH_STATE_UNSPECIFIED;
   std::string last_error;
-  uint32_t dynamic_weight = 0;
+  std::optional<uint32_t> dynamic_weight;  // Unset: the configured weight.
   absl::Time received_at;
   // Young enough to count (received within report_ttl).
   bool current = false;
@@ -71,9 +73,9 @@ struct FleetVerdict {
   lb::v1::BackendRef backend;  // address canonical
   // UP or DOWN; UNSPECIFIED when no node counts (no verdict).
   lb::v1::HealthState state = lb::v1::HEALTH_STATE_UNSPECIFIED;
-  uint32_t dynamic_weight = 0;
-  int reporters = 0;       // counting nodes
-  int down_reporters = 0;  // of which see it DOWN
+  std::optional<uint32_t> dynamic_weight;  // Unset: the configured weight.
+  int reporters = 0;                       // counting nodes
+  int down_reporters = 0;                  // of which see it DOWN
   // "2 of 3 nodes see it down (lb1: connect: refused; lb2: timeout)";
   // "1 of 2 nodes see it down (lb2: ...), not more than half" for UP
   // verdicts with some DOWN nodes; "3 nodes see it up"; "no node with a

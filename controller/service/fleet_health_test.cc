@@ -1,5 +1,6 @@
 #include "controller/service/fleet_health.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,17 +18,17 @@ using ::testing::HasSubstr;
 const absl::Time kNow = absl::FromUnixSeconds(1'800'000'000);
 const BackendKey kWeb{"web", "198.51.100.2", 80};
 
-lb::v1::HealthReport Report(lb::v1::HealthState state,
-                            const std::string& error = "",
-                            uint32_t dynamic_weight = 0,
-                            const std::string& address = "198.51.100.2") {
+lb::v1::HealthReport Report(
+    lb::v1::HealthState state, const std::string& error = "",
+    std::optional<uint32_t> dynamic_weight = std::nullopt,
+    const std::string& address = "198.51.100.2") {
   lb::v1::HealthReport r;
   r.mutable_backend()->set_service_name("web");
   r.mutable_backend()->set_address(address);
   r.mutable_backend()->set_port(80);
   r.set_state(state);
   r.set_last_error(error);
-  r.set_dynamic_weight(dynamic_weight);
+  if (dynamic_weight.has_value()) r.set_dynamic_weight(*dynamic_weight);
   return r;
 }
 
@@ -147,7 +148,13 @@ TEST(FleetHealth, DynamicWeightOddCountAndNone) {
                     Node("lb3", {Report(kUp, "", 5)})})
                 .dynamic_weight,
             5u);
-  EXPECT_EQ(Decide({Node("lb1", {Report(kUp)})}).dynamic_weight, 0u);
+  EXPECT_EQ(Decide({Node("lb1", {Report(kUp)})}).dynamic_weight, std::nullopt);
+  // 0 is a weight (keepalived's exit status 2: quiesce), not "none".
+  EXPECT_EQ(
+      Decide({Node("lb1", {Report(kUp, "", 0)}),
+              Node("lb2", {Report(kUp, "", 0)}), Node("lb3", {Report(kUp)})})
+          .dynamic_weight,
+      0u);
   EXPECT_EQ(Decide({Node("lb1", {Report(kUp, "", 100000)})}).dynamic_weight,
             65535u);
 }
@@ -157,7 +164,7 @@ TEST(FleetHealth, DownVerdictHasNoDynamicWeight) {
       Decide({Node("lb1", {Report(kDown, "", 5)}), Node("lb2", {Report(kDown)}),
               Node("lb3", {Report(kUp, "", 9)})})
           .dynamic_weight,
-      0u);
+      std::nullopt);
 }
 
 TEST(FleetHealth, BackendsAreKeptApartAndAddressesCanonical) {

@@ -530,9 +530,9 @@ std::string DescribeHealthChange(const HealthChange& change) {
       " of \"", change.backend.service_name(), "\" ", HealthName(change.to));
   if (change.to_weight != change.from_weight) {
     absl::StrAppend(
-        &text, change.to_weight == 0
+        &text, !change.to_weight.has_value()
                    ? " (configured weight)"
-                   : absl::StrCat(" (dynamic weight ", change.to_weight, ")"));
+                   : absl::StrCat(" (dynamic weight ", *change.to_weight, ")"));
   }
   absl::StrAppend(&text, ": ", change.reason);
   return text;
@@ -569,12 +569,15 @@ std::vector<HealthChange> ReconcileBackendHealth(
       const lb::v1::HealthState from = old == state.backend_health.end()
                                            ? lb::v1::HEALTH_STATE_UNSPECIFIED
                                            : old->second.state();
-      const uint32_t from_weight =
-          old == state.backend_health.end() ? 0 : old->second.dynamic_weight();
+      std::optional<uint32_t> from_weight;
+      if (old != state.backend_health.end() &&
+          old->second.has_dynamic_weight()) {
+        from_weight = old->second.dynamic_weight();
+      }
       lb::v1::HealthState to = lb::v1::HEALTH_STATE_UNSPECIFIED;
-      uint32_t to_weight = 0;
+      std::optional<uint32_t> to_weight;
       if (verdict != nullptr && (verdict->state == lb::v1::HEALTH_STATE_DOWN ||
-                                 verdict->dynamic_weight != 0)) {
+                                 verdict->dynamic_weight.has_value())) {
         to = verdict->state;
         to_weight = verdict->dynamic_weight;
       }
@@ -601,7 +604,7 @@ std::vector<HealthChange> ReconcileBackendHealth(
         lb::v1::BackendHealth& entry = next[key];
         *entry.mutable_backend() = ref;
         entry.set_state(to);
-        entry.set_dynamic_weight(to_weight);
+        if (to_weight.has_value()) entry.set_dynamic_weight(*to_weight);
         entry.set_reason(change.reason);
         const int64_t nanos = absl::ToUnixNanos(now);
         entry.mutable_last_change()->set_seconds(nanos / 1000000000);

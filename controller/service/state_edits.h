@@ -19,6 +19,7 @@
 #ifndef ANYLB_CONTROLLER_SERVICE_STATE_EDITS_H_
 #define ANYLB_CONTROLLER_SERVICE_STATE_EDITS_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -88,8 +89,9 @@ struct HealthChange {
   // UNSPECIFIED: no entry (counts as up).
   lb::v1::HealthState from = lb::v1::HEALTH_STATE_UNSPECIFIED;
   lb::v1::HealthState to = lb::v1::HEALTH_STATE_UNSPECIFIED;
-  uint32_t from_weight = 0;
-  uint32_t to_weight = 0;
+  // Dynamic weights; unset: the configured weight.
+  std::optional<uint32_t> from_weight;
+  std::optional<uint32_t> to_weight;
   std::string reason;
 };
 

@@ -246,11 +246,10 @@ namespace anylb::controller {
 namespace {
 
 // FleetOf: verdicts as DecideFleetHealth gives them, for one real server.
-std::map<BackendKey, FleetVerdict> FleetOf(const std::string& service,
-                                           const std::string& address,
-                                           uint32_t port,
-                                           lb::v1::HealthState state,
-                                           uint32_t dynamic_weight = 0) {
+std::map<BackendKey, FleetVerdict> FleetOf(
+    const std::string& service, const std::string& address, uint32_t port,
+    lb::v1::HealthState state,
+    std::optional<uint32_t> dynamic_weight = std::nullopt) {
   FleetVerdict v;
   v.backend.set_service_name(service);
   v.backend.set_address(address);

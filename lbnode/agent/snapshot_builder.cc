@@ -328,7 +328,9 @@ lb::v1::ConfigSnapshot OverlayLocalHealth(
     h->mutable_backend()->set_address(id.backend.address().ToString());
     h->mutable_backend()->set_port(id.backend.port());
     h->set_state(v->state);
-    h->set_dynamic_weight(v->dynamic_weight);
+    if (v->dynamic_weight.has_value()) {
+      h->set_dynamic_weight(*v->dynamic_weight);
+    }
   }
   return out;
 }

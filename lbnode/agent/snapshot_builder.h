@@ -108,7 +108,8 @@ struct BackendId {
 struct LocalVerdict {
   BackendId id;
   lb::v1::HealthState state = lb::v1::HEALTH_STATE_UNSPECIFIED;
-  uint32_t dynamic_weight = 0;  // 0: none.
+  // From an exec check with dynamic_weight (0 quiesces); unset: none.
+  std::optional<uint32_t> dynamic_weight;
 };
 
 // BuildEngineConfig checks `config` and builds an EngineConfig; see the file

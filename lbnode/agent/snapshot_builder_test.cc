@@ -117,6 +117,8 @@ services:
       - {address: 198.51.100.3, weight: 5, state: disabled}
       - {address: 198.51.100.4, weight: 5}
       - {address: 198.51.100.5, weight: 5}
+      - {address: 198.51.100.6, weight: 5}
+      - {address: 198.51.100.7, weight: 5}
   - name: removing
     vip: 192.0.2.2
     port: 80
@@ -131,21 +133,29 @@ backend_health:
   - {backend: {service_name: web, address: 198.51.100.4}, state: down}
   - {backend: {service_name: web, address: 198.51.100.5, port: 80},
      state: up, dynamic_weight: 9}
+  - {backend: {service_name: web, address: 198.51.100.6},
+     state: up, dynamic_weight: 0}
+  - {backend: {service_name: web, address: 198.51.100.7}, state: up}
   - {backend: {service_name: removing, address: 198.51.100.2}, state: down}
 )"));
   const dataplane::ServiceConfig& web = c.snapshot->services()[0];
-  ASSERT_EQ(web.backends.size(), 4u);  // disabled left out
+  ASSERT_EQ(web.backends.size(), 6u);  // disabled left out
   EXPECT_EQ(FindBackend(web, "198.51.100.1:80")->weight, 5u);
   EXPECT_EQ(FindBackend(web, "198.51.100.2:80")->weight, 0u);  // draining
   EXPECT_EQ(FindBackend(web, "198.51.100.3:80"), nullptr);     // disabled
   EXPECT_EQ(FindBackend(web, "198.51.100.4:80")->weight, 0u);  // down: inhibit
   EXPECT_EQ(FindBackend(web, "198.51.100.5:80")->weight, 9u);  // dynamic
+  // A dynamic weight of 0 quiesces (keepalived's exit status 2); none set:
+  // the configured weight.
+  EXPECT_EQ(FindBackend(web, "198.51.100.6:80")->weight, 0u);
+  EXPECT_EQ(FindBackend(web, "198.51.100.7:80")->weight, 5u);
   const dataplane::ServiceConfig& removing = c.snapshot->services()[1];
   ASSERT_EQ(removing.backends.size(), 1u);  // down: removed
   EXPECT_EQ(removing.backends[0].endpoint.ToString(), "198.51.100.1:80");
-  EXPECT_THAT((*c.names)[0].backends,
-              ElementsAre("198.51.100.1:80", "198.51.100.2:80",
-                          "198.51.100.4:80", "198.51.100.5:80"));
+  EXPECT_THAT(
+      (*c.names)[0].backends,
+      ElementsAre("198.51.100.1:80", "198.51.100.2:80", "198.51.100.4:80",
+                  "198.51.100.5:80", "198.51.100.6:80", "198.51.100.7:80"));
 }
 
 TEST(BuildEngineConfig, OmittedWeightIsOneAndZeroQuiesces) {

@@ -196,7 +196,7 @@ void AddHealthReports(const std::vector<health::BackendHealthStatus>& statuses,
               absl::ToUnixNanos(s.last_change));
     }
     r->set_last_error(s.last_error);
-    r->set_dynamic_weight(s.dynamic_weight);
+    if (s.dynamic_weight.has_value()) r->set_dynamic_weight(*s.dynamic_weight);
   }
 }
 
@@ -246,9 +246,10 @@ std::string HealthJson(const std::vector<health::BackendHealthStatus>& statuses,
                        ? ""
                        : absl::FormatTime(absl::RFC3339_full, s.last_change,
                                           absl::UTCTimeZone())),
-        ",\"last_error\":", JsonString(s.last_error),
-        ",\"dynamic_weight\":", s.dynamic_weight, ",\"probes\":", s.probes,
-        ",\"failures\":", s.failures, "}");
+        ",\"last_error\":", JsonString(s.last_error), ",\"dynamic_weight\":",
+        s.dynamic_weight.has_value() ? absl::StrCat(*s.dynamic_weight)
+                                     : std::string("null"),
+        ",\"probes\":", s.probes, ",\"failures\":", s.failures, "}");
   }
   out += "]\n";
   return out;

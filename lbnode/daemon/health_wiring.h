@@ -68,9 +68,10 @@ const char* FleetStateName(lb::v1::HealthState state);
 // checked real server, sorted by service and backend:
 //   {"service":"web","backend":"198.51.100.11:80","state":"up",
 //    "last_change":"2026-11-24T08:30:00.123Z","last_error":"",
-//    "dynamic_weight":0,"probes":12,"failures":1}
+//    "dynamic_weight":null,"probes":12,"failures":1}
 // backend is the real server at its effective port (`config` gives the
-// service ports); last_change is "" before the first verdict.
+// service ports); last_change is "" before the first verdict;
+// dynamic_weight is null unless a dynamic-weight exec check set one.
 std::string HealthJson(const std::vector<health::BackendHealthStatus>& statuses,
                        const lb::v1::ConfigSnapshot& config);
 

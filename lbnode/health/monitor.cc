@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <deque>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 #include <utility>
@@ -241,18 +242,23 @@ void Core::OnResult(uint64_t generation, ProbeResult result) {
   Push({e->next_due, generation});
 }
 
+// WeightText: a dynamic weight for a log line ("none": the configured one).
+std::string WeightText(const std::optional<uint32_t>& weight) {
+  return weight.has_value() ? absl::StrCat(*weight) : "none";
+}
+
 void Core::Apply(Entry& e, const ProbeResult& result) {
   BackendHealthStatus& s = e.status;
   ++s.probes;
   const HealthState from = s.state;
   HealthState to = from;
   std::string reason;
-  const uint32_t old_weight = s.dynamic_weight;
+  const std::optional<uint32_t> old_weight = s.dynamic_weight;
   if (result.passed) {
     e.failures_in_row = 0;
     ++e.passes_in_row;
     s.last_error.clear();
-    s.dynamic_weight = result.dynamic_weight.value_or(0);
+    s.dynamic_weight = result.dynamic_weight;
     if (from == lb::v1::HEALTH_STATE_UNSPECIFIED) {
       to = lb::v1::HEALTH_STATE_UP;
       reason = "first probe passed";
@@ -285,7 +291,8 @@ void Core::Apply(Entry& e, const ProbeResult& result) {
   if (to == from) {
     event.weight_only = true;
     event.change.reason =
-        absl::StrCat("dynamic weight ", old_weight, " -> ", s.dynamic_weight);
+        absl::StrCat("dynamic weight ", WeightText(old_weight), " -> ",
+                     WeightText(s.dynamic_weight));
   } else {
     event.change.reason = std::move(reason);
     s.state = to;
@@ -569,7 +576,9 @@ absl::Status HealthMonitor::CollectMetrics(
       transitions.Add(labels("to", "down"), e->down_transitions);
       if (e->target.check.has_exec() &&
           e->target.check.exec().dynamic_weight()) {
-        weight.Add(labels("", ""), s.dynamic_weight);
+        if (s.dynamic_weight.has_value()) {
+          weight.Add(labels("", ""), *s.dynamic_weight);
+        }
       }
     }
     in_flight.Add({}, core.in_flight);

@@ -83,8 +83,10 @@ struct BackendHealthStatus {
   // The last failed probe's error while DOWN or failing; empty when the
   // last probe passed.
   std::string last_error;
-  // From an exec check with dynamic_weight; 0 when none.
-  uint32_t dynamic_weight = 0;
+  // From an exec check with dynamic_weight that passed with exit status
+  // 2..255: status - 2 (0 quiesces, as keepalived's misc_dynamic); unset:
+  // the configured weight.
+  std::optional<uint32_t> dynamic_weight;
   uint64_t probes = 0;    // Completed probes.
   uint64_t failures = 0;  // Failed probes.
   uint64_t transitions = 0;
@@ -95,7 +97,7 @@ struct HealthChange {
   BackendKey key;
   lb::v1::HealthState from = lb::v1::HEALTH_STATE_UNSPECIFIED;
   lb::v1::HealthState to = lb::v1::HEALTH_STATE_UNSPECIFIED;
-  uint32_t dynamic_weight = 0;
+  std::optional<uint32_t> dynamic_weight;
   std::string reason;
 };
 

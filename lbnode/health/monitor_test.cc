@@ -643,7 +643,8 @@ TEST_F(MonitorTest, DynamicWeightChangeIsAChange) {
   EXPECT_EQ(c[1].to, kUp);
   EXPECT_EQ(c[1].dynamic_weight, 7u);
   EXPECT_EQ(c[1].reason, "dynamic weight 5 -> 7");
-  EXPECT_EQ(c[2].dynamic_weight, 0u);
+  EXPECT_EQ(c[2].dynamic_weight, std::nullopt);
+  EXPECT_EQ(c[2].reason, "dynamic weight 7 -> none");
   EXPECT_EQ(StatusOf(t).transitions, 1u);
   EXPECT_TRUE(recorder_.commands().empty());
 
