@@ -118,7 +118,7 @@ need_root() {
 BINARIES=(lbnode/lbnode controller/anylb_controller controller/lbctl/lbctl
   lbnode/dataplane/bpf/lb_decap deploy/lab/xdp_pass.o)
 TARGETS=(//lbnode //controller:anylb_controller //controller/lbctl
-  //lbnode/dataplane/bpf:lb_decap //deploy/lab:xdp_pass //deploy/lab:lab_node)
+  //lbnode/dataplane/bpf:lb_decap //deploy/lab:xdp_pass)
 resolve_bin() {
   if [[ -z $BIN && -f $DIR/lab.env ]]; then
     BIN=$(sed -n 's/^bin=//p' "$DIR/lab.env")
@@ -650,7 +650,7 @@ CLIENT_NET=203.0.113.0/24
 # lab_service MODE: the VIP's service in one forwarding mode.
 #   tun, dr: every director, replies straight from the real servers.
 #   fullnat: every director, each with its own local-address pool
-#     (lab_node, UpdateNode) announced to the router.
+#     (lbctl node-local-addresses) announced to the router.
 #   nat: NAT replies must pass back through the director that holds the
 #     flow, and a real server has one gateway: the smallest honest NAT is
 #     one director (dir1) as the real servers' route to the clients, with
@@ -704,12 +704,9 @@ lab_service() {
     fi
   fi
   if [[ $mode == fullnat ]]; then
-    [[ -x $BIN/deploy/lab/lab_node ]] || die "service fullnat: $BIN/deploy/lab/lab_node is missing: bazel build -c opt //deploy/lab:lab_node"
     for d in "${DIRECTORS[@]}"; do
-      echo "+ $d: local_addresses $(local_prefix "$d") (UpdateNode)"
-      in_ns ctl "$BIN/deploy/lab/lab_node" "--controller=$CONTROLLER" \
-        "--ca=$PKI/ca.crt" "--token_file=$PKI/operator.token" \
-        "--node=$d" "--local_addresses=$(local_prefix "$d")" >/dev/null
+      echo "+ lbctl node-local-addresses $d $(local_prefix "$d")"
+      lab_lbctl node-local-addresses "$d" "$(local_prefix "$d")" >/dev/null
     done
   fi
   echo "+ lbctl -A -t $VIP:$VIP_PORT -s mh $flag"

@@ -90,7 +90,7 @@ for mode in tun dr nat fullnat; do
   awk '$2 == 0 { print; bad = 1 } END { exit bad }' "$tmp/servers" >&2 ||
     fail "$mode: a real server answered no request"
 
-  new_sources "$before" >"$tmp/src"
+  new_sources "$before" >"$tmp/sources"
   case $mode in
     nat)
       # Only dir1 forwards, and the replies came back through it.
@@ -102,7 +102,7 @@ for mode in tun dr nat fullnat; do
       # Every connection has replies (SYN-ACK, data, FIN): at least one each.
       ((${replies:-0} >= want)) || fail "nat: dir1's steering program saw ${replies:-0} replies from the NAT real servers for $want connections"
       # NAT keeps the client's address as the source.
-      awk '$2 !~ /^203\.0\.113\./ { print; bad = 1 } END { exit bad }' "$tmp/src" >&2 ||
+      awk '$2 !~ /^203\.0\.113\./ { print; bad = 1 } END { exit bad }' "$tmp/sources" >&2 ||
         fail "nat: a real server saw a source other than a client address"
       ;;
     fullnat)
@@ -112,7 +112,7 @@ for mode in tun dr nat fullnat; do
         [[ $route == *"via 198.51.100.1${d#dir}"* ]] || fail "fullnat: the router's route to $d's local addresses is \"$route\""
       done
       : >"$tmp/pools"
-      while read -r _ src; do pool_of "$src"; done <"$tmp/src" | sort | uniq -c | awk '{ print $2, $1 }' >"$tmp/pools"
+      while read -r _ src; do pool_of "$src"; done <"$tmp/sources" | sort | uniq -c | awk '{ print $2, $1 }' >"$tmp/pools"
       while read -r p n; do figure "fullnat: real servers saw $n requests from local addresses of $p"; done <"$tmp/pools"
       join "$tmp/l0" "$tmp/l1" | awk '{ print $1, $3 - $2 }' >"$tmp/local"
       while read -r d n; do figure "fullnat: director $d: $n packets to its local addresses (steer_local)"; done <"$tmp/local"
@@ -129,7 +129,7 @@ for mode in tun dr nat fullnat; do
       ;;
     *)
       # TUN/DR: the real server sees the client itself.
-      awk '$2 !~ /^203\.0\.113\./ { print; bad = 1 } END { exit bad }' "$tmp/src" >&2 ||
+      awk '$2 !~ /^203\.0\.113\./ { print; bad = 1 } END { exit bad }' "$tmp/sources" >&2 ||
         fail "$mode: a real server saw a source other than a client address"
       ((($(awk '$2 > 0' "$tmp/dirs" | wc -l)) >= 2)) ||
         fail "$mode: fewer than two directors had new flows: $(tr '\n' ' ' <"$tmp/dirs")"
