@@ -6,7 +6,8 @@
 // its own NAPI instance runs, which the kernel turns on when the veth has an
 // XDP program. Enabling GRO on the bridge port instead was tried here (kernel
 // 6.18): the frames were still lost, so lab.sh attaches this program (the
-// same as tests/netns/xdp_pass.bpf.c, which is private to tests/netns).
+// same program as tests/netns/xdp_pass.bpf.c; this copy keeps the lab
+independent of the tests' packages).
 
 #include <linux/bpf.h>
 
