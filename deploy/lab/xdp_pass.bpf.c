@@ -7,7 +7,7 @@
 // XDP program. Enabling GRO on the bridge port instead was tried here (kernel
 // 6.18): the frames were still lost, so lab.sh attaches this program (the
 // same program as tests/netns/xdp_pass.bpf.c; this copy keeps the lab
-independent of the tests' packages).
+// independent of the tests' packages).
 
 #include <linux/bpf.h>
 

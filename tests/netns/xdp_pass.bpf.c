@@ -3,7 +3,7 @@
 // A veth delivers frames that its peer sends with XDP_TX or XDP_REDIRECT
 // (ndo_xdp_xmit) only while its own NAPI instance runs, and the kernel turns
 // that on when the veth has an XDP program (GRO enabled on a bridge port was
-not enough on this kernel: deploy/lab lost frames that way). The lab
+// not enough on this kernel: deploy/lab lost frames that way). The lab
 // attaches this program to the bridge-side peer of the director's veth so
 // the director's XDP_TX / redirected frames reach the bridge (see
 // tests/netns/README.md).
