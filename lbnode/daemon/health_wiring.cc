@@ -9,42 +9,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "common/config/normalize.h"
+#include "common/json.h"
 #include "google/protobuf/util/time_util.h"
 #include "lbnode/scheduler/maglev.h"
 
 namespace anylb::lbnode {
 namespace {
-
-std::string JsonString(std::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          absl::StrAppendFormat(&out, "\\u%04x", static_cast<int>(c));
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += "\"";
-  return out;
-}
 
 const char* Bool(bool b) { return b ? "true" : "false"; }
 
