@@ -770,6 +770,50 @@ TEST_F(HealthTest, HttpCheckFailsOnStatus500) {
   EXPECT_EQ(rs2_requests, 0) << "rs2's access log has client requests";
 }
 
+TEST_F(HealthTest, SorryServerAnswersOnlyWhileEveryRealServerIsDown) {
+  // rs1 and rs2 are the service's real servers (TCP check, inhibit); rs3 is
+  // its sorry_backend (keepalived's sorry_server), never checked.
+  constexpr int kServers = 2;
+  ASSERT_OK_AND_ASSIGN(auto lab, HealthLab::Create(kServers + 1));
+  SCOPED_TRACE(lab->topo().Describe());
+  ASSERT_THAT(lab->StartLbnode(ConfigYaml(
+                  kServers, "      tcp: {}\n",
+                  absl::StrCat("    sorry_backend: {address: ", RealServer(2),
+                               ", port: 80}\n"))),
+              IsOk());
+  ASSERT_THAT(lab->WaitForAll({"up", "up"}, kDetectBound).status(), IsOk());
+  // The sorry server is not in while a real server is up.
+  ASSERT_THAT(lab->WaitForWeights({1, 1, 0}, kDetectBound).status(), IsOk());
+  std::string error;
+  std::map<std::string, int> by_server = lab->Requests(40, &error);
+  EXPECT_EQ(by_server[""], 0) << error;
+  EXPECT_EQ(by_server["rs3"], 0) << Describe(by_server);
+
+  // Every real server down: the sorry server takes the new connections.
+  ASSERT_THAT(lab->nginx(0).Stop(), IsOk());
+  ASSERT_THAT(lab->nginx(1).Stop(), IsOk());
+  ASSERT_OK_AND_ASSIGN(absl::Duration down,
+                       lab->WaitForAll({"down", "down"}, kDetectBound));
+  ASSERT_OK_AND_ASSIGN(absl::Duration in,
+                       lab->WaitForWeights({0, 0, 1}, kDetectBound));
+  std::printf("rs1, rs2 DOWN after %s; the sorry server in %s later\n",
+              Ms(down).c_str(), Ms(in).c_str());
+  error.clear();
+  by_server = lab->Requests(40, &error);
+  EXPECT_EQ(by_server[""], 0) << error << "\n" << lab->Log();
+  EXPECT_EQ(by_server["rs3"], 40) << Describe(by_server);
+  EXPECT_THAT(lab->Log(), ::testing::HasSubstr("sorry"));
+
+  // One real server back: the sorry server leaves, new connections go to it.
+  ASSERT_THAT(lab->nginx(0).Restart(), IsOk());
+  ASSERT_THAT(lab->WaitForState(0, "up", kDetectBound).status(), IsOk());
+  ASSERT_THAT(lab->WaitForWeights({1, 0, 0}, kDetectBound).status(), IsOk());
+  error.clear();
+  by_server = lab->Requests(40, &error);
+  EXPECT_EQ(by_server[""], 0) << error;
+  EXPECT_EQ(by_server["rs1"], 40) << Describe(by_server);
+}
+
 // The router side of AllDownWithdrawsVipFromRouterFib: a link from the
 // director (up0) to a router namespace (r-d1), outside the Topology's plan:
 // 192.0.2.248/29 and 2001:db8:1:ff::/64.
