@@ -284,17 +284,20 @@ Verdict MakeVerdict(Action action, DropReason reason, bool to_sender,
   return static_cast<uint16_t>((sum & 0xffff) + (sum >> 16));
 }
 
-// InnerDatagramSum is the one's complement sum (folded to 16 bits) of the
-// IP datagram `inner` (inner_len bytes), for the UDP checksum of GUE over
-// IPv6, which covers it. A TCP or UDP segment (not a fragment; UDP with a
-// checksum) is summed from its own checksum: a segment whose checksum is
-// right sums to the complement of its pseudo-header (RFC 793 §3.1, RFC 768,
-// RFC 8200 §8.1), so only the IP header is read — the local checksum
+// InnerDatagramSum is the one's complement sum (folded to 16 bits, up to
+// an end-around carry) of the IP datagram `inner` (inner_len bytes), for
+// the UDP checksum of GUE over IPv6, which covers it. A TCP or UDP segment
+// (not a fragment; UDP with a checksum) is summed from its own checksum: a
+// segment whose checksum is right sums to the complement of its
+// pseudo-header (RFC 793 §3.1, RFC 768, RFC 8200 §8.1) — the local checksum
 // offload of Linux, and what the XDP fast path does, so both send the same
-// bytes. A segment whose checksum is wrong then gets an outer checksum that
-// is wrong too, and the real server drops it either way. Anything else
-// (ICMP, fragments, IPv6 extension headers, UDP without checksum) is summed
-// byte by byte.
+// bytes. The pseudo-header's addresses are the IP header's too, and x + ~x
+// is zero in one's complement, so they cancel: the datagram sums to the IP
+// header without its addresses plus ~(protocol + transport length), and
+// only those header words are read. A segment whose checksum is wrong then
+// gets an outer checksum that is wrong too, and the real server drops it
+// either way. Anything else (ICMP, fragments, IPv6 extension headers, UDP
+// without checksum) is summed byte by byte.
 [[gnu::always_inline]] inline uint32_t InnerDatagramSum(const uint8_t* inner,
                                                         size_t inner_len,
                                                         const ParsedPacket& p) {
@@ -305,44 +308,18 @@ Verdict MakeVerdict(Action action, DropReason reason, bool to_sender,
       (protocol == kIpProtoTcp ||
        (protocol == kIpProtoUdp && LoadBe16(inner + header_len + 6) != 0)))
       [[likely]] {
-    // 64-bit words in host order with end-around carries (RFC 1071 §2(B),
-    // (C); see FastChecksumAccumulate). The addresses are in the IP header
-    // and in the pseudo-header: summed once, used twice.
-    const auto load64 = [](const uint8_t* at) {
-      uint64_t w;
-      std::memcpy(&w, at, sizeof(w));
-      return w;
-    };
-    const auto add = [](uint64_t a, uint64_t b) {
-      const uint64_t sum = a + b;
-      return sum + (sum < a);
-    };
-    const auto fold = [](uint64_t sum) {  // To a network-order 16-bit value.
-      uint16_t folded = ChecksumFold(sum);
-      if constexpr (std::endian::native == std::endian::little) {
-        folded = static_cast<uint16_t>(folded << 8 | folded >> 8);
-      }
-      return folded;
-    };
-    uint64_t addresses;
-    uint32_t header;  // Network order, folded (plus IPv4 options' sum).
-    if (v4) {
-      uint32_t w;
-      std::memcpy(&w, inner + 8, sizeof(w));
-      addresses = load64(inner + 12);
-      header = fold(add(add(addresses, load64(inner)), w));
-      if (header_len > 20) [[unlikely]] {  // Options: 4-byte multiples.
-        header += static_cast<uint32_t>(
-            FastChecksumAccumulate({inner + 20, header_len - 20}, 0));
-      }
-    } else {
-      addresses = add(add(load64(inner + 8), load64(inner + 16)),
-                      add(load64(inner + 24), load64(inner + 32)));
-      header = fold(add(addresses, load64(inner)));
+    // IPv4: bytes 0..11 (the addresses are 12..19), then any options;
+    // IPv6: bytes 0..7 (the addresses are 8..39). A few 16-bit words:
+    // summed as they are, no fold needed.
+    uint32_t header = uint32_t{LoadBe16(inner)} + LoadBe16(inner + 2) +
+                      LoadBe16(inner + 4) + LoadBe16(inner + 6);
+    if (v4) header += uint32_t{LoadBe16(inner + 8)} + LoadBe16(inner + 10);
+    if (v4 && header_len > 20) [[unlikely]] {  // Options: 4-byte multiples.
+      header += static_cast<uint32_t>(
+          FastChecksumAccumulate({inner + 20, header_len - 20}, 0));
     }
     const auto l4_len = static_cast<uint32_t>(inner_len - header_len);
-    const uint16_t pseudo = FoldSmall(fold(addresses) + protocol + l4_len);
-    return header + static_cast<uint16_t>(~pseudo);
+    return header + static_cast<uint16_t>(~FoldSmall(protocol + l4_len));
   }
   return FoldSmall(
       static_cast<uint32_t>(FastChecksumAccumulate({inner, inner_len}, 0)));
