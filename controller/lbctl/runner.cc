@@ -607,6 +607,14 @@ absl::Status Runner::Nodes(const Command& command) {
   return absl::OkStatus();
 }
 
+absl::Status Runner::NodeRpcError(const Command& command,
+                                  const grpc::Status& status) {
+  return RpcError(command, status,
+                  absl::StrCat("node \"", command.node_name,
+                               "\" is not registered (lbctl nodes lists them)"),
+                  "");
+}
+
 absl::Status Runner::Drain(const Command& command, bool drain) {
   lb::v1::NodeResponse response;
   grpc::Status status;
@@ -619,13 +627,7 @@ absl::Status Runner::Drain(const Command& command, bool drain) {
     request.set_node_name(command.node_name);
     status = stub_->UndrainNode(NewContext().get(), request, &response);
   }
-  if (!status.ok()) {
-    return RpcError(command, status,
-                    absl::StrCat("node \"", command.node_name,
-                                 "\" is not registered (lbctl nodes lists "
-                                 "them)"),
-                    "");
-  }
+  if (!status.ok()) return NodeRpcError(command, status);
   if (options_.output == OutputFormat::kJson) {
     out_ << ToJson(response);
   } else {
@@ -652,13 +654,7 @@ absl::Status Runner::UpdateNode(const Command& command) {
   lb::v1::NodeResponse response;
   grpc::Status status =
       stub_->UpdateNode(NewContext().get(), request, &response);
-  if (!status.ok()) {
-    return RpcError(command, status,
-                    absl::StrCat("node \"", command.node_name,
-                                 "\" is not registered (lbctl nodes lists "
-                                 "them)"),
-                    "");
-  }
+  if (!status.ok()) return NodeRpcError(command, status);
   if (options_.output == OutputFormat::kJson) {
     out_ << ToJson(response);
   } else if (weight) {

@@ -76,6 +76,8 @@ class Runner {
   absl::Status Apply(const Command& command);
   absl::Status Nodes(const Command& command);
   absl::Status Drain(const Command& command, bool drain);
+  // NodeRpcError: RpcError for a node RPC (NOT_FOUND: not registered).
+  absl::Status NodeRpcError(const Command& command, const grpc::Status& status);
   // UpdateNode: node-weight and node-local-addresses (UpdateNode RPC with
   // the one field in the mask).
   absl::Status UpdateNode(const Command& command);
