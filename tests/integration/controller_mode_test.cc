@@ -32,6 +32,7 @@
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/integration/itest_util.h"
 #include "tests/netns/http_client.h"
 #include "tests/netns/netns.h"
 #include "tests/netns/nginx_server.h"
@@ -39,6 +40,9 @@
 
 namespace anylb {
 namespace {
+
+using ::anylb::itest::ReadFile;
+using ::anylb::itest::Runfile;
 
 using ::anylb::lab::HttpClient;
 using ::anylb::lab::NginxOptions;
@@ -51,19 +55,6 @@ using ::anylb::status_testing::IsOk;
 constexpr int kRealServers = 3;
 // On the director namespace's own loopback: nothing outside sees it.
 constexpr char kController[] = "127.0.0.1:50051";
-
-std::string Runfile(const std::string& path) {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  std::string base = srcdir != nullptr ? srcdir : ".";
-  return absl::StrCat(base, "/anylb/", path);
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 int Count(const std::string& text, const std::string& needle) {
   int n = 0;

@@ -47,6 +47,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/admin_json.h"
+#include "tests/integration/itest_util.h"
 #include "tests/netns/attach_host.h"
 #include "tests/netns/http_client.h"
 #include "tests/netns/loopback_relay.h"
@@ -56,6 +57,9 @@
 
 namespace anylb {
 namespace {
+
+using ::anylb::itest::ReadFile;
+using ::anylb::itest::Runfile;
 
 using ::anylb::itest::FindBackend;
 using ::anylb::itest::FindHealth;
@@ -80,19 +84,6 @@ constexpr char kController[] = "127.0.0.1:50051";
 constexpr int kControllerPort = 50051;
 constexpr absl::Duration kReportInterval = absl::Milliseconds(500);
 constexpr absl::Duration kStateBound = absl::Seconds(10);
-
-std::string Runfile(const std::string& path) {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  std::string base = srcdir != nullptr ? srcdir : ".";
-  return absl::StrCat(base, "/anylb/", path);
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 std::string Ms(absl::Duration d) {
   return absl::StrCat(absl::ToInt64Milliseconds(d), " ms");

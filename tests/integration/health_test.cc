@@ -67,6 +67,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/admin_json.h"
+#include "tests/integration/itest_util.h"
 #include "tests/netns/frr.h"
 #include "tests/netns/http_client.h"
 #include "tests/netns/links.h"
@@ -76,6 +77,11 @@
 
 namespace anylb {
 namespace {
+
+using ::anylb::itest::MetricSum;
+using ::anylb::itest::ReadFile;
+using ::anylb::itest::Runfile;
+using ::anylb::itest::WriteFile;
 
 using ::anylb::itest::FindHealth;
 using ::anylb::itest::HealthEntry;
@@ -101,53 +107,6 @@ constexpr int kFall = 2;
 // (fall x interval + timeout = 550 ms; rise x interval = 400 ms), small
 // enough that lb.v1's defaults (interval 5 s, fall 3) would miss them.
 constexpr absl::Duration kDetectBound = absl::Seconds(5);
-
-std::string Runfile(const std::string& path) {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  std::string base = srcdir != nullptr ? srcdir : ".";
-  return absl::StrCat(base, "/anylb/", path);
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-absl::Status WriteFile(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << text;
-    if (!out) return absl::InternalError(absl::StrCat("writing ", tmp));
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("renaming to ", path));
-  }
-  return absl::OkStatus();
-}
-
-// MetricSum adds up the samples of `name` whose labels contain `label`
-// (Prometheus text format: `name{labels} value`).
-double MetricSum(const std::string& page, const std::string& name,
-                 const std::string& label) {
-  double sum = 0;
-  for (absl::string_view line : absl::StrSplit(page, '\n')) {
-    if (!absl::StartsWith(line, name + "{") &&
-        !absl::StartsWith(line, name + " ")) {
-      continue;
-    }
-    if (!label.empty() && !absl::StrContains(line, label)) continue;
-    size_t space = line.rfind(' ');
-    double value = 0;
-    if (space != absl::string_view::npos &&
-        absl::SimpleAtod(line.substr(space + 1), &value)) {
-      sum += value;
-    }
-  }
-  return sum;
-}
 
 std::string Ms(absl::Duration d) {
   return absl::StrCat(absl::ToInt64Milliseconds(d), " ms");

@@ -40,6 +40,7 @@
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/integration/itest_util.h"
 #include "tests/netns/http_client.h"
 #include "tests/netns/netns.h"
 #include "tests/netns/nginx_server.h"
@@ -48,6 +49,11 @@
 
 namespace anylb {
 namespace {
+
+using ::anylb::itest::MetricSum;
+using ::anylb::itest::ReadFile;
+using ::anylb::itest::Runfile;
+using ::anylb::itest::WriteFile;
 
 using ::anylb::lab::HttpClient;
 using ::anylb::lab::NginxOptions;
@@ -91,20 +97,6 @@ std::string CaseName(const ::testing::TestParamInfo<Case>& info) {
 }
 
 bool MapsPorts(Mode m) { return m == Mode::kNat || m == Mode::kFullNat; }
-
-// Runfile finds a binary built by Bazel next to the test.
-std::string Runfile(const std::string& path) {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  std::string base = srcdir != nullptr ? srcdir : ".";
-  return absl::StrCat(base, "/anylb/", path);
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // Address in YAML: IPv6 quoted.
 std::string Y(const IpAddress& a) {
@@ -165,19 +157,6 @@ std::string ConfigYaml(const Case& c, int revision, int zero_weight) {
   return out;
 }
 
-absl::Status WriteFile(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << text;
-    if (!out) return absl::InternalError(absl::StrCat("writing ", tmp));
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("renaming to ", path));
-  }
-  return absl::OkStatus();
-}
-
 // WaitForLog waits until `path` contains `text`, or the process exited, or
 // `timeout`.
 bool WaitForLog(const std::string& path, const std::string& text,
@@ -189,27 +168,6 @@ bool WaitForLog(const std::string& path, const std::string& text,
     absl::SleepFor(absl::Milliseconds(50));
   }
   return false;
-}
-
-// MetricSum adds up the samples of `name` whose labels contain `label`
-// (Prometheus text format: `name{labels} value`).
-double MetricSum(const std::string& page, const std::string& name,
-                 const std::string& label) {
-  double sum = 0;
-  for (absl::string_view line : absl::StrSplit(page, '\n')) {
-    if (!absl::StartsWith(line, name + "{") &&
-        !absl::StartsWith(line, name + " ")) {
-      continue;
-    }
-    if (!label.empty() && !absl::StrContains(line, label)) continue;
-    size_t space = line.rfind(' ');
-    double value = 0;
-    if (space != absl::string_view::npos &&
-        absl::SimpleAtod(line.substr(space + 1), &value)) {
-      sum += value;
-    }
-  }
-  return sum;
 }
 
 class LbnodeTest : public ::testing::TestWithParam<Case> {

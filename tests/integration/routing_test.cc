@@ -57,12 +57,16 @@
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/integration/itest_util.h"
 #include "tests/netns/frr.h"
 #include "tests/netns/links.h"
 #include "tests/netns/netns.h"
 
 namespace anylb {
 namespace {
+
+using ::anylb::itest::ReadFile;
+using ::anylb::itest::Runfile;
 
 using ::anylb::lab::FormatNextHops;
 using ::anylb::lab::FrrDir;
@@ -84,12 +88,6 @@ constexpr char kTunDevice[] = "anylb0";
 constexpr absl::Duration kWithdrawBound = absl::Seconds(3);
 // How long a change may take to show (sessions up, first announcement).
 constexpr absl::Duration kConverge = absl::Seconds(30);
-
-std::string Runfile(const std::string& path) {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  std::string base = srcdir != nullptr ? srcdir : ".";
-  return absl::StrCat(base, "/anylb/", path);
-}
 
 std::string Template(const std::string& name) {
   return Runfile("deploy/frr/" + name);
@@ -211,13 +209,6 @@ class StandInAnnouncer {
   FrrInstance& frr_;
   int tun_fd_ = -1;
 };
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
 
 // LbnodeSupportsAnnounce: whether this lbnode build has --announce.
 bool LbnodeSupportsAnnounce() {
