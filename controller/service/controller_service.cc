@@ -424,12 +424,10 @@ grpc::Status ControllerService::GetStats(grpc::ServerContext* context,
   Call call(this, *context, "GetStats");
   if (!call.authorized()) return call.Refused();
   std::shared_ptr<const StoreState> state = store_->Current();
-  std::set<std::string> wanted;
-  for (const lb::v1::ServiceSelector& selector : request->selectors()) {
-    absl::StatusOr<std::string> name = FindService(*state, selector);
-    if (!name.ok()) return call.Finish(name.status());
-    wanted.insert(*name);
-  }
+  absl::StatusOr<std::set<std::string>> selected =
+      FindServices(*state, request->selectors());
+  if (!selected.ok()) return call.Finish(selected.status());
+  const std::set<std::string>& wanted = *selected;
   std::map<std::string, lb::v1::ServiceStats> sums;
   {
     absl::MutexLock lock(&mu_);
@@ -469,12 +467,10 @@ grpc::Status ControllerService::ZeroCounters(
   Call call(this, *context, "ZeroCounters");
   if (!call.authorized()) return call.Refused();
   std::shared_ptr<const StoreState> state = store_->Current();
-  std::set<std::string> wanted;
-  for (const lb::v1::ServiceSelector& selector : request->selectors()) {
-    absl::StatusOr<std::string> name = FindService(*state, selector);
-    if (!name.ok()) return call.Finish(name.status());
-    wanted.insert(*name);
-  }
+  absl::StatusOr<std::set<std::string>> selected =
+      FindServices(*state, request->selectors());
+  if (!selected.ok()) return call.Finish(selected.status());
+  const std::set<std::string>& wanted = *selected;
   {
     absl::MutexLock lock(&mu_);
     std::map<std::string, lb::v1::ServiceStats> sums;
@@ -500,12 +496,10 @@ grpc::Status ControllerService::GetHealth(
   Call call(this, *context, "GetHealth");
   if (!call.authorized()) return call.Refused();
   std::shared_ptr<const StoreState> state = store_->Current();
-  std::set<std::string> wanted;
-  for (const lb::v1::ServiceSelector& selector : request->selectors()) {
-    absl::StatusOr<std::string> name = FindService(*state, selector);
-    if (!name.ok()) return call.Finish(name.status());
-    wanted.insert(*name);
-  }
+  absl::StatusOr<std::set<std::string>> selected =
+      FindServices(*state, request->selectors());
+  if (!selected.ok()) return call.Finish(selected.status());
+  const std::set<std::string>& wanted = *selected;
   const absl::Time now = options_.now();
   const std::map<BackendKey, FleetVerdict> verdicts = Verdicts(now);
   FillHealthViews(*state, wanted, verdicts, response);

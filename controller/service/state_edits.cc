@@ -251,6 +251,18 @@ absl::StatusOr<std::string> FindService(
   }
 }
 
+absl::StatusOr<std::set<std::string>> FindServices(
+    const StoreState& state,
+    const google::protobuf::RepeatedPtrField<lb::v1::ServiceSelector>&
+        selectors) {
+  std::set<std::string> names;
+  for (const lb::v1::ServiceSelector& selector : selectors) {
+    ASSIGN_OR_RETURN(std::string name, FindService(state, selector));
+    names.insert(std::move(name));
+  }
+  return names;
+}
+
 absl::StatusOr<std::string> CreateService(StoreState& state,
                                           lb::v1::Service service) {
   RETURN_IF_ERROR(CanonicalizeService(service));

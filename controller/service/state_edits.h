@@ -20,6 +20,7 @@
 #define ANYLB_CONTROLLER_SERVICE_STATE_EDITS_H_
 
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,14 @@ namespace anylb::controller {
 // FindService: the name of the selected service.
 absl::StatusOr<std::string> FindService(
     const StoreState& state, const lb::v1::ServiceSelector& selector);
+
+// FindServices: the names of every selected service (empty: none given,
+// which the stats and health RPCs read as "all"); the first selector that
+// names no service is the error.
+absl::StatusOr<std::set<std::string>> FindServices(
+    const StoreState& state,
+    const google::protobuf::RepeatedPtrField<lb::v1::ServiceSelector>&
+        selectors);
 
 // Describe: "service \"web\" (TCP 192.0.2.10:80)" for messages.
 std::string Describe(const lb::v1::Service& service);
